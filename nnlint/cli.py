@@ -1,0 +1,210 @@
+"""``nnlint [check] PATH...``, ``nnlint rule CODE``, ``nnlint rules``.
+
+``main(argv)`` returns the exit code: 0 clean, 1 findings (errors or warnings; info alone
+does not fail a run), 2 usage or internal error. It never lets a traceback reach the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence, TextIO
+
+import nnlint
+from nnlint import config as config_mod
+from nnlint import registry
+from nnlint.config import ConfigError
+
+SUBCOMMANDS = ("check", "rule", "rules")
+FORMATS = ("text", "json", "sarif", "github")
+
+
+def _codes(value: str) -> list[str]:
+    return [c.strip() for c in value.split(",") if c.strip()]
+
+
+def _shape(value: str) -> list[int]:
+    try:
+        dims = [int(x) for x in value.replace("x", ",").split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 8,3,32,32, got {value!r}") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise argparse.ArgumentTypeError(f"dimensions must be positive integers, got {value!r}")
+    return dims
+
+
+def _json_obj(value: str) -> dict:
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc.msg}): {value!r}") from None
+    if not isinstance(obj, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object such as '{\"num_classes\": 10}'")
+    return obj
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep its message short
+        self.print_usage(sys.stderr)
+        self.exit(2, f"nnlint: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nnlint", description="Find silent bugs in PyTorch model code.")
+    parser.add_argument("--version", action="version", version=f"nnlint {nnlint.__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    check = sub.add_parser("check", help="lint files and folders (the default command)")
+    check.add_argument("paths", nargs="*", default=["."], help="files or folders (default: .)")
+    check.add_argument("--format", choices=FORMATS, default=None, help="output format (default: text)")
+    check.add_argument("--select", type=_codes, help="comma-separated codes or prefixes to enable (e.g. NN1,NN301, ALL)")
+    check.add_argument("--ignore", type=_codes, help="comma-separated codes or prefixes to disable")
+    check.add_argument("--extend-select", type=_codes, help="codes or prefixes to add to the selection")
+    check.add_argument("--static", action="store_true", help="source pass only: never imports torch or user code")
+    check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    check.add_argument("--config", type=Path, help="pyproject.toml to read [tool.nnlint] from (default: nearest)")
+    check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+    check.add_argument("-j", "--jobs", type=int, help="parallel processes (default: CPU count)")
+    check.add_argument("-o", "--output-file", type=Path, help="write the report here instead of stdout")
+    check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour text output (default: on a TTY, unless NO_COLOR)")
+    dyn = check.add_argument_group("graph and probe passes (run user code in a child process)")
+    dyn.add_argument("--model", help="class or factory to build (default: discovered)")
+    dyn.add_argument("--input-shape", type=_shape, help="example input shape, e.g. 8,3,32,32")
+    dyn.add_argument("--input-dtype", choices=("float", "float32", "float16", "bfloat16", "long", "int64", "int", "bool"), help="example input dtype")
+    dyn.add_argument("--kwargs", type=_json_obj, help="constructor arguments as JSON, e.g. '{\"num_classes\": 10}'")
+    dyn.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the probe runs (default: auto = CUDA when available)")
+    dyn.add_argument("--timeout", type=float, help="seconds each file's user code may run (default 60)")
+    dyn.add_argument("--overfit", action="store_true", help="also run the deep probe NN312 (optimizer steps on one batch)")
+    dyn.add_argument("--data", help="module:function returning an iterable of (inputs, target) batches for the data probe (NN5)")
+
+    rule = sub.add_parser("rule", help="print a rule's documentation")
+    rule.add_argument("code", help="a rule code (NN101) or name (reused-layer-input)")
+    rules = sub.add_parser("rules", help="list all rules")
+    rules.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")) \
+            or (args_list[0] in SUBCOMMANDS and os.path.exists(args_list[0]) and args_list[0] != "check"):
+        args_list = ["check", *args_list]
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    try:
+        if args.command == "rule":
+            return _cmd_rule(args.code, out, err)
+        if args.command == "rules":
+            return _cmd_rules(args.format, out)
+        return _cmd_check(args, out, err)
+    except ConfigError as exc:
+        err.write(f"nnlint: configuration error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        err.write("nnlint: interrupted\n")
+        return 2
+    except Exception as exc:  # the promise: never a traceback
+        if os.environ.get("NNLINT_DEBUG"):
+            raise
+        err.write(f"nnlint: internal error: {type(exc).__name__}: {exc} (set NNLINT_DEBUG=1 for the traceback; please report it)\n")
+        return 2
+
+
+def _find_rule(code: str):
+    rules = registry.all_rules()
+    return rules.get(code.upper()) or next((r for r in rules.values() if r.name == code), None)
+
+
+def _cmd_rule(code: str, out: TextIO, err: TextIO) -> int:
+    rule = _find_rule(code)
+    if rule is None:
+        err.write(f"nnlint: unknown rule '{code}' (see `nnlint rules`)\n")
+        return 2
+    out.write(f"# {rule.code} {rule.name} ({rule.severity.value}, {rule.pass_} pass)\n\n")
+    out.write(rule.docs() + "\n")
+    if rule.thresholds:
+        out.write("\n## Thresholds ([tool.nnlint.thresholds." + rule.code + "])\n")
+        for k, v in rule.thresholds.items():
+            out.write(f"- {k} = {v}\n")
+    return 0
+
+
+def rules_table_markdown() -> str:
+    lines = ["| code | name | severity | pass | what it finds |", "|---|---|---|---|---|"]
+    for code, rule in registry.all_rules().items():
+        summary = rule.summary().replace("|", "\\|")
+        lines.append(f"| {code} | {rule.name} | {rule.severity.value} | {rule.pass_} | {summary} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_rules(fmt: str, out: TextIO) -> int:
+    rules = registry.all_rules()
+    if fmt == "json":
+        json.dump([{"code": c, "name": r.name, "severity": r.severity.value, "pass": r.pass_, "summary": r.summary(),
+                    "opt_in": r.opt_in, "thresholds": r.thresholds} for c, r in rules.items()], out, indent=2)
+        out.write("\n")
+    elif fmt == "markdown":
+        out.write(rules_table_markdown())
+    else:
+        width = max(len(r.name) for r in rules.values())
+        for code, rule in rules.items():
+            out.write(f"{code}  {rule.name:<{width}}  {rule.severity.value:<7}  {rule.pass_:<6}  {rule.summary()}\n")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from nnlint import engine
+
+    if args.isolated:
+        cfg = config_mod.Config()
+    elif args.config is not None:
+        cfg = config_mod.load(args.config)
+    else:
+        first = Path(args.paths[0]) if args.paths else Path(".")
+        cfg = config_mod.load(config_mod.find_pyproject(first if first.exists() else Path(".")))
+    for name in ("select", "ignore", "extend_select"):
+        value = getattr(args, name)
+        if value is not None:
+            config_mod.check_selectors(value, f"--{name.replace('_', '-')}")
+            setattr(cfg, name, value)
+    if args.device:
+        cfg.device = args.device
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise ConfigError("--timeout must be positive")
+        cfg.timeout = args.timeout
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError("--jobs must be at least 1")
+    rules = registry.select(cfg.select, cfg.ignore, cfg.extend_select)
+    if args.overfit:
+        rules = rules + [r for r in registry.select(["NN312"]) if r not in rules and not any(r.code.startswith(i) for i in cfg.ignore)]
+    opts = engine.Options(
+        static=args.static, jobs=args.jobs, overfit=args.overfit, model=args.model, input_shape=args.input_shape,
+        input_dtype=args.input_dtype, kwargs=args.kwargs, data=args.data,
+    )
+    result = engine.lint(args.paths, cfg, opts, rules)
+    from nnlint.reporters import REPORTERS
+
+    fmt = args.format or "text"
+    color = {"auto": None, "always": True, "never": False}[args.color]
+    if args.output_file is not None:
+        with open(args.output_file, "w", encoding="utf-8") as fh:
+            REPORTERS[fmt](result, fh, color=False)
+    else:
+        REPORTERS[fmt](result, out, color=color)
+    for note in result.notes:
+        err.write(f"nnlint: {note}\n")
+    for problem in result.errors:
+        err.write(f"nnlint: error: {problem}\n")
+    if result.errors:
+        return 2
+    failing = [d for d in result.diagnostics if d.severity.value in ("error", "warning")]
+    return 1 if failing and not args.exit_zero else 0

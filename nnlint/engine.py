@@ -1,0 +1,246 @@
+"""files -> passes -> diagnostics -> suppression -> sort. Knows passes and reporters'
+input, never an individual rule."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from nnlint import registry, suppression
+from nnlint.config import Config
+from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.rule import Rule
+
+SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "env", ".env", ".tox", ".nox",
+             ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", "build", "dist", "site-packages", ".eggs"}
+
+
+@dataclass
+class Options:
+    static: bool = False
+    jobs: int | None = None
+    overfit: bool = False
+    model: str | None = None
+    input_shape: list[int] | None = None
+    input_dtype: str | None = None
+    kwargs: dict | None = None
+    data: str | None = None
+
+
+@dataclass
+class RunResult:
+    diagnostics: list[Diagnostic]
+    files: int
+    models: int = 0
+    models_not_probed: int = 0
+    errors: list[str] = field(default_factory=list)  # usage/internal problems -> exit 2
+    notes: list[str] = field(default_factory=list)  # one-line remarks for the user (stderr)
+    duration_s: float = 0.0
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for d in self.diagnostics if d.severity is severity)
+
+
+# ---------------------------------------------------------------------------------------
+# files
+
+
+def collect_files(paths: Iterable[str], cfg: Config) -> tuple[list[str], list[str]]:
+    """Python files under ``paths`` (as the user spelled them) and error messages for
+    paths that do not exist. Explicit files are always linted; folders are walked
+    skipping VCS/virtualenv/cache folders and paths git ignores."""
+    files: list[str] = []
+    errors: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            errors.append(f"{raw}: no such file or directory")
+            continue
+        if p.is_file():
+            files.append(raw)
+            continue
+        if not p.is_dir():
+            errors.append(f"{raw}: not a regular file or folder")
+            continue
+        found = []
+        for dirpath, dirnames, filenames in os.walk(p):
+            dirnames[:] = sorted(
+                d for d in dirnames
+                if d not in SKIP_DIRS and not d.endswith(".egg-info")
+                and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+                and not cfg.is_excluded(Path(dirpath, d))
+            )
+            for name in sorted(filenames):
+                if name.endswith(".py") and not cfg.is_excluded(Path(dirpath, name)):
+                    found.append(os.path.join(dirpath, name))
+        files.extend(_drop_gitignored(found, p))
+    seen: set[str] = set()
+    unique = []
+    for f in files:
+        key = os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, errors
+
+
+def _drop_gitignored(files: list[str], folder: Path) -> list[str]:
+    if not files:
+        return files
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(folder), "check-ignore", "--stdin", "-z"],
+            input="\0".join(os.path.relpath(f, folder) for f in files).encode(),
+            capture_output=True,
+            timeout=20,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return files
+    if proc.returncode not in (0, 1):  # 128: not a git repository
+        return files
+    ignored = {os.path.normpath(os.path.join(folder, x)) for x in proc.stdout.decode(errors="replace").split("\0") if x}
+    return [f for f in files if os.path.normpath(f) not in ignored]
+
+
+def read_source(path: str) -> tuple[str | None, Diagnostic | None]:
+    """The file's text, or a tool diagnostic saying why it cannot be linted."""
+    from nnlint.registry import all_rules
+
+    rule = all_rules()["NN001"]
+
+    def bad(message: str, line: int = 1) -> tuple[None, Diagnostic]:
+        return None, Diagnostic(code=rule.code, name=rule.name, severity=rule.severity, message=message,
+                                pass_="tool", path=path, line=line)
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return bad(f"cannot read file: {exc.strerror or exc}")
+    if b"\0" in data[:8192]:
+        return bad("binary file (contains NUL bytes), not Python source")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return bad(f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded; save the file as UTF-8", line)
+    return text, None
+
+
+# ---------------------------------------------------------------------------------------
+# source pass, in parallel
+
+
+def _source_rules(codes: list[str], thresholds: dict[str, dict[str, float]]) -> list[Rule]:
+    rules = registry.all_rules()
+    return [rules[c](thresholds.get(c)) for c in codes if rules[c].pass_ == "source"]
+
+
+def _lint_one(path: str, codes: list[str], thresholds: dict[str, dict[str, float]]) -> tuple[list[dict], list[str], str | None]:
+    """Worker: returns (diagnostic dicts, internal errors, text or None)."""
+    from nnlint.passes import source
+
+    text, problem = read_source(path)
+    if problem is not None:
+        return [problem.to_dict()], [], None
+    assert text is not None
+    rules = registry.all_rules()
+    if not text.strip():
+        return [], [], text
+    try:
+        if not source.mentions_torch(text):
+            compile(text, path, "exec", dont_inherit=True, flags=0x400)  # syntax check only (ast.PyCF_ONLY_AST)
+            return [], [], text
+        diags, crashes = source.run(path, text, _source_rules(codes, thresholds))
+    except SyntaxError as exc:
+        r = rules["NN001"]
+        msg = f"syntax error: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno else "")
+        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=msg, pass_="tool", path=path,
+                           line=exc.lineno or 1, column=(exc.offset or 1)).to_dict()], [], text
+    except source.SyntaxIssue as exc:
+        r = rules["NN001"]
+        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"syntax error: {exc.message}",
+                           pass_="tool", path=path, line=exc.line, column=exc.column).to_dict()], [], text
+    except (RecursionError, MemoryError, ValueError) as exc:
+        r = rules["NN001"]
+        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"cannot parse: {type(exc).__name__}: {exc}",
+                           pass_="tool", path=path, line=1).to_dict()], [], text
+    errors = [f"{path}: internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc} at {c.where}); "
+              "other rules ran. Please report this." for c in crashes]
+    return [d.to_dict() for d in diags], errors, text
+
+
+def _lint_chunk(paths: list[str], codes: list[str], thresholds: dict[str, dict[str, float]]) -> list[tuple[str, list[dict], list[str], str | None]]:
+    return [(p, *_lint_one(p, codes, thresholds)) for p in paths]
+
+
+def run_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, jobs: int | None) -> tuple[list[Diagnostic], list[str], dict[str, str]]:
+    codes = [r.code for r in rules]
+    thresholds = cfg.thresholds
+    n = jobs or cfg.jobs or os.cpu_count() or 1
+    n = max(1, min(n, len(files)))
+    results: list[tuple[str, list[dict], list[str], str | None]] = []
+    # Parallel only when it pays: forking and shipping results back costs more than
+    # linting a handful of small files.
+    if n == 1 or len(files) < 4:
+        results = _lint_chunk(files, codes, thresholds)
+    else:
+        import multiprocessing
+
+        chunks = [files[i::n * 4] for i in range(n * 4)]
+        ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+        with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+            for part in pool.map(_lint_chunk, [c for c in chunks if c], [codes] * len(chunks), [thresholds] * len(chunks)):
+                results.extend(part)
+    diags: list[Diagnostic] = []
+    errors: list[str] = []
+    texts: dict[str, str] = {}
+    for path, ds, errs, text in results:
+        diags.extend(Diagnostic.from_dict(d) for d in ds)
+        errors.extend(errs)
+        if text is not None:
+            texts[path] = text
+    return diags, errors, texts
+
+
+# ---------------------------------------------------------------------------------------
+# the whole run
+
+
+def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) -> RunResult:
+    started = time.perf_counter()
+    files, errors = collect_files(paths, cfg)
+    diags, internal, texts = run_source_pass(files, rules, cfg, opts.jobs)
+    errors.extend(internal)
+    result = RunResult(diagnostics=[], files=len(files), errors=errors)
+
+    dynamic_rules = [r for r in rules if r.pass_ in ("graph", "probe", "data")]
+    if not opts.static and (dynamic_rules or any(r.pass_ == "tool" for r in rules)):
+        from nnlint.passes import runner
+
+        syntax_broken = {d.path for d in diags if d.code == "NN001"}
+        candidates = [f for f in files if f in texts and f not in syntax_broken and runner.wants(f, texts[f], cfg, opts)]
+        if candidates or cfg.models:
+            dyn = runner.run_dynamic(candidates, texts, cfg, opts, rules)
+            diags.extend(dyn.diagnostics)
+            result.models += dyn.models
+            result.models_not_probed += dyn.models_not_probed
+            result.notes.extend(dyn.notes)
+            result.errors.extend(dyn.errors)
+            for path, text in dyn.texts.items():
+                texts.setdefault(path, text)
+
+    selected = {r.code for r in rules}
+    diags = [d for d in diags if d.code in selected or d.pass_ == "tool" and d.code == "NN001"]
+    diags = [d for d in diags if not any(d.code.startswith(c) for c in cfg.ignored_codes_for(d.path))]
+    diags = suppression.apply(diags, texts)
+    unique = {}
+    for d in diags:
+        unique.setdefault((d.path, d.line, d.column, d.code, d.message, d.module), d)
+    result.diagnostics = sorted(unique.values(), key=lambda d: d.sort_key)
+    result.duration_s = time.perf_counter() - started
+    return result
