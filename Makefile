@@ -1,0 +1,31 @@
+# Two commands on a fresh machine:
+#   make demo   set up .venv (torch CPU pin first, then nnlint with its dev extra) and lint a shipped example
+#   make test   set up .venv if needed and run the test suite (this is what .ci/run runs)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?= -n 2
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/nnlint fixtures/seed/copy_paste_conv.py; test $$? -le 1
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/static_speed.py
+	$(BIN)/python benchmarks/graph_scale.py
+	$(BIN)/python benchmarks/probe_cost.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,60 @@
+"""The shipped fixtures are the product's acceptance test: every planted bug is reported
+at its line (marked in the file with ``# expect: CODE[, CODE]``) and nothing else is, in
+particular nothing on the clean twins (``*_fixed.py``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from nnlint.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECT_RE = re.compile(r"#\s*expect:\s*(NN\d{3}(?:\s*,\s*NN\d{3})*)")
+STATIC_PREFIXES = ("NN0", "NN1", "NN4")
+
+
+def expected_markers(folder: Path) -> dict[tuple[str, int], set[str]]:
+    out: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for path in sorted(folder.rglob("*.py")):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            m = EXPECT_RE.search(line)
+            if m:
+                rel = path.relative_to(ROOT).as_posix()
+                out[(rel, lineno)] |= {c.strip() for c in m.group(1).split(",")}
+    return out
+
+
+def run_json(args: list[str]) -> tuple[int, dict]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--format", "json", *args], stdout=out, stderr=err)
+    assert code in (0, 1), err.getvalue()
+    return code, json.loads(out.getvalue())
+
+
+def reported(report: dict, codes_filter=lambda c: True) -> dict[tuple[str, int], set[str]]:
+    out: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for d in report["diagnostics"]:
+        if d["severity"] != "info" and codes_filter(d["code"]):
+            out[(Path(d["path"]).as_posix(), d["line"])].add(d["code"])
+    return out
+
+
+def test_seed_fixtures_static(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    _, report = run_json(["--static", "fixtures/seed"])
+    want = {k: {c for c in v if c.startswith(STATIC_PREFIXES)} for k, v in expected_markers(ROOT / "fixtures/seed").items()}
+    want = {k: v for k, v in want.items() if v}
+    got = reported(report)
+    missing = {k: v - got.get(k, set()) for k, v in want.items() if v - got.get(k, set())}
+    extra = {k: v - want.get(k, set()) for k, v in got.items() if v - want.get(k, set())}
+    assert not missing, f"planted bugs not reported: {missing}"
+    assert not extra, f"unexpected findings (false positives): {extra}"
+    twins = [p for p in (ROOT / "fixtures/seed").glob("*_fixed.py")]
+    assert len(twins) == 8
+    assert not [k for k in got if k[0].endswith("_fixed.py")]
