@@ -91,8 +91,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")) \
-            or (args_list[0] in SUBCOMMANDS and os.path.exists(args_list[0]) and args_list[0] != "check"):
+    # Subcommands win over paths of the same name (lint a folder called "rules" with
+    # `nnlint check rules` or `nnlint ./rules`), as in ruff.
+    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list = ["check", *args_list]
     parser = build_parser()
     try:

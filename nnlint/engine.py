@@ -158,7 +158,7 @@ def _lint_one(path: str, codes: list[str], thresholds: dict[str, dict[str, float
         diags, crashes = source.run(path, text, _source_rules(codes, thresholds))
     except SyntaxError as exc:
         r = rules["NN001"]
-        msg = f"syntax error: {exc.msg}" + (f" (line {exc.lineno})" if exc.lineno else "")
+        msg = f"syntax error: {exc.msg}"
         return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=msg, pass_="tool", path=path,
                            line=exc.lineno or 1, column=(exc.offset or 1)).to_dict()], [], text
     except source.SyntaxIssue as exc:

@@ -6,6 +6,7 @@ context and turns the ``Finding`` objects it yields into ``Diagnostic`` values.
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable
@@ -90,7 +91,8 @@ class Rule:
         """First sentence of 'What it does', for tables and SARIF."""
         doc = cls.docs()
         body = doc.split("## What it does", 1)[-1].strip().split("\n\n", 1)[0]
-        return " ".join(body.split())
+        first = re.split(r"(?<=[.!?])\s+(?=[A-Z`(])", " ".join(body.split()), maxsplit=1)[0]
+        return first
 
     @classmethod
     def valid_examples(cls) -> list[Valid]:
