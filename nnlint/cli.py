@@ -109,6 +109,13 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except ConfigError as exc:
         err.write(f"nnlint: configuration error: {exc}\n")
         return 2
+    except BrokenPipeError:  # `nnlint rules | head`: the reader left; not an error of ours
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
     except KeyboardInterrupt:
         err.write("nnlint: interrupted\n")
         return 2
