@@ -36,6 +36,8 @@ class Finding:
     evidence: dict[str, Any] = field(default_factory=dict)
     severity: Severity | None = None
     fix: Fix | None = None
+    #: other places that explain the finding: (node or line, message) pairs
+    related: tuple[tuple[Any, str], ...] = ()
 
 
 @dataclass(frozen=True)

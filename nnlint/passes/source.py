@@ -10,13 +10,14 @@ resolves positions only for files that have findings.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from nnlint.diagnostics import Diagnostic
+from nnlint.diagnostics import Diagnostic, Location
 from nnlint.rule import Finding, Rule
 
 TORCH_MODULE_BASES = {
@@ -155,6 +156,8 @@ class SourceContext:
         self.loops = idx.loops
         self.class_by_name = {c.name: c for c in self.classes}
         self._module_classes: dict[str, bool] = {}
+        #: per-file analyses shared by several rules (e.g. the value flow), keyed by owner
+        self.cache: dict[str, object] = {}
 
     # names -------------------------------------------------------------------------
     def qualname(self, node: cst.BaseExpression | None) -> str | None:
@@ -175,9 +178,9 @@ class SourceContext:
         return name
 
     def is_torch(self, node: cst.BaseExpression | None, *names: str) -> bool:
-        """True when ``node`` resolves to one of ``names`` (e.g. 'torch.nn.Softmax').
-        ``torch.nn.functional.X``, ``torch.X`` and ``torch.nn.X`` spellings of the same
-        function are accepted interchangeably where names end in the same attribute."""
+        """True when ``node`` resolves to one of ``names`` (e.g. 'torch.nn.Softmax');
+        ``torch.nn.modules.<file>.X`` counts as ``torch.nn.X``. Other spellings of the same
+        function (``torch.softmax`` vs ``torch.nn.functional.softmax``) must be listed."""
         q = self.qualname(node)
         if q is None:
             return False
@@ -224,17 +227,52 @@ def normalize_torch_name(q: str) -> str:
     return q
 
 
+# Fields that hold whitespace and punctuation, never code a rule looks at.
+_SKIPPED_FIELDS = (
+    "whitespace", "lpar", "rpar", "leading_lines", "lines_after", "header", "footer",
+    "trailing_whitespace", "comma", "semicolon", "dot", "equal", "colon",
+)
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_NODE_TYPES: dict[type, bool] = {}
+
+
+def kids(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The syntactic children of ``node`` in source order, without whitespace and
+    punctuation. libcst's ``node.children`` runs a visitor per call and returns the
+    whitespace too; reading the dataclass fields is ~10x faster and yields a third of
+    the nodes (measured on torch's own sources), which keeps rules cheap for pre-commit."""
+    names = _FIELDS.get(type(node))
+    if names is None:
+        names = _FIELDS[type(node)] = tuple(
+            f.name for f in dataclasses.fields(node) if not f.name.startswith(_SKIPPED_FIELDS)
+        )
+    out: list[cst.CSTNode] = []
+    for name in names:
+        v = getattr(node, name)
+        t = type(v)
+        if t is list or t is tuple:
+            out.extend(v)  # libcst sequences hold nodes only
+        else:
+            is_node = _NODE_TYPES.get(t)
+            if is_node is None:  # isinstance() against libcst's ABCs is slow; cache per type
+                is_node = _NODE_TYPES[t] = issubclass(t, cst.CSTNode)
+            if is_node:
+                out.append(v)
+    return out
+
+
 def iter_nodes(node: cst.CSTNode, kind: type | tuple[type, ...] | None = None, *, into_defs: bool = False) -> Iterator[cst.CSTNode]:
-    """Depth-first descendants of ``node`` (not ``node`` itself), optionally only of
-    ``kind``; nested function/class bodies are skipped unless ``into_defs``."""
-    stack = list(reversed(node.children))
+    """Depth-first descendants of ``node`` (not ``node`` itself) in source order,
+    optionally only of ``kind``; nested function/class/lambda bodies are skipped unless
+    ``into_defs``. Whitespace and comments are not visited (see ``kids``)."""
+    stack = list(reversed(kids(node)))
     while stack:
         n = stack.pop()
         if kind is None or isinstance(n, kind):
             yield n
         if not into_defs and isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
             continue
-        stack.extend(reversed(n.children))
+        stack.extend(reversed(kids(n)))
 
 
 def to_diagnostic(rule: type[Rule] | Rule, ctx: SourceContext, f: Finding) -> Diagnostic:
@@ -260,6 +298,10 @@ def to_diagnostic(rule: type[Rule] | Rule, ctx: SourceContext, f: Finding) -> Di
         module=f.module,
         evidence=f.evidence,
         fix=f.fix,
+        related=tuple(
+            Location(path=ctx.path, line=where if isinstance(where, int) else ctx.position(where)[0], message=msg)
+            for where, msg in f.related
+        ),
     )
 
 
