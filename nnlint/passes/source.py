@@ -177,6 +177,14 @@ class SourceContext:
             return f"{full}.{rest}" if rest else full
         return name
 
+    def resolve_dotted(self, name: str) -> str:
+        """``qualname`` for a dotted string (e.g. a class base as the indexer stores it)."""
+        head, _, rest = name.partition(".")
+        if head in self.aliases:
+            full = self.aliases[head]
+            return f"{full}.{rest}" if rest else full
+        return name
+
     def is_torch(self, node: cst.BaseExpression | None, *names: str) -> bool:
         """True when ``node`` resolves to one of ``names`` (e.g. 'torch.nn.Softmax');
         ``torch.nn.modules.<file>.X`` counts as ``torch.nn.X``. Other spellings of the same
@@ -194,7 +202,7 @@ class SourceContext:
             return self._module_classes[cls.name]
         result = False
         for base in cls.bases:
-            q = self.qualname(cst.parse_expression(base)) if "." in base or base in self.aliases else base
+            q = self.resolve_dotted(base)
             if q in TORCH_MODULE_BASES or (q or "").endswith("Module") or (q or "").endswith("LightningModule"):
                 result = True
             elif base in self.class_by_name and base not in _seen:
@@ -261,18 +269,35 @@ def kids(node: cst.CSTNode) -> list[cst.CSTNode]:
     return out
 
 
+_MATCH: dict[tuple[type, object], bool] = {}
+_DEFS = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
+
+
+def _is(t: type, kind: type | tuple[type, ...]) -> bool:
+    # libcst's node classes are ABCs, whose isinstance() is slow; the answer per type is fixed
+    key = (t, kind)
+    m = _MATCH.get(key)
+    if m is None:
+        m = _MATCH[key] = issubclass(t, kind)
+    return m
+
+
 def iter_nodes(node: cst.CSTNode, kind: type | tuple[type, ...] | None = None, *, into_defs: bool = False) -> Iterator[cst.CSTNode]:
     """Depth-first descendants of ``node`` (not ``node`` itself) in source order,
     optionally only of ``kind``; nested function/class/lambda bodies are skipped unless
     ``into_defs``. Whitespace and comments are not visited (see ``kids``)."""
-    stack = list(reversed(kids(node)))
+    stack = kids(node)
+    stack.reverse()
     while stack:
         n = stack.pop()
-        if kind is None or isinstance(n, kind):
+        t = type(n)
+        if kind is None or _is(t, kind):
             yield n
-        if not into_defs and isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+        if not into_defs and _is(t, _DEFS):
             continue
-        stack.extend(reversed(kids(n)))
+        more = kids(n)
+        more.reverse()
+        stack.extend(more)
 
 
 def to_diagnostic(rule: type[Rule] | Rule, ctx: SourceContext, f: Finding) -> Diagnostic:

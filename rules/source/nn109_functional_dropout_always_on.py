@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Iterator
 
-import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext

@@ -10,7 +10,6 @@ providers, no re-parsing, no torch.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import weakref
 from dataclasses import dataclass, field
