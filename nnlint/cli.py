@@ -7,6 +7,7 @@ does not fail a run), 2 usage or internal error. It never lets a traceback reach
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -97,7 +98,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         args_list = ["check", *args_list]
     parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
+        # argparse prints --version, --help and usage errors to sys.stdout/sys.stderr;
+        # send them to the streams the caller gave us.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(args_list)
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 2
     try:
@@ -204,7 +208,12 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     fmt = args.format or "text"
     color = {"auto": None, "always": True, "never": False}[args.color]
     if args.output_file is not None:
-        with open(args.output_file, "w", encoding="utf-8") as fh:
+        try:
+            fh = open(args.output_file, "w", encoding="utf-8")
+        except OSError as exc:
+            err.write(f"nnlint: error: cannot write the report to {args.output_file}: {exc.strerror or exc}\n")
+            return 2
+        with fh:
             REPORTERS[fmt](result, fh, color=False)
     else:
         REPORTERS[fmt](result, out, color=color)

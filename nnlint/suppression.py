@@ -57,14 +57,16 @@ def parse(text: str) -> Suppressions:
             elif sup.file_codes is not None:
                 sup.file_codes |= codes
             continue
-        m = NOQA_RE.search(line)
-        if m and _in_comment(line, m.start()):
-            sup.by_line[lineno] = _codes(m.group("codes"))
+        for m in NOQA_RE.finditer(line):  # the first one in a comment: `s = "# noqa"  # noqa: NN1`
+            if _in_comment(line, m.start()):
+                sup.by_line[lineno] = _codes(m.group("codes"))
+                break
     return sup
 
 
 def _in_comment(line: str, hash_at: int) -> bool:
-    """True when the '#' at ``hash_at`` starts a comment, not a string's content."""
+    """True when the '#' at ``hash_at`` is in a comment (it starts one, or an earlier '#'
+    did: `# type: ignore  # noqa`), not in a string's content."""
     quote = None
     i = 0
     while i < hash_at:
@@ -78,7 +80,7 @@ def _in_comment(line: str, hash_at: int) -> bool:
         elif ch in "'\"":
             quote = ch
         elif ch == "#":
-            return False
+            return True
         i += 1
     return quote is None
 

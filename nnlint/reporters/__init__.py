@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Callable, TextIO
-
-from nnlint.reporters import github, json_report, sarif, text
+import importlib
+from typing import Any, Callable, TextIO
 
 Reporter = Callable[..., None]
 
+
+def _lazy(module: str) -> Reporter:
+    """The module's ``write``, imported on first use: a run pays only for its own format."""
+
+    def write(result: Any, stream: TextIO, **kwargs: Any) -> None:
+        importlib.import_module(f"nnlint.reporters.{module}").write(result, stream, **kwargs)
+
+    write.__name__ = write.__qualname__ = f"{module}.write"
+    return write
+
+
 REPORTERS: dict[str, Reporter] = {
-    "text": text.write,
-    "json": json_report.write,
-    "sarif": sarif.write,
-    "github": github.write,
+    "text": _lazy("text"),
+    "json": _lazy("json_report"),
+    "sarif": _lazy("sarif"),
+    "github": _lazy("github"),
 }
 
 __all__ = ["REPORTERS", "Reporter", "TextIO"]

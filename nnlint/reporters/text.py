@@ -1,12 +1,13 @@
 """``--format text`` (default): ``path:line:col: CODE severity: message`` and a summary,
-coloured with rich only on a TTY (rich honours NO_COLOR and FORCE_COLOR)."""
+coloured with rich only on a TTY (rich honours NO_COLOR and FORCE_COLOR).
+
+Uncoloured output (pipes, pre-commit, CI logs) is written without importing rich, which
+takes a noticeable share of a one-file run's start-up."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, TextIO
-
-from rich.console import Console
-from rich.text import Text
 
 from nnlint.diagnostics import Severity
 
@@ -29,9 +30,44 @@ def summary_line(result: Any) -> str:
     return f"{head}: {', '.join(parts)} in {result.duration_s:.2f}s."
 
 
+# the control characters rich's Text drops (bell, backspace, VT, FF, CR), so that the
+# plain path prints exactly what rich would
+_CONTROL = {7: None, 8: None, 11: None, 12: None, 13: None}
+
+
+def _wants_rich(stream: TextIO, color: bool | None) -> bool:
+    if color is not None:
+        return color
+    if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") == "1":
+        return True
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty()) and os.environ.get("TTY_COMPATIBLE") != "0"
+    except ValueError:  # a closed stream
+        return False
+
+
+def _line(d: Any) -> str:
+    module = f" [{d.module}]" if d.module else ""
+    return f"{d.path}:{d.line}:{d.column}: {d.code} {d.severity.value}: {d.message}{module}"
+
+
 def write(result: Any, stream: TextIO, color: bool | None = None) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=True,
-                      force_terminal=True if color else None, no_color=True if color is False else None)
+    if not _wants_rich(stream, color):
+        for d in result.diagnostics:
+            stream.write(_line(d).translate(_CONTROL) + "\n")
+        stream.write(summary_line(result).translate(_CONTROL) + "\n")
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    if color is None:  # auto: rich looks at isatty(), NO_COLOR, FORCE_COLOR and TERM
+        console = Console(file=stream, highlight=False, soft_wrap=True)
+    elif color:  # --color always beats NO_COLOR, as no-color.org asks of explicit flags
+        console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=True, no_color=False,
+                          color_system="standard")
+    else:  # --color never: no escape codes at all, not even bold
+        console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=False, no_color=True)
     for d in result.diagnostics:
         line = Text()
         line.append(f"{d.path}:{d.line}:{d.column}:", style="bold")
