@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -77,7 +76,7 @@ def collect_files(paths: Iterable[str], cfg: Config) -> tuple[list[str], list[st
             )
             for name in sorted(filenames):
                 if name.endswith(".py") and not cfg.is_excluded(Path(dirpath, name)):
-                    found.append(os.path.join(dirpath, name))
+                    found.append(os.path.normpath(os.path.join(dirpath, name)))  # "a.py", not "./a.py"
         files.extend(_drop_gitignored(found, p))
     seen: set[str] = set()
     unique = []
@@ -90,12 +89,14 @@ def collect_files(paths: Iterable[str], cfg: Config) -> tuple[list[str], list[st
 
 
 def _drop_gitignored(files: list[str], folder: Path) -> list[str]:
+    """``files`` (found under ``folder``) less those git ignores. A folder the user named
+    that git ignores as a whole (a build or cache folder) is linted like a named file."""
     if not files:
         return files
     try:
         proc = subprocess.run(
             ["git", "-C", str(folder), "check-ignore", "--stdin", "-z"],
-            input="\0".join(os.path.relpath(f, folder) for f in files).encode(),
+            input="\0".join([".", *(os.path.relpath(f, folder) for f in files)]).encode(),
             capture_output=True,
             timeout=20,
         )
@@ -103,7 +104,10 @@ def _drop_gitignored(files: list[str], folder: Path) -> list[str]:
         return files
     if proc.returncode not in (0, 1):  # 128: not a git repository
         return files
-    ignored = {os.path.normpath(os.path.join(folder, x)) for x in proc.stdout.decode(errors="replace").split("\0") if x}
+    reported = [x for x in proc.stdout.decode(errors="replace").split("\0") if x]
+    if "." in reported:
+        return files
+    ignored = {os.path.normpath(os.path.join(folder, x)) for x in reported}
     return [f for f in files if os.path.normpath(f) not in ignored]
 
 
@@ -126,9 +130,27 @@ def read_source(path: str) -> tuple[str | None, Diagnostic | None]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        declared = _declared_encoding(data)
+        if declared is not None:  # a PEP 263 cookie such as `# -*- coding: latin-1 -*-`
+            try:
+                return data.decode(declared), None
+            except (UnicodeDecodeError, LookupError) as exc2:
+                return bad(f"cannot decode the file as its declared encoding {declared}: {exc2}")
         line = data[: exc.start].count(b"\n") + 1
         return bad(f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded; save the file as UTF-8", line)
     return text, None
+
+
+def _declared_encoding(data: bytes) -> str | None:
+    """The encoding a PEP 263 coding cookie declares, when it is not UTF-8."""
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:  # unknown encoding name, or a cookie that contradicts a BOM
+        return None
+    return None if encoding in ("utf-8", "utf-8-sig") else encoding
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,15 +178,22 @@ def _lint_one(path: str, codes: list[str], thresholds: dict[str, dict[str, float
             compile(text, path, "exec", dont_inherit=True, flags=0x400)  # syntax check only (ast.PyCF_ONLY_AST)
             return [], [], text
         diags, crashes = source.run(path, text, _source_rules(codes, thresholds))
-    except SyntaxError as exc:
+    except (SyntaxError, source.SyntaxIssue) as exc:
+        # CPython's message ("expected ':'") and position beat libcst's "Syntax Error @ 4:1."
+        # and its CSTValidationError (a SyntaxError without a line number)
+        if isinstance(exc, source.SyntaxIssue):
+            message, line, column = exc.message, exc.line, exc.column
+        else:
+            message, line, column = exc.msg, exc.lineno or 1, exc.offset or 1
+        try:
+            compile(text, path, "exec", dont_inherit=True, flags=0x400)
+        except SyntaxError as py_exc:
+            message, line, column = py_exc.msg, py_exc.lineno or line, py_exc.offset or column
+        except (ValueError, RecursionError, MemoryError):
+            pass
         r = rules["NN001"]
-        msg = f"syntax error: {exc.msg}"
-        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=msg, pass_="tool", path=path,
-                           line=exc.lineno or 1, column=(exc.offset or 1)).to_dict()], [], text
-    except source.SyntaxIssue as exc:
-        r = rules["NN001"]
-        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"syntax error: {exc.message}",
-                           pass_="tool", path=path, line=exc.line, column=exc.column).to_dict()], [], text
+        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"syntax error: {message}",
+                           pass_="tool", path=path, line=line, column=column).to_dict()], [], text
     except (RecursionError, MemoryError, ValueError) as exc:
         r = rules["NN001"]
         return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"cannot parse: {type(exc).__name__}: {exc}",
@@ -189,7 +218,8 @@ def run_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, jobs
     if n == 1 or len(files) < 4:
         results = _lint_chunk(files, codes, thresholds)
     else:
-        import multiprocessing
+        import multiprocessing  # here, not at the top: a one-file run never pays for it
+        from concurrent.futures import ProcessPoolExecutor
 
         chunks = [files[i::n * 4] for i in range(n * 4)]
         ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None

@@ -1,0 +1,317 @@
+"""Shape-check billion-parameter models without their memory.
+
+Writes two models in plain torch to a temporary folder — a GPT-2-XL-sized GPT (1.56 B
+parameters, nanoGPT's code) and a 7 B Llama-style transformer (RMSNorm, rotary
+embeddings, SwiGLU) — and runs the real `nnlint` command on each, graph pass only
+(`--select NN0,NN2`), then once more with the default rules (the probe selected: it must
+answer NN006 without building the model). Next to them, a real-weights construction of the
+GPT-2-XL-sized model (what torchinfo-style tools must do); the real 7 B is skipped.
+
+Prints wall time and peak RSS of each, in its own process. Targets (issue 3, this 2-core
+machine): under 1 GB peak RSS and 15 s wall for each shape check; the real construction
+took 35-44 s and 6.4 GB here.
+
+    python benchmarks/graph_scale.py            # all cases
+    python benchmarks/graph_scale.py --skip-real
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+GPT = '''
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class GPTConfig:  # GPT-2 XL
+    block_size: int = 1024
+    vocab_size: int = 50257
+    n_layer: int = 48
+    n_head: int = 25
+    n_embd: int = 1600
+    dropout: float = 0.0
+    bias: bool = True
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0, is_causal=True)
+        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(config.vocab_size, config.n_embd),
+            wpe=nn.Embedding(config.block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
+            ln_f=nn.LayerNorm(config.n_embd),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.transformer.wte.weight = self.lm_head.weight
+        self.apply(self._init_weights)
+        for pn, p in self.named_parameters():
+            if pn.endswith("c_proj.weight"):
+                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx, targets=None):
+        b, t = idx.size()
+        assert t <= self.config.block_size, f"sequence of length {t} > block size {self.config.block_size}"
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
+        for block in self.transformer.h:
+            x = block(x)
+        logits = self.lm_head(self.transformer.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
+        return logits, loss
+'''
+
+LLAMA = '''
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelArgs:  # Llama-2 7B
+    dim: int = 4096
+    n_layers: int = 32
+    n_heads: int = 32
+    vocab_size: int = 32000
+    hidden_dim: int = 11008
+    norm_eps: float = 1e-5
+    max_seq_len: int = 2048
+    rope_theta: float = 10000.0
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(head_dim, max_len, theta):
+    inv = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    ang = torch.outer(torch.arange(max_len).float(), inv)
+    return torch.cos(ang), torch.sin(ang)
+
+
+def apply_rope(x, cos, sin):
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+
+
+class Attention(nn.Module):
+    def __init__(self, args):
+        super().__init__()
+        self.n_heads, self.head_dim = args.n_heads, args.dim // args.n_heads
+        self.wq = nn.Linear(args.dim, args.dim, bias=False)
+        self.wk = nn.Linear(args.dim, args.dim, bias=False)
+        self.wv = nn.Linear(args.dim, args.dim, bias=False)
+        self.wo = nn.Linear(args.dim, args.dim, bias=False)
+
+    def forward(self, x, cos, sin):
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim)
+        k = self.wk(x).view(B, T, self.n_heads, self.head_dim)
+        v = self.wv(x).view(B, T, self.n_heads, self.head_dim)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, args):
+        super().__init__()
+        self.w1 = nn.Linear(args.dim, args.hidden_dim, bias=False)
+        self.w2 = nn.Linear(args.hidden_dim, args.dim, bias=False)
+        self.w3 = nn.Linear(args.dim, args.hidden_dim, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, args):
+        super().__init__()
+        self.attention = Attention(args)
+        self.feed_forward = FeedForward(args)
+        self.attention_norm = RMSNorm(args.dim, args.norm_eps)
+        self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
+
+    def forward(self, x, cos, sin):
+        h = x + self.attention(self.attention_norm(x), cos, sin)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+class Transformer(nn.Module):
+    def __init__(self, params: ModelArgs):
+        super().__init__()
+        self.params = params
+        self.tok_embeddings = nn.Embedding(params.vocab_size, params.dim)
+        self.layers = nn.ModuleList([TransformerBlock(params) for _ in range(params.n_layers)])
+        self.norm = RMSNorm(params.dim, params.norm_eps)
+        self.output = nn.Linear(params.dim, params.vocab_size, bias=False)
+        cos, sin = rope_tables(params.dim // params.n_heads, params.max_seq_len, params.rope_theta)
+        self.register_buffer("cos", cos, persistent=False)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def forward(self, tokens):
+        T = tokens.shape[1]
+        h = self.tok_embeddings(tokens)
+        cos, sin = self.cos[:T], self.sin[:T]
+        for layer in self.layers:
+            h = layer(h, cos, sin)
+        return self.output(self.norm(h)).float()
+'''
+
+REAL_BUILD = '''
+import sys, time, resource, json
+sys.path.insert(0, sys.argv[1])
+import torch
+t = time.perf_counter()
+import gpt2_xl
+model = gpt2_xl.GPT(gpt2_xl.GPTConfig())
+n = sum(p.numel() for p in model.parameters())
+print(json.dumps({"wall_s": time.perf_counter() - t, "parameters": n,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+'''
+
+
+def run_case(cmd: list[str], label: str) -> dict:
+    """Run ``cmd`` in a fresh helper process that reports wall time and the peak RSS of
+    everything it waited for (nnlint and its worker child)."""
+    helper = textwrap.dedent("""
+        import json, resource, subprocess, sys, time
+        t = time.perf_counter()
+        proc = subprocess.run(json.loads(sys.argv[1]), capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        print(json.dumps({"wall_s": wall, "rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr,
+                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+    """)
+    out = subprocess.run([sys.executable, "-c", helper, json.dumps(cmd)], capture_output=True, text=True)
+    res = json.loads(out.stdout)
+    res["label"] = label
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-real", action="store_true", help="skip the real-weights construction of GPT-2-XL")
+    args = ap.parse_args()
+    folder = tempfile.mkdtemp(prefix="nnlint-scale-")
+    with open(os.path.join(folder, "gpt2_xl.py"), "w") as fh:
+        fh.write(GPT)
+    with open(os.path.join(folder, "llama_7b.py"), "w") as fh:
+        fh.write(LLAMA)
+    nnlint = [sys.executable, "-m", "nnlint", "--isolated", "--exit-zero", "--color", "never"]
+    cases = [
+        ("GPT-2-XL 1.56 B, graph pass (meta device)", nnlint + ["--select", "NN0,NN2", os.path.join(folder, "gpt2_xl.py")]),
+        ("Llama 7 B, graph pass (meta device)", nnlint + ["--select", "NN0,NN2", os.path.join(folder, "llama_7b.py")]),
+        ("Llama 7 B, default rules (probe selected -> NN006)", nnlint + [os.path.join(folder, "llama_7b.py")]),
+    ]
+    results = []
+    for label, cmd in cases:
+        r = run_case(cmd, label)
+        findings = [line for line in r["stdout"].splitlines() if ": NN" in line]
+        r["findings"] = findings
+        results.append(r)
+    if not args.skip_real:
+        out = subprocess.run([sys.executable, "-c", REAL_BUILD, folder], capture_output=True, text=True)
+        try:
+            real = json.loads(out.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            real = {"wall_s": float("nan"), "peak_rss_mb": float("nan"), "error": out.stderr[-500:]}
+        real["label"] = "GPT-2-XL 1.56 B, real weights (torchinfo-style), construction only"
+        real["findings"] = []
+        results.append(real)
+    print(f"machine: {os.cpu_count()} CPUs; torch run in child processes; targets: < 15 s, < 1024 MB per shape check")
+    print(f"{'case':<58} {'wall s':>8} {'peak RSS MB':>12}")
+    for r in results:
+        print(f"{r['label']:<58} {r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.0f}")
+        for f in r["findings"]:
+            print(f"    {os.path.basename(f)[:150]}")
+        if r.get("rc") not in (None, 0) or r.get("error"):
+            print(f"    (rc={r.get('rc')}) {r.get('stderr', r.get('error', ''))[-300:]}")
+    graph = [r for r in results if "graph pass" in r["label"]]
+    ok = all(r["wall_s"] < 15 and r["peak_rss_mb"] < 1024 for r in graph)
+    print("targets met" if ok else "targets NOT met")
+    shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+from nnlint.diagnostics import Severity
+from nnlint.rule import Finding, GraphRule, Invalid, Valid
+
+AFFINE_FUNCTIONS = {"linear", "conv1d", "conv2d", "conv3d"}
+
+
+class MissingNonlinearity(GraphRule):
+    """## What it does
+    Finds two affine layers (`Linear`, `Conv*d`) composed with no nonlinearity and no
+    normalization between them — only reshapes, dropout or average pooling.
+
+    ## Why is this bad?
+    A linear map of a linear map is one linear map: the second layer adds parameters and
+    compute but no expressive power, and the network is shallower than it looks. Usually
+    an activation was forgotten (`nn.Sequential(nn.Linear(784, 256), nn.Linear(256, 10))`).
+
+    ## Example
+    ```python
+    self.net = nn.Sequential(
+        nn.Linear(784, 256),
+        nn.Linear(256, 10),
+    )
+    ```
+
+    ## Use instead
+    ```python
+    self.net = nn.Sequential(
+        nn.Linear(784, 256),
+        nn.ReLU(),
+        nn.Linear(256, 10),
+    )
+    ```
+
+    Not reported: an upsampling `ConvTranspose`/`Upsample` feeding a conv (U-Net), q/k/v
+    projections combined by a matmul (attention), a normalization in between, depthwise +
+    pointwise convolutions (separable convs), and low-rank bottlenecks (LoRA-style
+    `Linear(512, 8)` then `Linear(8, 512)`).
+
+    ## References
+    - Goodfellow, Bengio, Courville, *Deep Learning*, §6.3 (hidden units need a nonlinearity).
+    - Seed article, "Silent bugs in neural network code" (missing activations).
+    """
+
+    code = "NN204"
+    name = "missing-nonlinearity"
+    severity = Severity.WARNING
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Attention(nn.Module):
+                def __init__(self, d=16):
+                    super().__init__()
+                    self.q = nn.Linear(d, d)
+                    self.k = nn.Linear(d, d)
+                    self.v = nn.Linear(d, d)
+                    self.out = nn.Linear(d, d)
+                    self.norm = nn.LayerNorm(d)
+                    self.fc = nn.Linear(d, 4)
+
+                def forward(self, x):
+                    att = torch.softmax(self.q(x) @ self.k(x).transpose(-2, -1), dim=-1)
+                    h = self.out(att @ self.v(x))
+                    return self.fc(self.norm(h))
+            """,
+            note="q/k/v combined by matmul; a norm between out and fc",
+        ),
+        Valid(
+            """
+            import torch.nn as nn
+
+            class Up(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+                    self.conv = nn.Conv2d(4, 4, 3, padding=1)
+                    self.dw = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+                    self.pw = nn.Conv2d(4, 8, 1)
+
+                def forward(self, x):
+                    x = self.conv(self.up(x)).relu()
+                    return self.pw(self.dw(x))
+            """,
+            note="U-Net upsampling and a depthwise-separable conv",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch.nn as nn
+
+            class MLP(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(
+                        nn.Flatten(),
+                        nn.Linear(784, 256),
+                        nn.Dropout(0.2),
+                        nn.Linear(256, 10),
+                    )
+
+                def forward(self, x):
+                    return self.net(x)
+            """,
+            line=10,
+            contains="net.1",
+        ),
+    ]
+
+    def check(self, ctx) -> Iterator[Finding]:
+        if ctx.failure is not None:
+            return
+        for n in ctx.nodes:
+            if not _affine(ctx, n):
+                continue
+            prev, between = ctx.producer_through_pass(n)
+            if prev is None or not _affine(ctx, prev):
+                continue
+            a, b = ctx.module(prev.target if prev.op == "call_module" else None), \
+                ctx.module(n.target if n.op == "call_module" else None)
+            if _separable(a, b) or _bottleneck(a, b):
+                continue
+            via = ", ".join(sorted({p.module_type or p.target for p in between}))
+            name_a = ctx.describe_module(prev.target) if a is not None else f"{prev.target}() in {prev.scope or 'forward'}"
+            name_b = ctx.describe_module(n.target) if b is not None else f"{n.target}() in {n.scope or 'forward'}"
+            yield Finding(
+                f"{name_b} directly follows {name_a}" + (f" (only {via} between)" if via else "") +
+                " with no nonlinearity or normalization: the two collapse into one linear map; put an activation "
+                "(e.g. nn.ReLU()) between them",
+                line=ctx.best_line(n), module=n.target if b is not None else n.scope,
+                evidence={"first": prev.target, "second": n.target, "between": [p.target for p in between]})
+
+
+def _affine(ctx, n) -> bool:
+    if n.op == "call_module":
+        return ctx.kind(n) == "affine"
+    return n.op in ("call_function", "call_method") and n.target in AFFINE_FUNCTIONS
+
+
+def _separable(a, b) -> bool:
+    import torch.nn as nn
+
+    if isinstance(a, nn.modules.conv._ConvNd) and isinstance(b, nn.modules.conv._ConvNd):
+        if a.groups > 1 and a.groups == a.in_channels and all(k == 1 for k in b.kernel_size):
+            return True
+        if b.groups > 1 and b.groups == b.in_channels and all(k == 1 for k in a.kernel_size):
+            return True
+    return False
+
+
+def _width(m, out: bool) -> int | None:
+    import torch.nn as nn
+
+    if isinstance(m, nn.Linear):
+        return m.out_features if out else m.in_features
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return m.out_channels if out else m.in_channels
+    return None
+
+
+def _bottleneck(a, b) -> bool:
+    """A low-rank factorisation (LoRA, factorized embeddings) on purpose."""
+    a_in, a_out, b_out = _width(a, False), _width(a, True), _width(b, True)
+    if None in (a_in, a_out, b_out):
+        return False
+    return a_out * 2 <= min(a_in, b_out)

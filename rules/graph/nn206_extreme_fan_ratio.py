@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+from nnlint.diagnostics import Severity
+from nnlint.rule import Finding, GraphRule, Invalid, Valid
+
+
+class ExtremeFanRatio(GraphRule):
+    """## What it does
+    Finds `Linear`/`Conv*d` layers whose input width and output width differ by a factor
+    of `ratio` (default 1000) or more, in either direction.
+
+    ## Why is this bad?
+    The "insane input to output neurons ratio": squeezing 100,000 features into 10 units
+    (or blowing 4 up into 8,000) in one step discards almost everything or adds nothing
+    but parameters; it usually means a wrong flatten size or a missing hidden layer.
+    Default initialisations are also badly scaled for such fan-in/fan-out.
+
+    ## Example
+    ```python
+    self.fc = nn.Linear(64 * 56 * 56, 10)   # 200,704 inputs -> 10 outputs
+    ```
+
+    ## Use instead
+    ```python
+    self.pool = nn.AdaptiveAvgPool2d(1)
+    self.fc = nn.Linear(64, 10)
+    ```
+
+    Not reported: a final head with one or two outputs (regression, binary) and layers
+    fed one or two scalars (a time or position embedding).
+
+    ## References
+    - Seed article, "Silent bugs in neural network code" (insane input/output ratio).
+    - Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward
+      neural networks" (fan-in/fan-out scaling).
+    """
+
+    code = "NN206"
+    name = "extreme-fan-ratio"
+    severity = Severity.WARNING
+    thresholds = {"ratio": 1000.0}
+
+    VALID = [
+        Valid(
+            """
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(4096, 512)
+                    self.fc2 = nn.Linear(512, 1)
+
+                def forward(self, x):
+                    return self.fc2(self.fc1(x).relu())
+            """,
+            note="a one-output regression head",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(20000, 10)
+                    self.fc2 = nn.Linear(10, 10)
+
+                def forward(self, x):
+                    return self.fc2(self.fc1(x).relu())
+            """,
+            line=6,
+            contains="2000",
+        ),
+    ]
+
+    def check(self, ctx) -> Iterator[Finding]:
+        if ctx.failure is not None:
+            return
+        import torch.nn as nn
+
+        limit = float(self.t["ratio"])
+        heads = _heads(ctx)
+        for q, mod in ctx.modules.items():
+            if isinstance(mod, nn.Linear):
+                fan_in, fan_out, unit = mod.in_features, mod.out_features, "features"
+            elif isinstance(mod, nn.modules.conv._ConvNd) and not isinstance(mod, nn.modules.conv._ConvTransposeNd):
+                fan_in, fan_out, unit = mod.in_channels, mod.out_channels, "channels"
+            else:
+                continue
+            if fan_in <= 0 or fan_out <= 0:
+                continue
+            ratio = fan_in / fan_out
+            if 1 / limit < ratio < limit:
+                continue
+            if fan_out <= 2 and q in heads or fan_in <= 2:
+                continue
+            direction = f"{ratio:,.0f}× narrower" if ratio >= limit else f"{1 / ratio:,.0f}× wider"
+            yield Finding(
+                f"{ctx.describe_module(q)}: its output is {direction} than its input ({fan_in:,} → {fan_out:,} "
+                f"{unit}; limit {limit:,.0f}×): a wrong flatten size or a missing intermediate layer?",
+                module=q, evidence={"fan_in": fan_in, "fan_out": fan_out, "ratio": ratio})
+
+
+def _heads(ctx) -> set[str]:
+    """Modules whose output is the model's output (through reshapes only)."""
+    out: set[str] = set()
+    if ctx.output is None:
+        return out
+    for n in ctx.tensor_inputs(ctx.nodes[ctx.output]) if ctx.nodes[ctx.output].inputs else []:
+        node = n
+        while node is not None and ctx.kind(node) == "pass":
+            ins = ctx.tensor_inputs(node)
+            node = ins[0] if len(ins) == 1 else None
+        if node is not None and node.op == "call_module":
+            out.add(node.target)
+    return out
