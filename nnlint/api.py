@@ -1,0 +1,237 @@
+"""The Python API for tests: ``nnlint.check(model, inputs)`` runs the graph pass (when
+installed) and the probe in-process on your model object and returns a ``Report`` of the
+same diagnostics the command line gives, pointing at your source lines.
+
+```python
+import nnlint, torch
+from mypkg.model import Net
+
+def test_model_is_healthy():
+    nnlint.check(Net(), torch.randn(8, 1, 28, 28)).assert_clean()
+```
+
+The model is left as it was: train/eval mode, parameters, buffers, ``.grad``, hooks,
+``requires_grad`` flags, device and RNG states are restored.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from nnlint import registry, suppression
+from nnlint.diagnostics import Diagnostic, Severity
+
+__all__ = ["check", "Report"]
+
+
+@dataclass
+class Report:
+    """The diagnostics for one model, sorted by line. ``errors`` lists internal problems
+    (a rule that crashed, a pass that could not run); the other checks still ran."""
+
+    diagnostics: list[Diagnostic]
+    model: str
+    path: str
+    errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.diagnostics)
+
+    def __len__(self) -> int:
+        return len(self.diagnostics)
+
+    def __bool__(self) -> bool:  # a Report is truthy when it has findings
+        return bool(self.diagnostics)
+
+    def codes(self) -> list[str]:
+        return [d.code for d in self.diagnostics]
+
+    def by_code(self, code: str) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.code.startswith(code)]
+
+    def __str__(self) -> str:
+        if not self.diagnostics:
+            head = f"{self.model}: no problems found"
+        else:
+            counts = {s: sum(1 for d in self.diagnostics if d.severity is s) for s in Severity}
+            parts = [f"{n} {s.value}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
+            head = f"{self.model}: {len(self.diagnostics)} problem{'s' if len(self.diagnostics) != 1 else ''} ({', '.join(parts)})"
+        lines = [head]
+        for d in self.diagnostics:
+            where = f"{self.model}.{d.module}" if d.module else self.model
+            lines.append(f"  {d.path}:{d.line}:{d.column}: {d.code} [{d.severity.value}] {d.name} ({where}): {d.message}")
+        for e in self.errors:
+            lines.append(f"  internal: {e}")
+        for n in self.notes:
+            lines.append(f"  note: {n}")
+        return "\n".join(lines)
+
+    def assert_clean(self, ignore: Iterable[str] | None = None) -> None:
+        """Raise ``AssertionError`` listing every diagnostic (code, module, message), except
+        those whose code starts with one of ``ignore`` (e.g. ``["NN313", "NN2"]``)."""
+        skip = tuple(ignore or ())
+        left = [d for d in self.diagnostics if not (skip and d.code.startswith(skip))]
+        if not left:
+            return
+        lines = [f"nnlint found {len(left)} problem{'s' if len(left) != 1 else ''} in {self.model}:"]
+        for d in left:
+            where = d.module or self.model
+            lines.append(f"  {d.code} {d.name} at {where} ({os.path.basename(d.path)}:{d.line}): {d.message}")
+        raise AssertionError("\n".join(lines))
+
+
+def _rules(select: list[str] | None, ignore: list[str] | None,
+           thresholds: dict[str, dict[str, float]] | None) -> list[Any]:
+    from nnlint.config import ConfigError, check_selectors
+
+    for value, what in ((select, "select"), (ignore, "ignore")):
+        if value is not None and isinstance(value, str):
+            raise TypeError(f"{what}= takes a list of codes, e.g. [{value!r}]")
+        try:
+            check_selectors(list(value or []), what)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    all_rules = registry.all_rules()
+    overrides: dict[str, dict[str, float]] = {}
+    for key, values in (thresholds or {}).items():
+        rule = all_rules.get(key) or next((r for r in all_rules.values() if r.name == key), None)
+        if rule is None:
+            raise ValueError(f"thresholds: unknown rule {key!r}")
+        for name in values:
+            if name not in rule.thresholds:
+                known = ", ".join(rule.thresholds) or "none"
+                raise ValueError(f"thresholds[{key!r}]: unknown threshold {name!r} (known: {known})")
+        overrides[rule.code] = {k: float(v) for k, v in values.items()}
+    chosen = [r for r in registry.select(select, ignore) if r.pass_ in ("graph", "probe", "data")]
+    return [r(overrides.get(r.code)) for r in chosen]
+
+
+def _source(model: Any) -> tuple[str, str | None]:
+    try:
+        path = inspect.getsourcefile(type(model))
+    except (TypeError, OSError):
+        path = None
+    if not path:
+        return f"<{type(model).__name__}>", None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return path, fh.read()
+    except OSError:
+        return path, None
+
+
+def _batch(inputs: Any) -> int | None:
+    import torch
+
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0]) if inputs.ndim else None
+    items = inputs.values() if isinstance(inputs, dict) else inputs if isinstance(inputs, (list, tuple)) else ()
+    for t in items:
+        if isinstance(t, torch.Tensor) and t.ndim:
+            return int(t.shape[0])
+    return None
+
+
+def check(
+    model: Any,
+    inputs: Any,
+    loss: Callable[..., Any] | None = None,
+    target: Any = None,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    thresholds: dict[str, dict[str, float]] | None = None,
+    *,
+    data: Any = None,
+    classes: int | None = None,
+    overfit: bool = False,
+    overfit_steps: int = 30,
+) -> Report:
+    """Lint a built model: graph rules (shapes, dead modules ...) and the probe (one seeded
+    forward + backward: initial loss, NaN/Inf, gradient flow, dead/saturated units,
+    batch independence ...), in this process.
+
+    ``inputs``: a tensor, a tuple of positional tensors or a dict of keyword tensors (one
+    batch; at least 4 samples are used). ``loss(output, target)``: your loss, else
+    CrossEntropy on random targets for a k-class head, else the mean squared output.
+    ``select``/``ignore``: code prefixes as on the command line (``["NN3"]``); NN312 (the
+    overfit probe) runs when selected by its full code or with ``overfit=True``.
+    ``thresholds``: ``{"NN301": {"high": 2.0}}``. ``data``: an iterable of ``(inputs,
+    target)`` batches for the data rules (NN5). ``device``: ``auto`` (CUDA when available),
+    ``cpu`` or ``cuda``.
+
+    Raises ``nnlint.passes.probe.ProbeError`` (with the original exception as its cause)
+    when the model's own code fails during the run.
+    """
+    import torch
+
+    from nnlint.example import Example
+    from nnlint.passes.probe import run_probe
+
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"check() needs an nn.Module instance, got {type(model).__name__}")
+    if "NN312" in (select or []):
+        overfit = True
+    rules = _rules(select, ignore, thresholds)
+    if overfit and not any(r.code == "NN312" for r in rules) and not any(
+            "NN312".startswith(i) for i in (ignore or [])):
+        rules.append(registry.all_rules()["NN312"]((thresholds or {}).get("NN312")))
+    path, text = _source(model)
+    name = type(model).__name__
+    errors: list[str] = []
+    notes: list[str] = []
+    diags: list[Diagnostic] = []
+
+    graph_rules = [r for r in rules if r.pass_ == "graph"]
+    probe_rules = [r for r in rules if r.pass_ in ("probe", "data")]
+    if graph_rules:
+        try:
+            from nnlint.passes.graph import run_graph
+        except ImportError:
+            run_graph = None
+        if run_graph is not None:
+            from nnlint.passes.probe import _rng, _Saved, resolve_device
+
+            saved = _Saved(model)
+            rng = _rng(resolve_device("cpu")[0])
+            rng.__enter__()
+            try:
+                ex = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, classes=classes)
+                g_diags, info = run_graph(ex, graph_rules, path, name,
+                                          {"source_text": text, "classes": classes} if text else {"classes": classes})
+                diags.extend(g_diags)
+                errors.extend(info.get("crashes") or [])
+            except Exception as exc:  # the probe still runs; say what failed
+                errors.append(f"graph pass failed: {type(exc).__name__}: {exc}")
+            finally:
+                try:
+                    saved.restore()
+                finally:
+                    rng.__exit__(None, None, None)
+
+    if probe_rules:
+        n = _batch(inputs)
+        example = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, data=data,
+                          classes=classes)
+        settings = {
+            "device": device,
+            "batch_size": int(batch_size or max(4, n or 8)),
+            "overfit": bool(overfit),
+            "overfit_steps": int(overfit_steps),
+            "memory_budget_bytes": None,
+            "estimated_bytes": None,
+        }
+        result = run_probe(example, probe_rules, settings, path, name)
+        diags.extend(result)
+        errors.extend(getattr(result, "errors", []) or [])
+        notes.extend(getattr(result, "notes", []) or [])
+
+    if text is not None:
+        diags = suppression.apply(diags, {path: text})
+    diags.sort(key=lambda d: (d.line, d.code, d.module or "", d.message))
+    return Report(diagnostics=diags, model=name, path=path, errors=errors, notes=notes)

@@ -1,0 +1,49 @@
+"""Helpers shared by the probe rules: number formatting and where an activation finding
+points. Rules only read the probe's measured numbers; nothing here runs a model."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def fmt(x: float | None) -> str:
+    """3 significant digits, plain for ordinary magnitudes, scientific for extreme ones."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if 1e-3 <= a < 1e5:
+        return f"{x:.3g}"
+    return f"{x:.2e}"
+
+
+def name(ctx: Any, module: str | None) -> str:
+    """A module's qualified name for messages ("" is the model itself)."""
+    return module if module else ctx.model_name
+
+
+def activation_site(act: Any) -> tuple[str | None, int | None, str]:
+    """(module, line, label) to report an activation at: the nn activation module's own
+    line; for a functional call, the layer whose output it takes (its ``self.x = ...``),
+    else the call's line in forward."""
+    if act.is_module:
+        return act.module, None, act.module
+    if act.producer is not None:
+        return act.producer, None, f"the {act.kind} after {act.producer}"
+    return act.module or None, act.line, f"the {act.kind} at line {act.line}" if act.line else f"a {act.kind}"
+
+
+def layer_norms(ctx: Any, limit: int = 24) -> dict[str, float | None]:
+    return {l.module: l.grad_norm for l in ctx.layers[:limit]}
+
+
+def gradient_layers(ctx) -> list:
+    """Weight layers whose relative gradient is measurable: not embeddings (their
+    gradients are sparse by nature), not zero-initialised, not cut off entirely (a
+    None/zero gradient is NN309's business, or the effect of a zero-init downstream)."""
+    return [l for l in ctx.layers if not l.embedding and not l.zero_init and not l.zero_grad
+            and l.rel is not None and l.rel > 0 and math.isfinite(l.rel)]

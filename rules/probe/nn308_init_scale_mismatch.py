@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+from nnlint.diagnostics import Severity
+from nnlint.rule import Finding, Invalid, ProbeRule, Valid
+
+from ._common import fmt
+
+HE = {"relu", "relu6", "leaky_relu", "elu"}
+GLOROT = {"tanh", "sigmoid"}
+LECUN = {"selu"}
+
+
+def expected_std(kind: str, fan_in: int, fan_out: int | None) -> tuple[list[float], str] | None:
+    """The weight std(s) a layer feeding ``kind`` should have, and the scheme's name."""
+    if kind in HE:
+        # He's fan_in mode preserves the forward scale, fan_out mode the backward one
+        # (torchvision's choice for convolutions): both are right
+        return [math.sqrt(2.0 / fan_in)] + ([math.sqrt(2.0 / fan_out)] if fan_out else []), "He (Kaiming)"
+    if kind in GLOROT:
+        # Glorot balances fan-in and fan-out; LeCun (fan-in only) is its forward-pass
+        # half: both preserve the variance of a symmetric activation, so either is fine
+        out = [math.sqrt(1.0 / fan_in)]
+        if fan_out:
+            out.insert(0, math.sqrt(2.0 / (fan_in + fan_out)))
+        return out, "Glorot (Xavier)"
+    if kind in LECUN:
+        return [math.sqrt(1.0 / fan_in)], "LeCun"
+    return None
+
+
+class InitScaleMismatch(ProbeRule):
+    """## What it does
+    For every Linear/Conv layer whose output goes straight into an activation, compares
+    the layer's weight scale (root mean square, so a constant fill counts) with the std the
+    activation needs: He √(2/fan_in) (or √(2/fan_out)) for the ReLU family, Glorot √(2/(fan_in+fan_out)) (or
+    LeCun √(1/fan_in)) for tanh/sigmoid, LeCun for SELU. Fires when it is off by ≥ 4×
+    (`max_ratio`) in either direction. PyTorch's default init (≈ 0.4× He) passes.
+    Zero-initialised weights, GELU/SiLU (transformer MLPs use small inits with
+    normalization by convention) and layers followed by a normalization are not judged.
+
+    ## Why is this bad?
+    A weight scale off by a factor r multiplies every activation's scale by ≈ r per layer:
+    the signal explodes or dies with depth, ReLUs die or tanh/sigmoid saturate, and the
+    gradients follow. Matching the init to the activation is what keeps deep networks
+    trainable.
+
+    ## Example
+    ```python
+    self.fc1 = nn.Linear(256, 64)
+    nn.init.normal_(self.fc1.weight, std=1.0)    # He std would be 0.088: 11× too large
+    ...
+    x = F.relu(self.fc1(x))
+    ```
+
+    ## Use instead
+    ```python
+    nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")
+    ```
+
+    ## References
+    - He et al., "Delving Deep into Rectifiers: Surpassing Human-Level Performance on
+      ImageNet Classification" (ICCV 2015).
+    - Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural
+      networks" (AISTATS 2010).
+    - Klambauer et al., "Self-Normalizing Neural Networks" (NeurIPS 2017), LeCun init for SELU.
+    """
+
+    code = "NN308"
+    name = "init-scale-mismatch"
+    severity = Severity.WARNING
+    thresholds = {"max_ratio": 4.0}
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(256, 64)
+                    self.fc2 = nn.Linear(64, 32)
+                    self.fc3 = nn.Linear(32, 10)
+                    nn.init.kaiming_normal_(self.fc1.weight, nonlinearity="relu")
+                    nn.init.xavier_uniform_(self.fc2.weight)
+
+                def forward(self, x):
+                    return self.fc3(torch.tanh(self.fc2(F.relu(self.fc1(x)))))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 256)}]
+            """,
+            note="He for ReLU, Glorot for tanh, PyTorch default for the head",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, 16, 3, padding=1)
+                    nn.init.normal_(self.conv.weight, std=1.0)
+                    self.bn = nn.BatchNorm2d(16)
+                    self.fc = nn.Linear(16, 10)
+
+                def forward(self, x):
+                    return self.fc(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(4, 3, 8, 8)}]
+            """,
+            note="BatchNorm between the layer and the ReLU makes the scale irrelevant",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class MLP(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.ln = nn.LayerNorm(64)
+                    self.fc = nn.Linear(64, 256)
+                    self.proj = nn.Linear(256, 64)
+                    nn.init.normal_(self.fc.weight, std=0.02)
+                    nn.init.normal_(self.proj.weight, std=0.02)
+
+                def forward(self, x):
+                    return x + self.proj(F.gelu(self.fc(self.ln(x))))
+
+            def nnlint_examples():
+                return [{"model": MLP(), "inputs": torch.randn(8, 64)}]
+            """,
+            note="GPT-2-style small init before GELU",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.pw = nn.Conv2d(3, 32, 1)
+                    self.dw = nn.Conv2d(32, 32, 3, padding=1, groups=32)
+                    self.fc = nn.Linear(32, 10)
+                    for conv in (self.pw, self.dw):
+                        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+
+                def forward(self, x):
+                    x = torch.relu(self.dw(torch.relu(self.pw(x))))
+                    return self.fc(x.mean((2, 3)))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(4, 3, 8, 8)}]
+            """,
+            note="Kaiming in fan_out mode (torchvision's choice), depthwise conv included",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(256, 64)
+                    self.fc2 = nn.Linear(64, 10)
+                    nn.init.normal_(self.fc1.weight, std=1.0)
+
+                def forward(self, x):
+                    return self.fc2(F.relu(self.fc1(x)))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 256)}]
+            """,
+            line=8,
+            contains="He",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(64, 64)
+                    self.act = nn.Tanh()
+                    self.fc2 = nn.Linear(64, 10)
+                    nn.init.normal_(self.fc1.weight, std=0.001)
+
+                def forward(self, x):
+                    return self.fc2(self.act(self.fc1(x)))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 64)}]
+            """,
+            line=7,
+            contains="too small",
+        ),
+    ]
+
+    def check(self, ctx) -> Iterator[Finding]:
+        limit = self.t["max_ratio"]
+        for layer in ctx.layers:
+            if layer.embedding or layer.zero_init or not layer.feeds or not layer.fan_in:
+                continue
+            if layer.type not in ("Linear", "Conv1d", "Conv2d", "Conv3d", "Bilinear") and not layer.type.startswith("Conv"):
+                continue
+            exp = expected_std(layer.feeds, layer.fan_in, layer.fan_out)
+            if exp is None or layer.weight_rms <= 0 or not math.isfinite(layer.weight_rms):
+                continue
+            stds, scheme = exp
+            ratios = [layer.weight_rms / s for s in stds]
+            ratio = min(ratios, key=lambda r: abs(math.log(r)))
+            if 1 / limit < ratio < limit:
+                continue
+            ref = stds[ratios.index(ratio)]
+            direction = "too large" if ratio > 1 else "too small"
+            yield Finding(
+                f"{layer.module}'s weight scale {fmt(layer.weight_rms)} is {fmt(max(ratio, 1 / ratio))}x {direction} "
+                f"for the {layer.feeds} that follows (the {scheme} std for fan_in {layer.fan_in} is {fmt(ref)}); "
+                f"use nn.init.{'kaiming_normal_(w, nonlinearity=' + repr('relu') + ')' if layer.feeds in HE else 'xavier_uniform_(w)' if layer.feeds in GLOROT else 'kaiming_normal_(w, nonlinearity=' + repr('linear') + ')'}",
+                module=layer.module,
+                evidence={"weight_rms": layer.weight_rms, "expected_std": ref, "ratio": ratio,
+                          "activation": layer.feeds, "fan_in": layer.fan_in, "fan_out": layer.fan_out, "scheme": scheme},
+            )

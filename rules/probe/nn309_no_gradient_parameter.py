@@ -1,0 +1,228 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+from nnlint.diagnostics import Severity
+from nnlint.rule import Finding, Invalid, ProbeRule, Valid
+
+
+class NoGradientParameter(ProbeRule):
+    """## What it does
+    After one backward pass, reports every `requires_grad` parameter that the forward used
+    (passed to an operation, directly or through `.data`) whose gradient is `None` (not
+    connected to the loss) or exactly zero everywhere. Parameters the forward never
+    touches are NN202's business; zero
+    gradients that come only from a deliberate zero-init downstream (zero-init-residual,
+    ReZero) are recognised by re-measuring with those weights perturbed, and not reported.
+
+    ## Why is this bad?
+    The optimizer never updates these weights: part of the model silently does not train.
+    Common causes: a `.detach()` or `.data` on the path, a `torch.no_grad()` block in
+    `forward`, a non-differentiable step (`argmax`, `.item()`, NumPy), or dead ReLUs
+    upstream (see NN305).
+
+    ## Example
+    ```python
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        return self.fc2(h.detach())      # fc1 never gets a gradient
+    ```
+
+    ## Use instead
+    ```python
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        return self.fc2(h)
+    ```
+
+    ## References
+    - Karpathy, "A Recipe for Training Neural Networks" (2019): "use backprop to chart
+      dependencies".
+    - Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour" (2017):
+      zero-init of the last BatchNorm in each residual branch (exempted here).
+    - PyTorch docs, "Autograd mechanics: Excluding subgraphs from backward".
+    """
+
+    code = "NN309"
+    name = "no-gradient-parameter"
+    severity = Severity.ERROR
+    needs = frozenset({"zero_init_check"})
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Block(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+                    self.bn1 = nn.BatchNorm2d(c)
+                    self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+                    self.bn2 = nn.BatchNorm2d(c)
+                    nn.init.zeros_(self.bn2.weight)
+
+                def forward(self, x):
+                    out = torch.relu(self.bn1(self.conv1(x)))
+                    return torch.relu(x + self.bn2(self.conv2(out)))
+
+            class ResNet(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.stem = nn.Conv2d(3, 8, 3, padding=1)
+                    self.block = Block(8)
+                    self.fc = nn.Linear(8, 10)
+
+                def forward(self, x):
+                    return self.fc(self.block(torch.relu(self.stem(x))).mean((2, 3)))
+
+            def nnlint_examples():
+                return [{"model": ResNet(), "inputs": torch.randn(4, 3, 8, 8)}]
+            """,
+            note="zero-init-residual: zero gradient only at step 0, by design",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self, use_aux=False):
+                    super().__init__()
+                    self.fc1 = nn.Linear(20, 32)
+                    self.aux = nn.Linear(32, 5)
+                    self.head = nn.Linear(32, 10)
+                    self.use_aux = use_aux
+
+                def forward(self, x):
+                    h = torch.relu(self.fc1(x))
+                    if self.use_aux:
+                        return self.head(h), self.aux(h)
+                    return self.head(h)
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 20)}]
+            """,
+            note="a module the forward does not call is NN202's business",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Finetune(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.backbone = nn.Linear(20, 32)
+                    self.head = nn.Linear(32, 10)
+                    for p in self.backbone.parameters():
+                        p.requires_grad_(False)
+
+                def forward(self, x):
+                    return self.head(torch.relu(self.backbone(x)))
+
+            def nnlint_examples():
+                return [{"model": Finetune(), "inputs": torch.randn(8, 20)}]
+            """,
+            note="frozen on purpose",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Bag(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.emb = nn.Embedding(1000, 16, padding_idx=0)
+                    self.fc = nn.Linear(16, 3)
+
+                def forward(self, idx):
+                    return self.fc(self.emb(idx).mean(1))
+
+            def nnlint_examples():
+                return [{"model": Bag(), "inputs": torch.randint(0, 1000, (8, 5))}]
+            """,
+            note="embedding: most rows get no gradient, the table as a whole does",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(20, 32)
+                    self.fc2 = nn.Linear(32, 10)
+
+                def forward(self, x):
+                    h = F.relu(self.fc1(x))
+                    return self.fc2(h.detach())
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 20)}]
+            """,
+            line=8,
+            contains="detach",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.scale = nn.Linear(20, 20)
+                    self.fc = nn.Linear(20, 10)
+
+                def forward(self, x):
+                    w = self.scale.weight.data
+                    return self.fc(x @ w)
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 20)}]
+            """,
+            line=7,
+        ),
+    ]
+
+    def check(self, ctx) -> Iterator[Finding]:
+        by_module: dict[str, list] = {}
+        for p in ctx.params.values():
+            # `used`: the forward passed it (or its .data) to an op; parameters it never
+            # touches are NN202's business
+            if not p.requires_grad or not p.used or p.zero_grad_explained:
+                continue
+            if p.grad in ("none", "zero"):
+                by_module.setdefault(p.module, []).append(p)
+        dead_inputs = {a.producer for a in ctx.activations if a.dead_frac is not None and a.dead_frac >= 0.99}
+        constant = [p.name for p in ctx.params.values() if p.constant]
+        for module, ps in by_module.items():
+            none = [p.name for p in ps if p.grad == "none"]
+            zero = [p.name for p in ps if p.grad == "zero"]
+            where = module or ctx.model_name
+            if none:
+                msg = (f"{', '.join(none)} got no gradient (None) although {where} ran in forward: it is cut off from "
+                       "the loss — look for .detach(), .data, torch.no_grad(), or a non-differentiable step "
+                       "(argmax, .item(), NumPy) on its path")
+            else:
+                msg = f"{', '.join(zero)} got an all-zero gradient: it will never be updated"
+                if module in dead_inputs:
+                    msg += f"; the ReLU after {where} is dead for every sample (NN305)"
+                elif constant:
+                    msg += (f" — constant-filled weights ({', '.join(constant[:3])}) make their units identical, "
+                            "so the gradients reaching this layer cancel exactly; initialise them randomly")
+                else:
+                    msg += " — check for dead units, a multiplication by zero or a constant output on its path"
+            yield Finding(
+                msg,
+                module=module or None,
+                evidence={"none": none, "zero": zero,
+                          "weight_norm": {p.name: p.weight_norm for p in ps}, "constant_weights": constant[:10]},
+            )

@@ -1,0 +1,246 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+from nnlint.diagnostics import Severity
+from nnlint.rule import Finding, Invalid, ProbeRule, Valid
+
+from ._common import fmt
+
+
+class BatchMixing(ProbeRule):
+    """## What it does
+    In eval mode, backpropagates one sample's output to the whole input batch and fires
+    when the gradient reaches other samples: output i depends on input j ≠ i. Measured in
+    eval mode (so BatchNorm, which mixes the batch in train mode by design, does not count);
+    for token inputs, w.r.t. the embedding output (models with BatchNorm layers that keep
+    no running statistics use batch statistics even in eval mode, and are not judged).
+    When the first input dimension does mix
+    but a later one does not (sequence-first models, `(T, B, ...)`), that later one is taken
+    as the batch. Outputs that compare samples by design (a B×B similarity matrix, as in
+    contrastive heads) are not reported. When it fires, the probe names the first
+    `view`/`reshape` that moved the batch dimension.
+
+    ## Why is this bad?
+    A model whose prediction for one sample depends on the other samples in the batch
+    trains on leaked information and behaves differently at batch size 1. The usual cause
+    is a `view`/`reshape` used where a `transpose`/`permute` was meant, which silently
+    reinterprets memory across samples — no error, no crash.
+
+    ## Example
+    ```python
+    x = self.embed(x)                        # (B, T, H)
+    x = x.view(x.size(1), x.size(0), -1)     # meant (T, B, H): mixes samples
+    out, _ = self.rnn(x)
+    ```
+
+    ## Use instead
+    ```python
+    x = x.transpose(0, 1)                    # or nn.GRU(..., batch_first=True)
+    ```
+
+    ## References
+    - Karpathy, "A Recipe for Training Neural Networks" (2019): "use backprop to chart
+      dependencies ... set the loss to be something trivial like the sum of all outputs of
+      example i ... ensure that you get a non-zero gradient only on the i-th input".
+    - "37 Reasons why your Neural Network is not working" (Slav Ivanov), #8 "view vs
+      transpose".
+    """
+
+    code = "NN310"
+    name = "batch-mixing"
+    severity = Severity.ERROR
+    needs = frozenset({"batch_jacobian"})
+    thresholds = {"rtol": 1e-6}
+
+    VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(20, 32)
+                    self.bn = nn.BatchNorm1d(32, track_running_stats=False)
+                    self.fc2 = nn.Linear(32, 10)
+
+                def forward(self, x):
+                    return self.fc2(torch.relu(self.bn(self.fc1(x))))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 20)}]
+            """,
+            note="BatchNorm without running stats uses batch statistics in eval mode too",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, 8, 3, padding=1)
+                    self.bn = nn.BatchNorm2d(8)
+                    self.fc = nn.Linear(8, 10)
+
+                def forward(self, x):
+                    return self.fc(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(4, 3, 8, 8)}]
+            """,
+            note="BatchNorm mixes the batch only in train mode",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class CLIPHead(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.img = nn.Linear(32, 16)
+                    self.txt = nn.Linear(24, 16)
+
+                def forward(self, image, text):
+                    a = F.normalize(self.img(image), dim=-1)
+                    b = F.normalize(self.txt(text), dim=-1)
+                    return a @ b.t() / 0.07
+
+            def nnlint_examples():
+                return [{"model": CLIPHead(), "inputs": (torch.randn(8, 32), torch.randn(8, 24))}]
+            """,
+            note="contrastive logits compare every pair of samples by design",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class SeqFirst(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.GRU(16, 32)
+                    self.fc = nn.Linear(32, 5)
+
+                def forward(self, x):
+                    out, _ = self.rnn(x)
+                    return self.fc(out)
+
+            def nnlint_examples():
+                return [{"model": SeqFirst(), "inputs": torch.randn(12, 6, 16)}]
+            """,
+            note="(T, B, F) input: dim 0 is time, which an RNN mixes on purpose",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Seq(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = nn.Linear(16, 32)
+                    self.rnn = nn.GRU(32, 32)
+                    self.fc = nn.Linear(32, 5)
+
+                def forward(self, x):
+                    x = self.embed(x).transpose(0, 1)
+                    out, _ = self.rnn(x)
+                    return self.fc(out[-1])
+
+            def nnlint_examples():
+                return [{"model": Seq(), "inputs": torch.randn(8, 12, 16)}]
+            """,
+            note="transpose, not view",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Seq(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = nn.Linear(16, 32)
+                    self.rnn = nn.GRU(32, 32)
+                    self.fc = nn.Linear(32, 5)
+
+                def forward(self, x):
+                    x = self.embed(x)
+                    x = x.view(x.size(1), x.size(0), -1)
+                    out, _ = self.rnn(x)
+                    return self.fc(out[-1])
+
+            def nnlint_examples():
+                return [{"model": Seq(), "inputs": torch.randn(8, 12, 16)}]
+            """,
+            line=13,
+            contains="view",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(20, 32)
+                    self.fc2 = nn.Linear(32, 10)
+
+                def forward(self, x):
+                    h = torch.relu(self.fc1(x))
+                    h = h - h.mean(0)
+                    return self.fc2(h)
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 20)}]
+            """,
+            line=4,
+            contains="sample",
+        ),
+    ]
+
+    def check(self, ctx) -> Iterator[Finding]:
+        jac = ctx.batch_jacobian
+        if not jac or not jac.get("measured") or ctx.batch_stat_layers:
+            return  # BatchNorm without running stats normalizes over the batch even in eval mode
+        dims = jac.get("dims") or []
+        if not dims:
+            return
+
+        def mixes(r: dict) -> bool:
+            return r["other_grad"] > self.t["rtol"] * max(r["self_grad"], 0.0) and r["other_grad"] > 0
+
+        if not all(mixes(r) for r in dims):
+            return  # some dimension is a clean batch dimension
+        if any(r["similarity_dims"] for r in dims):
+            return  # a B×B output: similarity / contrastive logits
+        r = dims[0]
+        view = jac.get("view") or {}
+        where = ""
+        line = None
+        module = None
+        if view.get("line"):
+            line = view["line"]
+            where = (f"; the {view['op']} at line {line} turns shape {tuple(view['from_shape'])} into "
+                     f"{tuple(view['to_shape'])} — use transpose/permute to reorder dimensions")
+            module = view.get("module") or None
+        elif view:
+            module = view.get("module") or None
+        wrt = "input" if jac.get("wrt") == "input" else "embedding output"
+        yield Finding(
+            f"samples mix across the batch (eval mode): output sample {r['sample']} has a gradient of "
+            f"{fmt(r['other_grad'])} w.r.t. {wrt} sample {r['other_sample']} (vs {fmt(r['self_grad'])} w.r.t. its own; "
+            f"{r['mixed_samples']} other samples involved){where or ' — look for a view/reshape across the batch dimension or a reduction over dim 0'}",
+            module=module if line is None else (module or None),
+            line=line,
+            evidence={"dims": dims, "wrt": jac.get("wrt"), "view": view or None},
+        )

@@ -1,0 +1,151 @@
+"""The Python API: what the README documents for unit tests.
+
+```python
+import nnlint
+
+def test_model_is_healthy():
+    nnlint.check(Net(), torch.randn(8, 1, 28, 28)).assert_clean()
+```
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = nn.functional
+
+import nnlint  # noqa: E402
+from nnlint.passes.probe import ProbeError  # noqa: E402
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.fc1 = nn.Linear(16 * 12 * 12, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv2(F.relu(self.conv1(x))))
+        x = F.max_pool2d(x, 2).flatten(1)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class DeadNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(20, 32)
+        self.fc2 = nn.Linear(32, 10)
+        nn.init.constant_(self.fc1.bias, -100.0)  # every ReLU unit dead
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_healthy_model_is_clean():
+    # the README's example: a model test that fails when the model is broken
+    nnlint.check(Net(), torch.randn(8, 1, 28, 28)).assert_clean()
+
+
+def test_broken_model_fails_assert_clean_with_a_readable_list():
+    report = nnlint.check(DeadNet(), torch.randn(8, 20), select=["NN3"])
+    assert "NN305" in report.codes()
+    with pytest.raises(AssertionError) as info:
+        report.assert_clean()
+    text = str(info.value)
+    assert "NN305 dead-relu at fc1" in text and "test_api.py:" in text
+    d = report.by_code("NN305")[0]
+    assert d.path == __file__ and d.module == "fc1"
+    assert d.line == DeadNet.__init__.__code__.co_firstlineno + 2  # the `self.fc1 = ...` line
+    assert d.evidence["dead_fraction"] == 1.0
+    assert "NN305" in str(report)
+
+
+def test_assert_clean_ignore():
+    report = nnlint.check(DeadNet(), torch.randn(8, 20), select=["NN305"])
+    report.assert_clean(ignore=["NN305"])
+
+
+def test_select_ignore_and_thresholds():
+    x = torch.randn(8, 20)
+    assert nnlint.check(DeadNet(), x, select=["NN305"]).codes() == ["NN305"]
+    assert "NN305" not in nnlint.check(DeadNet(), x, select=["NN3"], ignore=["NN305"]).codes()
+    # a 100% dead layer passes when the threshold is raised above 1
+    assert not nnlint.check(DeadNet(), x, select=["NN305"], thresholds={"NN305": {"dead_fraction": 1.5}})
+    with pytest.raises(ValueError, match="unknown threshold"):
+        nnlint.check(DeadNet(), x, select=["NN305"], thresholds={"NN305": {"nope": 1}})
+    with pytest.raises(ValueError):
+        nnlint.check(DeadNet(), x, select=["NN999"])
+
+
+def test_declared_loss_and_target():
+    model = Net()
+    scaled = Net()
+    scaled.fc2.weight.data *= 1000
+    x = torch.randn(8, 1, 28, 28)
+    y = torch.randint(0, 10, (8,))
+    assert not nnlint.check(model, x, loss=nn.CrossEntropyLoss(), target=y, select=["NN301"])
+    report = nnlint.check(scaled, x, loss=nn.CrossEntropyLoss(), target=y, select=["NN301"])
+    assert report.codes() == ["NN301"] and report.diagnostics[0].evidence["loss_source"] == "declared"
+
+
+def test_model_state_is_restored():
+    model = Net().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    nnlint.check(model, torch.randn(8, 1, 28, 28), overfit=True)
+    assert not model.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_overfit_probe_via_api():
+    class SigmoidHead(Net):
+        def forward(self, x):
+            return torch.sigmoid(super().forward(x))
+
+    report = nnlint.check(SigmoidHead(), torch.randn(8, 1, 28, 28), select=["NN312"], overfit_steps=15)
+    assert report.codes() == ["NN312"]
+
+
+def test_data_rules_via_api():
+    x = torch.randint(0, 256, (32, 1, 28, 28)).float()
+    y = torch.randint(1, 11, (32,))
+    report = nnlint.check(Net(), x[:8] / 255, select=["NN5"], data=[(x, y)])
+    assert sorted(set(report.codes())) == ["NN501", "NN502"]
+
+
+def test_user_code_errors_propagate():
+    class Broken(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    with pytest.raises(ProbeError) as info:
+        nnlint.check(Broken(), torch.randn(4, 3), select=["NN3"])
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+def test_graph_rules_run_in_process_when_available():
+    pytest.importorskip("nnlint.passes.graph")
+
+    class Collapsed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(20, 32)
+            self.fc2 = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc2(self.fc1(x))  # no nonlinearity between two Linear layers
+
+    report = nnlint.check(Collapsed(), torch.randn(8, 20), select=["NN204"])
+    assert report.codes() == ["NN204"], str(report)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_check_on_cuda():
+    report = nnlint.check(DeadNet(), torch.randn(8, 20), select=["NN3"], device="cuda")
+    assert "NN305" in report.codes()
+    assert all(d.evidence["probe"]["device"].startswith("cuda") for d in report)
