@@ -188,6 +188,7 @@ def check(
     diags: list[Diagnostic] = []
 
     graph_rules = [r for r in rules if r.pass_ == "graph"]
+    unused: list[str] = []
     probe_rules = [r for r in rules if r.pass_ in ("probe", "data")]
     if graph_rules:
         try:
@@ -206,6 +207,7 @@ def check(
                                           {"source_text": text, "classes": classes} if text else {"classes": classes})
                 diags.extend(g_diags)
                 errors.extend(info.get("crashes") or [])
+                unused = info.get("unused_modules") or []
             except Exception as exc:  # the probe still runs; say what failed
                 errors.append(f"graph pass failed: {type(exc).__name__}: {exc}")
             finally:
@@ -217,7 +219,7 @@ def check(
     if probe_rules:
         n = _batch(inputs)
         example = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, data=data,
-                          classes=classes)
+                          classes=classes, meta={"unused_modules": unused})
         settings = {
             "device": device,
             "batch_size": int(batch_size or max(4, n or 8)),

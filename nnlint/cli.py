@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     dyn.add_argument("--kwargs", type=_json_obj, help="constructor arguments as JSON, e.g. '{\"num_classes\": 10}'")
     dyn.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the probe runs (default: auto = CUDA when available)")
     dyn.add_argument("--timeout", type=float, help="seconds each file's user code may run (default 60)")
+    dyn.add_argument("--memory-limit-mb", type=float,
+                     help="resident memory (MB) each file's child process may use (default: half of the machine's)")
     dyn.add_argument("--overfit", action="store_true", help="also run the deep probe NN312 (optimizer steps on one batch)")
     dyn.add_argument("--data", help="module:function returning an iterable of (inputs, target) batches for the data probe (NN5)")
 
@@ -193,6 +195,10 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.timeout <= 0:
             raise ConfigError("--timeout must be positive")
         cfg.timeout = args.timeout
+    if args.memory_limit_mb is not None:
+        if args.memory_limit_mb <= 0:
+            raise ConfigError("--memory-limit-mb must be positive")
+        cfg.memory_limit_mb = args.memory_limit_mb
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
     rules = registry.select(cfg.select, cfg.ignore, cfg.extend_select)

@@ -26,7 +26,7 @@ KNOWN_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "exclude": (list, "globs of paths never linted"),
     "thresholds": (dict, "CODE -> {name = value} overriding a rule's default thresholds"),
     "timeout": ((int, float), "seconds each file's user code may run (import, build, trace, probe)"),
-    "memory-limit-mb": ((int, float), "address-space cap for the child process running user code"),
+    "memory-limit-mb": ((int, float), "resident-memory limit (MB) for the child process running user code, polled"),
     "probe-memory-fraction": ((int, float), "fraction of free memory a model may need for the probe to run it"),
     "device": (str, "auto | cpu | cuda: where the probe runs"),
     "batch-size": (int, "probe batch size (at least 2)"),

@@ -119,6 +119,9 @@ def test_default_path_is_cwd(proj):
         (["--format", "xml", "x.py"], "invalid choice: 'xml'"),
         (["-j", "0", "x.py"], "--jobs must be at least 1"),
         (["--color", "sometimes", "x.py"], "invalid choice: 'sometimes'"),
+        (["--timeout", "0", "x.py"], "--timeout must be positive"),
+        (["--memory-limit-mb", "-5", "x.py"], "--memory-limit-mb must be positive"),
+        (["--model", "Nope", "x.py"], "--model Nope: no class, function or variable of that name"),
     ],
 )
 def test_usage_errors_exit_2(proj, argv, needle):

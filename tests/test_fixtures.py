@@ -16,7 +16,8 @@ from nnlint.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECT_RE = re.compile(r"#\s*expect:\s*(NN\d{3}(?:\s*,\s*NN\d{3})*)")
-STATIC_PREFIXES = ("NN0", "NN1", "NN4")
+#: what `--static` reports: the source rules and NN001 (a file that does not parse)
+STATIC_PREFIXES = ("NN001", "NN1", "NN4")
 
 
 def expected_markers(folder: Path) -> dict[tuple[str, int], set[str]]:
@@ -58,3 +59,22 @@ def test_seed_fixtures_static(monkeypatch):
     twins = [p for p in (ROOT / "fixtures/seed").glob("*_fixed.py")]
     assert len(twins) == 8
     assert not [k for k in got if k[0].endswith("_fixed.py")]
+
+
+@pytest.mark.slow
+def test_all_fixtures_all_passes(monkeypatch):
+    """`nnlint fixtures/` as a user runs it (every pass, fixtures/pyproject.toml's limits):
+    every marked finding at its line, infos included, and nothing unmarked: no finding on a
+    twin or clean model, the hostile files cut off within the time limit."""
+    monkeypatch.chdir(ROOT)
+    code, report = run_json(["fixtures"])
+    want = {(path, line, c) for (path, line), codes in expected_markers(ROOT / "fixtures").items() for c in codes}
+    got = {(Path(d["path"]).as_posix(), d["line"], d["code"]) for d in report["diagnostics"]}
+    details = {(Path(d["path"]).as_posix(), d["line"], d["code"]): d["message"] for d in report["diagnostics"]}
+    assert not want - got, f"planted bugs not reported: {sorted(want - got)}"
+    assert not got - want, "unexpected findings: " + "; ".join(f"{k}: {details[k]}" for k in sorted(got - want))
+    assert code == 1
+    clean = [p for p in (ROOT / "fixtures").rglob("*.py") if p.stem.endswith("_fixed") or p.stem.startswith("clean_")]
+    assert len(clean) >= 8 + 6
+    # the hang is cut at fixtures/pyproject.toml's limit, not the 60 s default
+    assert "time limit of 30 s" in details[("fixtures/hostile/forever.py", 12, "NN005")]

@@ -54,7 +54,10 @@ def expectations(folder: Path) -> set[tuple[str, int, str]]:
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             m = EXPECT.search(line)
             if m:
-                out.update((path.name, i, code) for code in re.findall(r"NN\d{3}", m.group(1)))
+                # the graph tests select NN0 and NN2; markers of other passes are checked
+                # by tests/test_fixtures.py's full run
+                out.update((path.name, i, code) for code in re.findall(r"NN\d{3}", m.group(1))
+                           if code.startswith(("NN0", "NN2")))
     return out
 
 

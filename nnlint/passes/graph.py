@@ -1206,8 +1206,19 @@ def run_graph(example: Any, rules: list[Rule], path: str, model_name: str,
     diags, crashes = run_rules(ctx, rules)
     info = model_info(ctx, model)
     info["context"] = ctx
+    info["unused_modules"] = unused_modules(ctx)
     info["crashes"] = [f"rule {c.code} crashed: {type(c.exc).__name__}: {c.exc}" for c in crashes]
     return diags, info
+
+
+def unused_modules(ctx: Any) -> list[str]:
+    """Qualified names of the modules the forward never runs or whose output it discards
+    (NN202's findings): the probe need not report their missing gradients again."""
+    if ctx.failure is not None:
+        return []
+    out = [q for q in ctx.modules if q and q not in ctx.executed]
+    out += [n.target for n in ctx.nodes if n.op == "call_module" and n.tensor_out and n.idx not in ctx.live]
+    return sorted(set(out))
 
 
 CLASSIFICATION_LOSSES = {"CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss"}

@@ -250,6 +250,9 @@ class ProbeContext:
     second_forward: dict[str, Any] | None = None
     overfit: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    #: modules the graph pass found never run or with their output discarded (NN202's
+    #: findings): their parameters get no gradient by construction
+    discarded_modules: frozenset[str] = frozenset()
 
     def layer_norms(self, limit: int = 24) -> dict[str, float | None]:
         """Per-layer weight-gradient norms in execution order (for evidence)."""
@@ -1285,6 +1288,7 @@ class Probe:
             modules=mods, params=params, layers=layers, activations=acts, loss=info, output=output,
             final_layer=final_layer, input_std=input_std, grads_available=grads_available,
             input_varies=input_varies,
+            discarded_modules=frozenset((self.example.meta or {}).get("unused_modules") or ()),
             batch_stat_layers=[n for n, m in model.named_modules()
                                if isinstance(m, nn.modules.batchnorm._NormBase) and not isinstance(m, nn.modules.instancenorm._InstanceNorm)
                                and getattr(m, "running_mean", None) is None and n in mods],

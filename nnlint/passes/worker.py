@@ -78,6 +78,7 @@ class Worker:
         threads = int(self.req.get("threads") or 0)
         if threads > 0:
             torch.set_num_threads(threads)
+        _seed_user_rngs()  # the same weights and example inputs on every run
         from nnlint.passes import graph, loader
 
         self.graph, self.loader = graph, loader
@@ -194,6 +195,7 @@ class Worker:
             # small: real CPU tensors are cheaper than the meta device's one-time warm-up
             self.step("build", cand.name, cand.line)
             try:
+                _seed_user_rngs()
                 model = build()
             except (Exception, SystemExit) as exc:
                 self.build_failed(cand, _exc_text(exc), exc)
@@ -370,6 +372,7 @@ class Worker:
             if device == "meta":
                 self.step("build", name, line)
                 try:
+                    _seed_user_rngs()
                     real = build()
                 except Exception as exc:
                     self.not_probed += 1
@@ -385,7 +388,7 @@ class Worker:
         example.meta.setdefault("output_shapes", [list(s) for s in ctx.output_shapes])
         # modules the forward never runs or whose output it discards (NN202's findings):
         # their parameters get no gradient by construction, the probe need not say it again
-        example.meta.setdefault("unused_modules", _unused_modules(ctx))
+        example.meta.setdefault("unused_modules", self.graph.unused_modules(ctx))
         for k, v in cand.meta.items():
             if k not in ("attempts", "index"):
                 example.meta.setdefault(k, v)
@@ -418,6 +421,8 @@ class Worker:
         self.diagnostics(list(result or []))
         for text in getattr(result, "errors", None) or []:
             self.send("error", text=text)
+        for text in getattr(result, "notes", None) or []:
+            self.send("note", text=f"{self.path}: {name}: {text}")
 
     def load_data(self) -> Any:
         if self._data_loaded:
@@ -493,6 +498,7 @@ class Worker:
 
     def real_examples(self) -> list[Any]:
         if self._real_examples is None:
+            _seed_user_rngs()
             self._real_examples = self.loader.examples_from(self.module.nnlint_examples())
         return self._real_examples
 
@@ -503,11 +509,18 @@ class Worker:
         return ex
 
 
-def _unused_modules(ctx: Any) -> list[str]:
-    out = [q for q in ctx.modules if q and q not in ctx.executed]
-    live = ctx.live
-    out += [n.target for n in ctx.nodes if n.op == "call_module" and n.tensor_out and n.idx not in live]
-    return sorted(set(out))
+def _seed_user_rngs() -> None:
+    """Seed the generators user code draws from (weights, `torch.randn` example inputs),
+    so that a file gives the same findings on every run."""
+    import random
+
+    import torch
+
+    torch.manual_seed(0)
+    random.seed(0)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        np.random.seed(0)
 
 
 def _device_of(model: Any) -> str:

@@ -18,8 +18,9 @@ class NoGradientParameter(ProbeRule):
     ## Why is this bad?
     The optimizer never updates these weights: part of the model silently does not train.
     Common causes: a `.detach()` or `.data` on the path, a `torch.no_grad()` block in
-    `forward`, a non-differentiable step (`argmax`, `.item()`, NumPy), or dead ReLUs
-    upstream (see NN305).
+    `forward`, a non-differentiable step (`argmax`, `.item()`, NumPy), or constant-filled
+    weights whose units cancel each other's gradients. Zero gradients around a ReLU layer
+    that is dead for every sample are NN305's finding and are not repeated here.
 
     ## Example
     ```python
@@ -146,6 +147,50 @@ class NoGradientParameter(ProbeRule):
             """,
             note="embedding: most rows get no gradient, the table as a whole does",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(1, 8, 3)
+                    self.conv2 = nn.Conv2d(1, 8, 3)
+                    self.fc = nn.Linear(8, 10)
+
+                def forward(self, inp):
+                    x = F.relu(self.conv1(inp))
+                    x = F.relu(self.conv2(inp))
+                    return self.fc(x.mean((2, 3)))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(4, 1, 12, 12)}]
+            """,
+            note="conv1's output is overwritten unread: NN202 (and NN101) report it at its line",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(20, 32)
+                    self.fc2 = nn.Linear(32, 10)
+                    nn.init.constant_(self.fc1.bias, -100.0)
+
+                def forward(self, x):
+                    return self.fc2(F.relu(self.fc1(x)))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 20)}]
+            """,
+            note="a ReLU layer dead for every sample zeroes the gradients around it: NN305's finding",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -199,13 +244,19 @@ class NoGradientParameter(ProbeRule):
             # touches are NN202's business
             if not p.requires_grad or not p.used or p.zero_grad_explained:
                 continue
+            if any(p.module == m or p.module.startswith(m + ".") for m in ctx.discarded_modules):
+                continue  # its output is discarded: NN202 says so at the right line
             if p.grad in ("none", "zero"):
                 by_module.setdefault(p.module, []).append(p)
-        dead_inputs = {a.producer for a in ctx.activations if a.dead_frac is not None and a.dead_frac >= 0.99}
+        # a ReLU dead for every sample zeroes every gradient that has to cross it (and the
+        # weight gradient of the layer it feeds): NN305 reports that at its layer already
+        dead_layer = any(a.dead_frac is not None and a.dead_frac >= 0.99 for a in ctx.activations)
         constant = [p.name for p in ctx.params.values() if p.constant]
         for module, ps in by_module.items():
             none = [p.name for p in ps if p.grad == "none"]
-            zero = [p.name for p in ps if p.grad == "zero"]
+            zero = [p.name for p in ps if p.grad == "zero" and not dead_layer]
+            if not none and not zero:
+                continue
             where = module or ctx.model_name
             if none:
                 msg = (f"{', '.join(none)} got no gradient (None) although {where} ran in forward: it is cut off from "
@@ -213,9 +264,7 @@ class NoGradientParameter(ProbeRule):
                        "(argmax, .item(), NumPy) on its path")
             else:
                 msg = f"{', '.join(zero)} got an all-zero gradient: it will never be updated"
-                if module in dead_inputs:
-                    msg += f"; the ReLU after {where} is dead for every sample (NN305)"
-                elif constant:
+                if constant:
                     msg += (f" — constant-filled weights ({', '.join(constant[:3])}) make their units identical, "
                             "so the gradients reaching this layer cancel exactly; initialise them randomly")
                 else:
