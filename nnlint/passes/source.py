@@ -219,12 +219,34 @@ class SourceContext:
     def position(self, node: cst.CSTNode) -> tuple[int, int, int, int]:
         """1-based (line, column, end_line, end_column) of ``node``."""
         if self._positions is None:
-            self._positions = self.wrapper.resolve(PositionProvider)
+            self._positions = _positions(self.module) or self.wrapper.resolve(PositionProvider)
         rng = self._positions[node]
         return rng.start.line, rng.start.column + 1, rng.end.line, rng.end.column + 1
 
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
+
+
+class _PositionSink:
+    """Stands in for PositionProvider: the codegen state records each node's range here."""
+
+    def __init__(self) -> None:
+        self._computed: dict = {}
+
+
+def _positions(module: cst.Module) -> dict | None:
+    """PositionProvider's ranges from one plain codegen pass, without the metadata
+    wrapper's visitor machinery (about 2x cheaper; it is on every file with findings)."""
+    try:
+        from libcst.metadata.position_provider import PositionProvidingCodegenState
+
+        sink = _PositionSink()
+        state = PositionProvidingCodegenState(default_indent=module.default_indent,
+                                              default_newline=module.default_newline, provider=sink)
+        module._codegen(state)
+        return sink._computed
+    except Exception:  # a libcst without these internals: the public provider
+        return None
 
 
 def normalize_torch_name(q: str) -> str:
