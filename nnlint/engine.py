@@ -254,10 +254,7 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
 
         syntax_broken = {d.path for d in diags if d.code == "NN001"}
         candidates = [f for f in files if f in texts and f not in syntax_broken and runner.wants(f, texts[f], cfg, opts)]
-        if getattr(opts, "model", None) and not candidates:
-            errors.append(f"--model {opts.model}: no class, function or variable of that name is defined in "
-                          f"the {len(files)} linted file{'s' if len(files) != 1 else ''}")
-        if candidates or cfg.models:
+        if candidates or cfg.models or getattr(opts, "model", None):
             dyn = runner.run_dynamic(candidates, texts, cfg, opts, rules)
             diags.extend(dyn.diagnostics)
             result.models += dyn.models

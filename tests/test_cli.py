@@ -121,7 +121,7 @@ def test_default_path_is_cwd(proj):
         (["--color", "sometimes", "x.py"], "invalid choice: 'sometimes'"),
         (["--timeout", "0", "x.py"], "--timeout must be positive"),
         (["--memory-limit-mb", "-5", "x.py"], "--memory-limit-mb must be positive"),
-        (["--model", "Nope", "x.py"], "--model Nope: no class, function or variable of that name"),
+        (["--model", "Nope", "x.py"], "--model Nope: no linted file defines a class, function or variable of that name"),
     ],
 )
 def test_usage_errors_exit_2(proj, argv, needle):

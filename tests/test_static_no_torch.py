@@ -101,3 +101,15 @@ def test_importing_every_rule_module_stays_torch_free(tmp_path):
     count, has_torch = proc.stdout.split()
     assert int(count) > 0
     assert has_torch == "False", "a rule module imports torch at import time: import it inside check() instead"
+
+
+def test_without_torch_the_dynamic_passes_say_so_in_one_line(files):
+    """In an environment without torch (the nnlint-static hook's, or a plain `pip install
+    nnlint`), a full run still gives the source findings and one line about the rest."""
+    proc = subprocess.run([sys.executable, "-c", "import sys; sys.modules['torch'] = None\n" + PROBE, "model.py"],
+                          cwd=files, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["code"] == 1 and "NN109" in res["out"], res
+    assert res["err"].count("torch is not installed") == 1 and len(res["err"].strip().splitlines()) == 1, res["err"]
+    assert "Traceback" not in res["err"]

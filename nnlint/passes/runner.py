@@ -396,7 +396,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     result = DynamicResult()
     if not files:
         if getattr(opts, "model", None):
-            result.errors.append(f"--model {opts.model}: no linted file defines it")
+            result.errors.append(f"--model {opts.model}: no linted file defines a class, function or variable of that name")
         return result
     if not torch_available():
         result.notes.append(TORCH_MISSING)
@@ -470,6 +470,6 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     missing = [n for n in result.notes if "--model" in n and "not defined" in n]
     if missing and getattr(opts, "model", None):
         if len(missing) == len(files):
-            result.errors.append(f"--model {opts.model}: no linted file defines it")
+            result.errors.append(f"--model {opts.model}: no linted file defines a class, function or variable of that name")
         result.notes = [n for n in result.notes if n not in missing]
     return result
