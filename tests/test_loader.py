@@ -293,3 +293,82 @@ def test_example_dicts_and_objects():
     assert [type(e).__name__ for e in out] == ["Example", "Example"]
     with pytest.raises(ValueError, match="unknown key"):
         loader.examples_from({"model": lin, "input": 1})
+
+
+SCRIPT = """
+    import pathlib
+    import torch
+    import torch.nn as nn
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    HIDDEN = 16
+    RAN = pathlib.Path(__file__).with_suffix(".ran")
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, HIDDEN)
+
+        def forward(self, x):
+            return self.fc(x)
+
+
+    model = Net().to(device)
+    x = torch.randn(8, 4)  # dropped; forward's own `x` does not need it
+
+
+    def train(epoch):
+        RAN.write_text(str(epoch))
+        model.train()
+
+
+    {work}
+"""
+
+
+@pytest.mark.parametrize("work", [
+    "for epoch in range(10**9):\n    train(epoch)",
+    "while True:\n    train(0)",
+    "train(0)",
+    "with torch.no_grad():\n    train(0)",
+    "if True:\n    for e in range(3):\n        train(e)",
+])
+def test_a_training_script_is_not_run_at_import(tmp_path, work):
+    """Module-level training (a loop, a `with` block, a call of the script's own function)
+    is not executed: its definitions and cheap constants are, and the model is found."""
+    module, path, _ = _module(tmp_path, SCRIPT.replace("{work}", work.replace("\n", "\n    ")))
+    assert not Path(path).with_suffix(".ran").exists()
+    assert module.HIDDEN == 16 and str(module.device) in ("cpu", "cuda")
+    assert not hasattr(module, "model")  # not built: a call the script makes, dropped with the work
+    assert isinstance(module.Net(), torch.nn.Module)
+
+
+def test_a_script_whose_model_needs_a_computed_value_is_imported_whole(tmp_path):
+    module, _, _ = _module(tmp_path, """
+        import torch.nn as nn
+
+        def width():
+            return 16
+
+        WIDTH = width()
+        RUNS = []
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, WIDTH)
+
+        for i in range(3):
+            RUNS.append(i)
+    """)
+    assert module.WIDTH == 16 and module.RUNS == [0, 1, 2] and module.Net().fc.out_features == 16
+
+
+def test_a_module_without_module_level_work_is_imported_as_is(tmp_path):
+    module, _, _ = _module(tmp_path, """
+        import torch.nn as nn
+        print("chatter")
+        LAYERS = [nn.Linear(2, 2) for _ in range(2)]
+    """)
+    assert len(module.LAYERS) == 2

@@ -207,7 +207,12 @@ class ImportFailure(Exception):
 
 def import_file(path: str) -> Any:
     """Import ``path`` like Python would run it as part of its package (relative imports
-    work), without running its ``if __name__ == "__main__":`` block."""
+    work), without running its ``if __name__ == "__main__":`` block.
+
+    A training script that does its work at module level (a loop, a ``with`` block, a
+    call of its own ``main()``/``train()`` or a ``trainer.fit(...)``) is not run: only its
+    imports, definitions and cheap assignments are executed (see ``definitions_only``).
+    When that leaves a name the definitions need undefined, the file is imported whole."""
     real = os.path.realpath(path)
     folder = os.path.dirname(real)
     stem = os.path.splitext(os.path.basename(real))[0]
@@ -216,33 +221,223 @@ def import_file(path: str) -> Any:
     while os.path.isfile(os.path.join(top, "__init__.py")) and stem.isidentifier():
         parts.insert(0, os.path.basename(top))
         top = os.path.dirname(top)
-    if len(parts) > 1 and all(p.isidentifier() for p in parts):
+    in_package = len(parts) > 1 and all(p.isidentifier() for p in parts)
+    if in_package:
         sys.path.insert(0, top)
         if folder not in sys.path:
             sys.path.insert(1, folder)
         name = ".".join(parts)
+    else:
+        sys.path.insert(0, folder)
+        name = stem if stem.isidentifier() and stem not in sys.modules and stem not in sys.builtin_module_names \
+            and stem not in getattr(sys, "stdlib_module_names", ()) else f"_nnlint_user_{abs(hash(real))}"
+    reduced = _script_definitions(real)
+    if reduced is not None:
+        try:
+            return _exec_file(name, real, reduced, in_package)
+        except ImportFailure as f:
+            if not isinstance(f.exc, (NameError, AttributeError)):
+                raise
+            # a definition needs something the script computes: import it whole
+    if in_package:
         try:
             return importlib.import_module(name)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise _import_failure(exc, real) from None
-    sys.path.insert(0, folder)
-    name = stem if stem.isidentifier() and stem not in sys.modules and stem not in sys.builtin_module_names \
-        and stem not in getattr(sys, "stdlib_module_names", ()) else f"_nnlint_user_{abs(hash(real))}"
+    return _exec_file(name, real, None, False)
+
+
+def _exec_file(name: str, real: str, code: Any, in_package: bool) -> Any:
+    """Run ``code`` (default: the file itself) as the module ``name``."""
+    if in_package:
+        parent = name.rpartition(".")[0]
+        try:
+            importlib.import_module(parent)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise _import_failure(exc, real) from None
     spec = importlib.util.spec_from_file_location(name, real)
     if spec is None or spec.loader is None:
-        raise ImportFailure(ImportError(f"cannot import {path}"), None, None)
+        raise ImportFailure(ImportError(f"cannot import {real}"), None, None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        if code is None:
+            spec.loader.exec_module(module)
+        else:
+            exec(code, module.__dict__)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
         sys.modules.pop(name, None)
         raise _import_failure(exc, real) from None
     return module
+
+
+#: calls cheap and side-effect free enough to keep at module level in a script
+_CHEAP_CALLS = {
+    "int", "float", "str", "bool", "tuple", "list", "dict", "set", "frozenset", "len", "range", "getattr",
+    "Path", "pathlib.Path", "os.path.join", "os.path.dirname", "os.path.abspath", "os.environ.get", "os.getenv",
+    "torch.device", "torch.cuda.is_available", "torch.backends.mps.is_available", "namedtuple",
+    "collections.namedtuple", "TypeVar", "typing.TypeVar", "field", "dataclasses.field", "partial",
+    "functools.partial", "re.compile", "logging.getLogger",
+}
+#: method names whose module-level call means "the script trains or evaluates now"
+_WORK_METHODS = {"fit", "train", "run", "main", "evaluate", "validate", "test", "predict"}
+
+
+def _script_definitions(real: str) -> Any:
+    """The code of ``real`` less its module-level work, when it is a script; else None."""
+    try:
+        with open(real, "rb") as fh:
+            tree = ast.parse(fh.read(), real)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    if not _does_work(tree.body, defined):
+        return None
+    full = {n for stmt in tree.body for n in _stores(stmt)}
+    tree.body = definitions_only(tree.body)
+    dropped = full - {n for stmt in tree.body for n in _stores(stmt)}
+    if dropped & _names_models_need(tree.body):
+        return None  # a model class needs a value the script computes: import it whole
+    return compile(tree, real, "exec", dont_inherit=True)
+
+
+def _stores(stmt: ast.stmt) -> set[str]:
+    """Module-level names ``stmt`` binds."""
+    out = set()
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is stmt:
+            out.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return out
+
+
+def _names_models_need(body: list[ast.stmt]) -> set[str]:
+    """Names loaded by the classes and ``nnlint_examples()`` kept, and by the functions
+    of the file they call, transitively: what building and running a model may read."""
+    funcs = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    todo = [n for n in body if isinstance(n, ast.ClassDef)] + [funcs[k] for k in ("nnlint_examples",) if k in funcs]
+    seen: set[int] = set()
+    names: set[str] = set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for name in _free_names(node, frozenset()):
+            names.add(name)
+            if name in funcs:
+                todo.append(funcs[name])
+    return names
+
+
+def _free_names(node: ast.AST, local: frozenset[str]) -> set[str]:
+    """Names ``node`` reads that are not local to a function around the read (a method's
+    ``x`` parameter is not the script's module-level ``x``)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        a = node.args
+        params = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p is not None}
+        body = node.body if isinstance(node.body, list) else [node.body]
+        stores = {n.id for b in body for n in ast.walk(b) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        inner = local | params | stores
+        out: set[str] = set()
+        for d in (*a.defaults, *a.kw_defaults, *getattr(node, "decorator_list", [])):
+            if d is not None:
+                out |= _free_names(d, local)
+        for b in body:
+            out |= _free_names(b, inner)
+        return out
+    if isinstance(node, ast.Name):
+        return {node.id} if isinstance(node.ctx, ast.Load) and node.id not in local else set()
+    out = set()
+    for child in ast.iter_child_nodes(node):
+        out |= _free_names(child, local)
+    return out
+
+
+def _is_main_guard(stmt: ast.stmt) -> bool:
+    t = stmt.test if isinstance(stmt, ast.If) else None
+    return (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
+            and len(t.comparators) == 1 and isinstance(t.comparators[0], ast.Constant)
+            and t.comparators[0].value == "__main__")
+
+
+def _does_work(body: list[ast.stmt], defined: set[str]) -> bool:
+    for stmt in body:
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
+            return True
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            func = stmt.value.func
+            if isinstance(func, ast.Name) and func.id in defined:
+                return True
+            if isinstance(func, ast.Attribute) and func.attr in _WORK_METHODS:
+                return True
+        if isinstance(stmt, ast.If) and not _is_main_guard(stmt) and _does_work(stmt.body + stmt.orelse, defined):
+            return True
+        if isinstance(stmt, ast.Try) and _does_work(stmt.body, defined):
+            return True
+    return False
+
+
+def definitions_only(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Imports, definitions, docstrings and assignments of cheap values; ``if`` and
+    ``try`` blocks keep what is left of them (``if torch.cuda.is_available(): ...``,
+    ``try: import x except ImportError: ...``)."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
+                             ast.Global, ast.Pass)):
+            out.append(stmt)
+        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+            out.append(stmt)  # docstring
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None and _cheap(stmt.value):
+            out.append(stmt)
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is None:
+            out.append(stmt)
+        elif isinstance(stmt, ast.If) and not _is_main_guard(stmt):
+            stmt.body = definitions_only(stmt.body) or [ast.copy_location(ast.Pass(), stmt)]
+            stmt.orelse = definitions_only(stmt.orelse)
+            out.append(stmt)
+        elif isinstance(stmt, ast.Try):
+            stmt.body = definitions_only(stmt.body) or [ast.copy_location(ast.Pass(), stmt)]
+            for h in stmt.handlers:
+                h.body = definitions_only(h.body) or [ast.copy_location(ast.Pass(), h)]
+            stmt.orelse = definitions_only(stmt.orelse)
+            stmt.finalbody = definitions_only(stmt.finalbody)
+            out.append(stmt)
+    return out
+
+
+def _cheap(value: ast.expr) -> bool:
+    """No call in ``value`` (lambda bodies aside) but to ``_CHEAP_CALLS``."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Call) and _dotted(node.func) not in _CHEAP_CALLS:
+            return False
+        stack.extend(ast.iter_child_nodes(node))
+    return True
+
+
+def _dotted(node: ast.expr) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
 
 
 def _import_failure(exc: BaseException, real: str) -> ImportFailure:
