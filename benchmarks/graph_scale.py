@@ -1,7 +1,7 @@
 """Shape-check billion-parameter models without their memory.
 
 Writes two models in plain torch to a temporary folder — a GPT-2-XL-sized GPT (1.56 B
-parameters, nanoGPT's code) and a 7 B Llama-style transformer (RMSNorm, rotary
+parameters: the nanoGPT fixture at GPT-2 XL's sizes) and a 7 B Llama-style transformer (RMSNorm, rotary
 embeddings, SwiGLU) — and runs the real `nnlint` command on each, graph pass only
 (`--select NN0,NN2`), then once more with the default rules (the probe selected: it must
 answer NN006 without building the model). Next to them, a real-weights construction of the
@@ -20,116 +20,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
+from pathlib import Path
 
-GPT = '''
-import math
-from dataclasses import dataclass
-
-import torch
-import torch.nn as nn
-from torch.nn import functional as F
+#: nanoGPT's model as shipped in the graph fixtures, at GPT-2 XL's sizes (1.56 B parameters)
+NANOGPT = Path(__file__).resolve().parent.parent / "fixtures" / "graph" / "nanogpt.py"
+GPT2_XL = {"vocab_size": 50257, "n_layer": 48, "n_head": 25, "n_embd": 1600}
 
 
-@dataclass
-class GPTConfig:  # GPT-2 XL
-    block_size: int = 1024
-    vocab_size: int = 50257
-    n_layer: int = 48
-    n_head: int = 25
-    n_embd: int = 1600
-    dropout: float = 0.0
-    bias: bool = True
+def gpt2_xl_source() -> str:
+    text = NANOGPT.read_text(encoding="utf-8")
+    for field_name, value in GPT2_XL.items():
+        text, n = re.subn(rf"(\n    {field_name}: int = )\d+", rf"\g<1>{value}", text, count=1)
+        assert n == 1, f"{NANOGPT}: GPTConfig.{field_name} not found"
+    return text
 
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
-        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
-        self.n_head, self.n_embd, self.dropout = config.n_head, config.n_embd, config.dropout
-
-    def forward(self, x):
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0, is_causal=True)
-        return self.resid_dropout(self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C)))
-
-
-class MLP(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x):
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd)
-        self.mlp = MLP(config)
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),
-            wpe=nn.Embedding(config.block_size, config.n_embd),
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList([Block(config) for _ in range(config.n_layer)]),
-            ln_f=nn.LayerNorm(config.n_embd),
-        ))
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.transformer.wte.weight = self.lm_head.weight
-        self.apply(self._init_weights)
-        for pn, p in self.named_parameters():
-            if pn.endswith("c_proj.weight"):
-                torch.nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
-
-    def _init_weights(self, module):
-        if isinstance(module, nn.Linear):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-    def forward(self, idx, targets=None):
-        b, t = idx.size()
-        assert t <= self.config.block_size, f"sequence of length {t} > block size {self.config.block_size}"
-        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))
-        for block in self.transformer.h:
-            x = block(x)
-        logits = self.lm_head(self.transformer.ln_f(x))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
-        return logits, loss
-'''
 
 LLAMA = '''
 import math
@@ -274,7 +184,7 @@ def main() -> int:
     args = ap.parse_args()
     folder = tempfile.mkdtemp(prefix="nnlint-scale-")
     with open(os.path.join(folder, "gpt2_xl.py"), "w") as fh:
-        fh.write(GPT)
+        fh.write(gpt2_xl_source())
     with open(os.path.join(folder, "llama_7b.py"), "w") as fh:
         fh.write(LLAMA)
     nnlint = [sys.executable, "-m", "nnlint", "--isolated", "--exit-zero", "--color", "never"]
