@@ -228,6 +228,33 @@ def test_conv_input_size_search_and_bisection(tmp_path):
     assert loader.search_fitting_sizes(odd, res.spec, "cpu") == [54]
 
 
+def test_a_view_sized_for_one_input_keeps_the_size_search_going(tmp_path):
+    """PyTorch's 60-minute-blitz CIFAR net: `x.view(-1, 16 * 5 * 5)` fails at 28x28
+    before any Linear is reached; the search must go on to 32x32, not report NN201."""
+    module, _, _ = _module(tmp_path, """
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv1 = nn.Conv2d(3, 6, 5)
+                self.pool = nn.MaxPool2d(2, 2)
+                self.conv2 = nn.Conv2d(6, 16, 5)
+                self.fc1 = nn.Linear(16 * 5 * 5, 120)
+                self.fc2 = nn.Linear(120, 10)
+            def forward(self, x):
+                x = self.pool(F.relu(self.conv1(x)))
+                x = self.pool(F.relu(self.conv2(x)))
+                x = x.view(-1, 16 * 5 * 5)
+                return self.fc2(F.relu(self.fc1(x)))
+    """, name="blitz.py")
+    for device in ("cpu", "meta"):
+        model = module.Net().to(device) if device == "cpu" else loader.build_meta(module.Net)
+        res = loader.infer_inputs(model, 8, device=device)
+        assert res.error is None and res.spec.args[0].shape == (8, 3, 32, 32), (device, res.error)
+
+
 def test_two_inputs_each_from_its_own_layer(tmp_path):
     module, _, _ = _module(tmp_path, """
         import torch

@@ -1377,19 +1377,20 @@ def _arrivals(model: nn.Module, spec: InputSpec, device: str, stop_at: str | Non
 def search_fitting_sizes(model: nn.Module, spec: InputSpec, device: str = "meta", budget_s: float = 3.0,
                          lo: int = 8, hi: int = 512) -> list[int] | None:
     """For an image-like input whose forward fails at a ``Linear`` (the flatten -> Linear
-    pattern): the square input sizes in [lo, hi] that make the whole forward work. The
+    pattern): the square input sizes in [lo, hi] that make the whole forward work (None
+    when the failure is not of that kind: the caller tries its other sizes). The
     features arriving at that layer grow with the input size, so a bisection finds them
     in ~10 forwards that stop at the layer."""
     t = _image_spec(spec)
     if t is None:
-        return []
+        return None  # not an image-like input: nothing to search
     ok, seen = _arrivals(model, _with_size(t, t.shape[-1], 2), device)
     if ok:
         return [t.shape[-1]]
     mods = dict(model.named_modules())
     bad = next((q for q, shape in seen.items() if shape and shape[-1] != mods[q].in_features), None)
     if bad is None:
-        return []
+        return None  # it failed before any Linear (a view/reshape sized for one input): not searchable
     want = mods[bad].in_features
     end = time.monotonic() + budget_s
 

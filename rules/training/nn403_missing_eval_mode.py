@@ -82,6 +82,29 @@ class MissingEvalMode(SourceRule):
         Valid(
             """
             import torch
+            import torch.nn.functional as F
+
+            def attack(model, loader, eps):
+                correct = 0
+                for data, target in loader:
+                    data.requires_grad = True
+                    loss = F.nll_loss(model(data), target)
+                    model.zero_grad()
+                    loss.backward()
+                    perturbed = (data + eps * data.grad.sign()).clamp(0, 1)
+                    correct += (model(perturbed).argmax(1) == target).sum().item()
+                return correct
+
+            model = torch.load("model.pt")
+            model.eval()
+            for eps in [0.0, 0.1, 0.2]:
+                attack(model, test_loader, eps)
+            """,
+            note="FGSM: backward for input gradients, no optimizer step: not a training loop",
+        ),
+        Valid(
+            """
+            import torch
 
             def evaluate(model, loader):
                 model.eval()
@@ -452,7 +475,9 @@ class MissingEvalMode(SourceRule):
         trained = a.trained_models()
         for loop, func in ctx.loops:
             facts = a.facts(loop.body, func)
-            if facts.first("backward") is None or facts.first("train") is not None:
+            # training = backward and an optimizer step; backward alone is input gradients
+            # (adversarial examples, saliency maps) on a model meant to stay in eval mode
+            if not facts.trains() or facts.first("train") is not None:
                 continue
             if not facts.inner_train_loop:
                 # a training loop that starts while an earlier eval() is still in effect
