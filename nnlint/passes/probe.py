@@ -527,7 +527,10 @@ class _Mode(TorchFunctionMode):
             return func(*args, **kwargs)
         rec.busy = True
         try:
-            if rec.track_params:
+            # reading an attribute (`p.device`, `p.dtype`: a property's __get__) is not
+            # using the parameter: `self.dummy = nn.Parameter(torch.empty(0))` read for
+            # its device gets no gradient by design
+            if rec.track_params and getattr(func, "__name__", "") != "__get__":
                 rec.note_params(args, kwargs)
             kind = ACTIVATIONS.get(func) if rec.track_activations else None
             if kind is not None and args and isinstance(args[0], torch.Tensor):

@@ -191,6 +191,25 @@ class NoGradientParameter(ProbeRule):
             """,
             note="a ReLU layer dead for every sample zeroes the gradients around it: NN305's finding",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(16, 4)
+                    self.dummy_param = nn.Parameter(torch.empty(0))
+
+                def forward(self, x):
+                    return self.fc(x.to(self.dummy_param.device))
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 16)}]
+            """,
+            note="an empty parameter read only for its .device: not used by any operation",
+        ),
     ]
     INVALID = [
         Invalid(
