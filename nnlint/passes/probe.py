@@ -253,6 +253,8 @@ class ProbeContext:
     #: modules the graph pass found never run or with their output discarded (NN202's
     #: findings): their parameters get no gradient by construction
     discarded_modules: frozenset[str] = frozenset()
+    #: shapes and dtypes of the example's input tensors, as given (before re-batching)
+    input_shapes: list[tuple[tuple[int, ...], str]] = field(default_factory=list)
 
     def layer_norms(self, limit: int = 24) -> dict[str, float | None]:
         """Per-layer weight-gradient norms in execution order (for evidence)."""
@@ -1292,6 +1294,7 @@ class Probe:
             final_layer=final_layer, input_std=input_std, grads_available=grads_available,
             input_varies=input_varies,
             discarded_modules=frozenset((self.example.meta or {}).get("unused_modules") or ()),
+            input_shapes=[(tuple(t.shape), str(t.dtype).replace("torch.", "")) for t in _all_tensors(self.orig_inputs)],
             batch_stat_layers=[n for n, m in model.named_modules()
                                if isinstance(m, nn.modules.batchnorm._NormBase) and not isinstance(m, nn.modules.instancenorm._InstanceNorm)
                                and getattr(m, "running_mean", None) is None and n in mods],

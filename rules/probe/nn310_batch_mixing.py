@@ -18,7 +18,9 @@ class BatchMixing(ProbeRule):
     When the first input dimension does mix
     but a later one does not (sequence-first models, `(T, B, ...)`), that later one is taken
     as the batch. Outputs that compare samples by design (a B×B similarity matrix, as in
-    contrastive heads) are not reported. When it fires, the probe names the first
+    contrastive heads) are not reported, nor are whole-graph models (node features beside an
+    (N, N) adjacency matrix or a (2, E) integer edge index: dim 0 is the node axis, and
+    nodes mix by design). When it fires, the probe names the first
     `view`/`reshape` that moved the batch dimension.
 
     ## Why is this bad?
@@ -54,6 +56,27 @@ class BatchMixing(ProbeRule):
     thresholds = {"rtol": 1e-6}
 
     VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class GCN(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lin1 = nn.Linear(16, 32)
+                    self.lin2 = nn.Linear(32, 5)
+
+                def forward(self, h, adj):
+                    h = torch.relu(adj @ self.lin1(h))
+                    return torch.log_softmax(adj @ self.lin2(h), dim=1)
+
+            def nnlint_examples():
+                adj = (torch.rand(20, 20) > 0.7).float() + torch.eye(20)
+                return [{"model": GCN(), "inputs": (torch.randn(20, 16), adj / adj.sum(1, keepdim=True))}]
+            """,
+            note="a full-graph GNN: dim 0 is the node axis and nodes mix through the adjacency matrix",
+        ),
         Valid(
             """
             import torch
@@ -223,6 +246,8 @@ class BatchMixing(ProbeRule):
             return  # some dimension is a clean batch dimension
         if any(r["similarity_dims"] for r in dims):
             return  # a B×B output: similarity / contrastive logits
+        if _graph_inputs(ctx.input_shapes):
+            return  # a whole graph: dim 0 is the node axis, and nodes mix by design
         r = dims[0]
         view = jac.get("view") or {}
         where = ""
@@ -244,3 +269,17 @@ class BatchMixing(ProbeRule):
             line=line,
             evidence={"dims": dims, "wrt": jac.get("wrt"), "view": view or None},
         )
+
+
+def _graph_inputs(shapes: list[tuple[tuple[int, ...], str]]) -> bool:
+    """Node features with an adjacency matrix (N, N) or an edge index (2, E) of integers
+    beside them: a full-graph model (GCN, GAT), not a batch of independent samples."""
+    if len(shapes) < 2 or not shapes[0][0]:
+        return False
+    n = shapes[0][0][0]
+    for shape, dtype in shapes[1:]:
+        if len(shape) >= 2 and shape[0] == shape[1] == n:
+            return True
+        if len(shape) == 2 and shape[0] == 2 and ("int" in dtype):
+            return True
+    return False
