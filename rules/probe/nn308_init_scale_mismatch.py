@@ -13,22 +13,31 @@ GLOROT = {"tanh", "sigmoid"}
 LECUN = {"selu"}
 
 
-def expected_std(kind: str, fan_in: int, fan_out: int | None) -> tuple[list[float], str] | None:
-    """The weight std(s) a layer feeding ``kind`` should have, and the scheme's name."""
+def expected_std(kind: str, fan_in: int, fan_out: int | None) -> list[tuple[float, str]] | None:
+    """The weight std(s) a layer feeding ``kind`` may have, each with the rule it comes from."""
     if kind in HE:
         # He's fan_in mode preserves the forward scale, fan_out mode the backward one
         # (torchvision's choice for convolutions): both are right
-        return [math.sqrt(2.0 / fan_in)] + ([math.sqrt(2.0 / fan_out)] if fan_out else []), "He (Kaiming)"
+        out = [(math.sqrt(2.0 / fan_in), f"He (Kaiming) std for fan_in {fan_in}")]
+        if fan_out:
+            out.append((math.sqrt(2.0 / fan_out), f"He (Kaiming) std for fan_out {fan_out}"))
+        return out
     if kind in GLOROT:
         # Glorot balances fan-in and fan-out; LeCun (fan-in only) is its forward-pass
         # half: both preserve the variance of a symmetric activation, so either is fine
-        out = [math.sqrt(1.0 / fan_in)]
+        out = [(math.sqrt(1.0 / fan_in), f"LeCun std for fan_in {fan_in}")]
         if fan_out:
-            out.insert(0, math.sqrt(2.0 / (fan_in + fan_out)))
-        return out, "Glorot (Xavier)"
+            out.insert(0, (math.sqrt(2.0 / (fan_in + fan_out)), f"Glorot (Xavier) std for fans {fan_in}/{fan_out}"))
+        return out
     if kind in LECUN:
-        return [math.sqrt(1.0 / fan_in)], "LeCun"
+        return [(math.sqrt(1.0 / fan_in), f"LeCun std for fan_in {fan_in}")]
     return None
+
+
+#: normalization layers: with one in the model, a small init does not shrink the signal
+#: for good (the next normalization restores its scale; GPT-2's std 0.02 convention)
+NORMS = ("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
+         "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm")
 
 
 class InitScaleMismatch(ProbeRule):
@@ -39,7 +48,9 @@ class InitScaleMismatch(ProbeRule):
     LeCun √(1/fan_in)) for tanh/sigmoid, LeCun for SELU. Fires when it is off by ≥ 4×
     (`max_ratio`) in either direction. PyTorch's default init (≈ 0.4× He) passes.
     Zero-initialised weights, GELU/SiLU (transformer MLPs use small inits with
-    normalization by convention) and layers followed by a normalization are not judged.
+    normalization by convention) and layers followed by a normalization are not judged,
+    and in a model with normalization layers (LayerNorm, BatchNorm, GroupNorm ...) only a
+    scale that is too large is: a small one (GPT-2's std 0.02) is rescaled by the next norm.
 
     ## Why is this bad?
     A weight scale off by a factor r multiplies every activation's scale by ≈ r per layer:
@@ -74,6 +85,30 @@ class InitScaleMismatch(ProbeRule):
     thresholds = {"max_ratio": 4.0}
 
     VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Block(nn.Module):
+                def __init__(self, d=32):
+                    super().__init__()
+                    self.ln = nn.LayerNorm(d)
+                    self.c_fc = nn.Linear(d, 4 * d)
+                    self.act = nn.ReLU()
+                    self.c_proj = nn.Linear(4 * d, d)
+                    for lin in (self.c_fc, self.c_proj):
+                        nn.init.normal_(lin.weight, mean=0.0, std=0.02)
+                        nn.init.zeros_(lin.bias)
+
+                def forward(self, x):
+                    return x + self.c_proj(self.act(self.c_fc(self.ln(x))))
+
+            def nnlint_examples():
+                return [{"model": Block(), "inputs": torch.randn(4, 16, 32)}]
+            """,
+            note="GPT-2-style std 0.02 in a pre-LayerNorm residual block: small on purpose",
+        ),
         Valid(
             """
             import torch
@@ -214,6 +249,7 @@ class InitScaleMismatch(ProbeRule):
 
     def check(self, ctx) -> Iterator[Finding]:
         limit = self.t["max_ratio"]
+        normalized = any(m.type.endswith(NORMS) for m in ctx.modules.values())
         for layer in ctx.layers:
             if layer.embedding or layer.zero_init or not layer.feeds or not layer.fan_in:
                 continue
@@ -222,18 +258,20 @@ class InitScaleMismatch(ProbeRule):
             exp = expected_std(layer.feeds, layer.fan_in, layer.fan_out)
             if exp is None or layer.weight_rms <= 0 or not math.isfinite(layer.weight_rms):
                 continue
-            stds, scheme = exp
-            ratios = [layer.weight_rms / s for s in stds]
+            ratios = [layer.weight_rms / std for std, _ in exp]
             ratio = min(ratios, key=lambda r: abs(math.log(r)))
             if 1 / limit < ratio < limit:
                 continue
-            ref = stds[ratios.index(ratio)]
+            if ratio < 1 and normalized:
+                continue  # small on purpose (std 0.02 under LayerNorm): the next norm rescales
+            ref, scheme = exp[ratios.index(ratio)]
             direction = "too large" if ratio > 1 else "too small"
             yield Finding(
                 f"{layer.module}'s weight scale {fmt(layer.weight_rms)} is {fmt(max(ratio, 1 / ratio))}x {direction} "
-                f"for the {layer.feeds} that follows (the {scheme} std for fan_in {layer.fan_in} is {fmt(ref)}); "
+                f"for the {layer.feeds} that follows (the {scheme} is {fmt(ref)}); "
                 f"use nn.init.{'kaiming_normal_(w, nonlinearity=' + repr('relu') + ')' if layer.feeds in HE else 'xavier_uniform_(w)' if layer.feeds in GLOROT else 'kaiming_normal_(w, nonlinearity=' + repr('linear') + ')'}",
                 module=layer.module,
                 evidence={"weight_rms": layer.weight_rms, "expected_std": ref, "ratio": ratio,
-                          "activation": layer.feeds, "fan_in": layer.fan_in, "fan_out": layer.fan_out, "scheme": scheme},
+                          "activation": layer.feeds, "fan_in": layer.fan_in, "fan_out": layer.fan_out, "scheme": scheme,
+                          "normalized_model": normalized},
             )
