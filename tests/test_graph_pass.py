@@ -237,3 +237,26 @@ def test_seed_copy_paste_gets_nn202_and_its_fix_is_clean():
     assert not result.errors, result.errors
     assert [(Path(d.path).name, d.line, d.code, d.module) for d in result.diagnostics] == [
         ("copy_paste_conv.py", 17, "NN202", "conv1")]
+
+
+def test_a_library_function_of_the_same_name_is_not_a_reference(tmp_path):
+    """`F.softmax(...)` in forward is torch's function, not a read of `self.softmax`: the
+    message must not claim forward refers to the unused module."""
+    module, path = _write(tmp_path, """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Attn(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.proj = nn.Linear(16, 16)
+                self.softmax = nn.Softmax(dim=-1)
+
+            def forward(self, x):
+                return F.softmax(self.proj(x) @ x.transpose(-1, -2), dim=-1) @ x
+    """, name="attn.py")
+    ctx = graph.build_context(module.Attn(), (torch.randn(2, 4, 16),), {}, path=path, model_name="Attn")
+    diags, _ = graph.run_rules(ctx, [registry.all_rules()["NN202"]()])
+    (d,) = diags
+    assert d.line == 9 and "nothing but __init__ refers to it" in d.message, d.message

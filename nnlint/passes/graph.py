@@ -687,7 +687,12 @@ class SourceFacts:
             self.tree = None
         self.refs: dict[str, list[Ref]] = {}
         self.functions: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+        #: names imports bind (`F`, `torch`, `np`): `F.softmax` is not a read of `self.softmax`
+        self.imported: set[str] = set()
         if self.tree is not None:
+            for n in ast.walk(self.tree):
+                if isinstance(n, (ast.Import, ast.ImportFrom)):
+                    self.imported.update((a.asname or a.name).split(".")[0] for a in n.names)
             self._index(self.tree, None, False)
 
     def _index(self, node: ast.AST, func: str | None, cond: bool) -> None:
@@ -699,7 +704,8 @@ class SourceFacts:
             elif isinstance(node, (ast.If, ast.IfExp, ast.While, ast.BoolOp, ast.Try, ast.Match)) or \
                     isinstance(node, ast.For) and child is not node.iter:
                 c_cond = True
-            if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Load):
+            if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Load) and not (
+                    isinstance(child.value, ast.Name) and child.value.id in self.imported):
                 self.refs.setdefault(child.attr, []).append(Ref(func or "<module>", child.lineno, c_cond))
             if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id in ("getattr", "hasattr") \
                     and len(child.args) >= 2 and isinstance(child.args[1], ast.Constant) and isinstance(child.args[1].value, str):

@@ -23,6 +23,10 @@ _DYNAMIC_ATTRS = {"__dict__", "_modules", "_parameters", "children", "named_chil
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+#: packages whose attributes (`F.softmax`, `torch.tanh`, `np.log`) are never a model's submodule
+_LIBRARIES = {"torch", "numpy", "math", "einops", "scipy", "jax", "functools", "operator"}
+
+
 class _References:
     """Every way the file may reach an attribute: ``self.X`` per top-level class,
     ``other.X`` anywhere, words inside strings, and dynamic access (``getattr(self, name)``,
@@ -77,8 +81,9 @@ class _References:
             return
         if is_self:
             self.self_refs.setdefault(top, set()).add(name)
-        else:
-            self.other_refs.add(name)
+        elif not (isinstance(node.value, cst.Name)
+                  and self.ctx.aliases.get(node.value.value, "").split(".")[0] in _LIBRARIES):
+            self.other_refs.add(name)  # `model.X`; not `F.softmax`, a library's function
 
     def _for(self, node: cst.For) -> None:
         # `for m in self.modules(): init(m)` reads no submodule; `...: x = m(x)` reads all
@@ -324,6 +329,24 @@ class UnusedSubmodule(SourceRule):
         ),
     ]
     INVALID = [
+        Invalid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Attn(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.proj = nn.Linear(16, 16)
+                    self.softmax = nn.Softmax(dim=-1)
+
+                def forward(self, x):
+                    return F.softmax(self.proj(x) @ x.transpose(-1, -2), dim=-1) @ x
+            """,
+            line=8,
+            contains="self.softmax",
+            note="F.softmax is torch's function, not a read of self.softmax",
+        ),
         Invalid(
             """
             import torch.nn as nn
