@@ -201,6 +201,8 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         cfg.memory_limit_mb = args.memory_limit_mb
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
+    if (args.input_shape or args.input_dtype) and not args.model:
+        raise ConfigError("--input-shape and --input-dtype describe the input of one model: name it with --model")
     rules = registry.select(cfg.select, cfg.ignore, cfg.extend_select)
     if args.overfit:
         rules = rules + [r for r in registry.select(["NN312"]) if r not in rules and not any(r.code.startswith(i) for i in cfg.ignore)]

@@ -120,6 +120,7 @@ def test_default_path_is_cwd(proj):
         (["-j", "0", "x.py"], "--jobs must be at least 1"),
         (["--color", "sometimes", "x.py"], "invalid choice: 'sometimes'"),
         (["--timeout", "0", "x.py"], "--timeout must be positive"),
+        (["--input-shape", "8,3,32,32", "x.py"], "name it with --model"),
         (["--memory-limit-mb", "-5", "x.py"], "--memory-limit-mb must be positive"),
         (["--model", "Nope", "x.py"], "--model Nope: no linted file defines a class, function or variable of that name"),
     ],
