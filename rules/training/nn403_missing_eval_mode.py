@@ -33,7 +33,9 @@ class MissingEvalMode(SourceRule):
     that starts while an earlier `model.eval()` is still in effect. An explicit
     `model.train()` before a `no_grad` loop (BatchNorm recalibration, Monte Carlo dropout)
     and models that are not the ones being optimized (a frozen teacher, an EMA copy) are
-    left alone.
+    left alone, and so is a model built from a class of the same file whose layers all
+    behave the same in both modes (Conv/Linear/pooling/activations/LayerNorm, no dropout,
+    no BatchNorm, no `self.training`), where eval() would change nothing.
 
     ## Why is this bad?
     `torch.no_grad()` only stops gradient tracking; it does not change layer behaviour.
@@ -42,8 +44,8 @@ class MissingEvalMode(SourceRule):
     data: the scores are noisy, depend on the batch size, and leak evaluation data into
     the model. The opposite mistake — never calling `train()` after evaluating — trains
     every later epoch with dropout off and frozen BatchNorm statistics. Models with neither
-    dropout nor BatchNorm are unaffected, which a static check cannot know: this is a
-    warning.
+    dropout nor BatchNorm are unaffected; when the model's class is not in the file, a
+    static check cannot know that: this is a warning.
 
     ## Example
     ```python
@@ -79,6 +81,30 @@ class MissingEvalMode(SourceRule):
     severity = Severity.WARNING
 
     VALID = [
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, 6, 5)
+                    self.pool = nn.MaxPool2d(2, 2)
+                    self.fc = nn.Linear(6 * 14 * 14, 10)
+
+                def forward(self, x):
+                    return self.fc(torch.flatten(self.pool(F.relu(self.conv(x))), 1))
+
+            net = Net()
+            correct = 0
+            with torch.no_grad():
+                for images, labels in testloader:
+                    correct += (net(images).argmax(1) == labels).sum().item()
+            """,
+            note="the file's own Net has no dropout, BatchNorm or `self.training`: eval() would change nothing",
+        ),
         Valid(
             """
             import torch
@@ -321,6 +347,33 @@ class MissingEvalMode(SourceRule):
         Invalid(
             """
             import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(3, 6, 5)
+                    self.pool = nn.MaxPool2d(2, 2)
+                    self.drop = nn.Dropout(0.5)
+                    self.fc = nn.Linear(6 * 14 * 14, 10)
+
+                def forward(self, x):
+                    return self.fc(self.drop(torch.flatten(self.pool(F.relu(self.conv(x))), 1)))
+
+            net = Net()
+            correct = 0
+            with torch.no_grad():
+                for images, labels in testloader:
+                    correct += (net(images).argmax(1) == labels).sum().item()
+            """,
+            line=20,
+            contains="net.eval()",
+            note="the same net with a Dropout layer",
+        ),
+        Invalid(
+            """
+            import torch
 
             def evaluate(model, loader):
                 correct = 0
@@ -455,7 +508,7 @@ class MissingEvalMode(SourceRule):
                 continue
             call, model = found
             ok, missing_site = _eval_before(a, model, call, func)
-            if ok:
+            if ok or _mode_free(ctx, a, root(model)):
                 continue
             fired.add(id(call))
             why = "gradients disabled" if in_ng else f"in `{func.name}()`"
@@ -482,7 +535,8 @@ class MissingEvalMode(SourceRule):
             if not facts.inner_train_loop:
                 # a training loop that starts while an earlier eval() is still in effect
                 mode = _mode_before(a, func, loop, None)
-                if mode is not None and mode[0] == "eval" and id(mode[1]) not in fired and _may_be_trained(a, mode[2] or "", trained):
+                if mode is not None and mode[0] == "eval" and id(mode[1]) not in fired and _may_be_trained(a, mode[2] or "", trained) \
+                        and not _mode_free(ctx, a, root(mode[2] or "")):
                     fired.add(id(mode[1]))
                     subject = mode[2] or (sorted(trained)[0] if trained else "model")
                     yield Finding(
@@ -493,7 +547,8 @@ class MissingEvalMode(SourceRule):
                     )
                     continue
             for e in facts.of("eval"):
-                if id(e.anchor) in fired or not _may_be_trained(a, e.subject or "", trained):
+                if id(e.anchor) in fired or not _may_be_trained(a, e.subject or "", trained) \
+                        or _mode_free(ctx, a, root(e.subject or "")):
                     continue
                 fired.add(id(e.anchor))
                 subject = e.subject or (sorted(trained)[0] if trained else "model")
@@ -506,6 +561,79 @@ class MissingEvalMode(SourceRule):
                     node=e.anchor,
                 )
                 break
+
+
+#: torch.nn layers that compute the same in train and eval mode
+_MODE_FREE_LAYERS = {
+    "Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid",
+    "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softmax", "LogSoftmax", "Softmax2d",
+    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+    "Flatten", "Unflatten", "Identity", "Embedding", "EmbeddingBag", "LayerNorm", "GroupNorm", "RMSNorm",
+    "Upsample", "PixelShuffle", "PixelUnshuffle", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
+    "Sequential", "ModuleList", "ModuleDict", "Parameter", "ParameterList", "ParameterDict", "Module",
+}
+_HARMLESS_BUILTINS = {"super", "range", "len", "int", "float", "list", "dict", "tuple", "isinstance", "getattr",
+                      "setattr", "hasattr", "zip", "enumerate", "print", "max", "min", "sum", "abs", "round"}
+
+
+def _mode_free(ctx: SourceContext, a: Analysis, model: str) -> bool:
+    """``model`` is built in this file from classes of this file whose layers all compute
+    the same in train and eval mode (no dropout, no BatchNorm, no `self.training`): then
+    eval()/train() changes nothing and there is nothing to report."""
+    if not model or "." in model:
+        return False
+    values = a.values_of(model)
+    if not values:
+        return False
+    memo: dict[str, bool] = {}
+    for v in values:
+        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in (
+                "to", "cuda", "cpu", "float", "double", "half"):
+            v = v.func.value
+        if not (isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in ctx.class_by_name):
+            return False
+        if not _class_mode_free(ctx, v.func.value, memo):
+            return False
+    return True
+
+
+def _class_mode_free(ctx: SourceContext, name: str, memo: dict[str, bool]) -> bool:
+    if name in memo:
+        return memo[name]
+    memo[name] = False  # until proven: a recursive reference is not
+    cls = ctx.class_by_name[name]
+    for base in cls.bases:
+        head, _, rest = base.partition(".")
+        q = (ctx.aliases[head] + ("." + rest if rest else "")) if head in ctx.aliases else base
+        if q != "torch.nn.Module" and not (base in ctx.class_by_name and _class_mode_free(ctx, base, memo)):
+            return False
+    for node in walk(cls.node, into_defs=True):
+        if isinstance(node, cst.Attribute) and node.attr.value == "training":
+            return False
+        if not isinstance(node, cst.Call):
+            continue
+        func = node.func
+        q = ctx.qualname(func) or ""
+        if q.startswith("torch.nn.functional."):
+            if any(w in q for w in ("dropout", "batch_norm", "instance_norm")):
+                return False
+        elif q.startswith("torch.nn.init.") or (q.startswith("torch.") and not q.startswith("torch.nn.")):
+            continue
+        elif q.startswith("torch.nn."):
+            if q.rsplit(".", 1)[-1] not in _MODE_FREE_LAYERS:
+                return False
+        elif isinstance(func, cst.Name):
+            if func.value in ctx.class_by_name:
+                if not _class_mode_free(ctx, func.value, memo):
+                    return False
+            elif func.value not in _HARMLESS_BUILTINS:
+                return False  # a helper or an imported class: cannot tell
+        elif isinstance(func, cst.Attribute) and q.split(".")[0] in ctx.aliases:
+            return False  # another library's layer
+    memo[name] = True
+    return True
 
 
 def _lightning_method(ctx: SourceContext, func: FunctionInfo) -> bool:
