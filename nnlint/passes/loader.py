@@ -429,17 +429,6 @@ def _cheap(value: ast.expr) -> bool:
     return True
 
 
-def _dotted(node: ast.expr) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return ""
-
-
 def _import_failure(exc: BaseException, real: str) -> ImportFailure:
     line = None
     where = None
