@@ -399,3 +399,20 @@ def test_a_module_without_module_level_work_is_imported_as_is(tmp_path):
         LAYERS = [nn.Linear(2, 2) for _ in range(2)]
     """)
     assert len(module.LAYERS) == 2
+
+
+def test_a_script_that_fills_a_registry_the_model_reads_is_imported_whole(tmp_path):
+    module, _, _ = _module(tmp_path, """
+        import torch.nn as nn
+
+        ACTIVATIONS = {}
+        for name, cls in [("relu", nn.ReLU), ("gelu", nn.GELU)]:
+            ACTIVATIONS[name] = cls
+
+        class Net(nn.Module):
+            def __init__(self, act="gelu"):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.act = ACTIVATIONS[act]()
+    """)
+    assert set(module.ACTIVATIONS) == {"relu", "gelu"} and isinstance(module.Net().act, torch.nn.GELU)

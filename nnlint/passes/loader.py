@@ -300,11 +300,39 @@ def _script_definitions(real: str) -> Any:
     if not _does_work(tree.body, defined):
         return None
     full = {n for stmt in tree.body for n in _stores(stmt)}
+    mutated = _mutations(tree.body)
     tree.body = definitions_only(tree.body)
     dropped = full - {n for stmt in tree.body for n in _stores(stmt)}
+    dropped |= {n for n, count in mutated.items() if count > _mutations(tree.body).get(n, 0)}
     if dropped & _names_models_need(tree.body):
         return None  # a model class needs a value the script computes: import it whole
     return compile(tree, real, "exec", dont_inherit=True)
+
+
+#: methods that change the object they are called on (a module-level registry filled in a loop)
+_MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "register", "pop", "remove", "clear"}
+
+
+def _mutations(body: list[ast.stmt]) -> dict[str, int]:
+    """How often module-level code (not function or class bodies) changes each name's
+    object in place: `REGISTRY[k] = v`, `CFG.x = 1`, `LAYERS.append(...)`."""
+    counts: dict[str, int] = {}
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        root = None
+        if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            root = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
+            root = node.func.value
+        while isinstance(root, (ast.Attribute, ast.Subscript)):
+            root = root.value
+        if isinstance(root, ast.Name):
+            counts[root.id] = counts.get(root.id, 0) + 1
+        stack.extend(ast.iter_child_nodes(node))
+    return counts
 
 
 def _stores(stmt: ast.stmt) -> set[str]:
