@@ -14,6 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# torchvision for the tests' real models, beside the venv: tests/support/cpu_torchvision
+	$(BIN)/python -m pip install --quiet --no-deps --target $(VENV)/torchvision-cpu torchvision==0.28.0
 	touch $@
 
 demo: setup

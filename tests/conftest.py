@@ -1,12 +1,32 @@
 from __future__ import annotations
 
+import os
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
+TORCHVISION_SHIM = ROOT / "tests" / "support" / "cpu_torchvision"
+
+
+def _enable_cpu_torchvision() -> None:
+    """torchvision for the tests' real models (see tests/support/cpu_torchvision): in this
+    process and, through PYTHONPATH, in every child process (nnlint's workers)."""
+    target = Path(sys.prefix) / "torchvision-cpu"
+    if not target.is_dir():
+        return
+    os.environ["NNLINT_TEST_TORCHVISION"] = str(target)
+    paths = [str(TORCHVISION_SHIM), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    if str(target) not in sys.path:
+        sys.path.append(str(target))
+    sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
+
+
+_enable_cpu_torchvision()
 
 
 @pytest.fixture
