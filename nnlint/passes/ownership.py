@@ -70,10 +70,16 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
     mod = modules.get(module)
     submodule = code in ("NN202", "NN206") or (mod is not None and _is_torch_leaf(mod))
     owner = owner_path(modules, module, submodule)
+    # containers hold what the user put in them: the code is their nearest non-container owner
+    while owner is not None and isinstance(modules.get(owner), _CONTAINERS):
+        owner = None if owner == "" else owner.rsplit(".", 1)[0] if "." in owner else ""
     if owner is None:
         return False
     owner_mod = modules.get(owner)
     return owner_mod is not None and library_class(type(owner_mod))
+
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 
 
 def _is_torch_leaf(mod: nn.Module) -> bool:
