@@ -36,6 +36,13 @@ except Exception:  # pragma: no cover - the CPU shim is missing
 
 HF = sorted(rm.TRANSFORMERS)
 TV = sorted(rm.TORCHVISION)
+#: one per family runs in the quick suite; the others are `slow`
+FAST = {"bert", "gpt2", "t5", "vit", "wav2vec2", "resnet18"}
+
+
+def _params(archs: list[str]) -> list:
+    return [pytest.param(a, marks=() if a in FAST else pytest.mark.slow) for a in archs]
+
 #: architectures the hook recorder still has to take (torch.export cannot): none today
 EXPORT_FALLBACK: set[str] = set()
 
@@ -66,16 +73,17 @@ def _check_graph(path: Path, name: str) -> None:
         assert not ctx.fallback, ctx.trace_error
     assert any(n.op == "call_module" for n in ctx.nodes) and ctx.output is not None
     assert not info["crashes"], info["crashes"]
-    assert not diags, [(d.code, d.line, d.message[:120]) for d in diags]
+    loud = [d for d in diags if d.severity in (Severity.ERROR, Severity.WARNING)]
+    assert not loud, [(d.code, d.line, d.message[:120]) for d in loud]
 
 
-@pytest.mark.parametrize("arch", HF)
+@pytest.mark.parametrize("arch", _params(HF))
 def test_transformers_traced_whole_and_graph_silent(tmp_path, arch):
     _check_graph(_write(tmp_path, f"hf_{arch}", rm.transformers_source(arch)), f"hf_{arch}")
 
 
 @pytest.mark.skipif(not HAVE_TV, reason="torchvision not importable")
-@pytest.mark.parametrize("arch", TV)
+@pytest.mark.parametrize("arch", _params(TV))
 def test_torchvision_traced_whole_and_graph_silent(tmp_path, arch):
     _check_graph(_write(tmp_path, f"tv_{arch}", rm.torchvision_source(arch)), f"tv_{arch}")
 
