@@ -36,6 +36,21 @@ except Exception:  # pragma: no cover - the CPU shim is missing
 
 HF = sorted(rm.TRANSFORMERS)
 TV = sorted(rm.TORCHVISION)
+#: probe findings that are true of the library's own initialisation at these sizes (not a
+#: tool limitation; reported at the user's line that builds the model). Everything else
+#: must be silent.
+KNOWN_PROBE = {
+    # torchvision inits the classifier uniform(±1/sqrt(num_classes)): with 10 classes the
+    # initial logits are large (loss 3.7 vs ln 10)
+    "tv_efficientnet_b0": {"NN301"},
+    # torchvision's SqueezeNet inits its final conv with std 0.01 on purpose, before a ReLU
+    "tv_squeezenet": {"NN308"},
+    # MNASNet's kaiming_uniform(fan_out) classifier: large initial loss and gradients
+    "tv_mnasnet": {"NN301", "NN304"},
+    # RegNet's squeeze-excitation ReLU has 8 units fed globally pooled noise: most are
+    # negative for the whole random batch
+    "tv_regnet": {"NN305"},
+}
 #: one per family runs in the quick suite; the others are `slow`
 FAST = {"bert", "gpt2", "t5", "vit", "wav2vec2", "resnet18"}
 
@@ -125,7 +140,8 @@ def test_torchvision_file_is_silent_end_to_end(tmp_path, arch):
     result = _lint([_write(tmp_path, f"tv_{arch}", rm.torchvision_source(arch))])
     assert not result.errors, result.errors
     assert result.models == 1
-    assert not _loud(result)
+    assert {c for _, c, _, _ in _loud(result)} <= KNOWN_PROBE.get(f"tv_{arch}", set()), _loud(result)
+    assert all(d.line > 1 for d in result.diagnostics if d.code.startswith("NN3"))  # at the user's nnlint_examples
     assert not [d for d in result.diagnostics if d.code in ("NN004", "NN005", "NN201")]
 
 
