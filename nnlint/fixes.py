@@ -93,6 +93,33 @@ def set_keyword(ctx: Any, call: Any, name: str, value: str) -> Edit:
     return add_keyword(ctx, call, name, value)
 
 
+def torch_nn_prefix(ctx: Any) -> str | None:
+    """How this file spells ``torch.nn`` (``nn``, ``torch.nn``), or None when it cannot."""
+    for local, full in ctx.aliases.items():
+        if full == "torch.nn" and "." not in local:
+            return local
+    if ctx.aliases.get("torch") == "torch":
+        return "torch.nn"
+    return None
+
+
+def torch_prefix(ctx: Any) -> str | None:
+    return next((local for local, full in ctx.aliases.items() if full == "torch"), None)
+
+
+def call_spelling(ctx: Any, qualname: str) -> str | None:
+    """How this file can spell ``qualname`` (e.g. torch.nn.BCEWithLogitsLoss) with its imports."""
+    best = None
+    for local, full in ctx.aliases.items():
+        if qualname == full:
+            return local
+        if qualname.startswith(full + "."):
+            cand = local + qualname[len(full):]
+            if best is None or len(cand) < len(best):
+                best = cand
+    return best
+
+
 # ---------------------------------------------------------------------------------------
 # applying edits to text
 
