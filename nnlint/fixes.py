@@ -35,9 +35,24 @@ _NEWLINE = re.compile(r"\r\n|\r|\n")
 # edit helpers for rules (libcst nodes -> Edit)
 
 
-def replace(ctx: Any, node: Any, text: str) -> Edit:
-    """Replace ``node``'s code with ``text``."""
+def span(ctx: Any, node: Any) -> tuple[int, int, int, int]:
+    """``node``'s range *with* its own parentheses (libcst positions leave them out, while
+    ``code_for_node`` writes them), so that a replacement built from its code fits."""
     line, col, end_line, end_col = ctx.position(node)
+    if getattr(node, "lpar", None):
+        full = ctx.module.code_for_node(node)
+        inner = ctx.module.code_for_node(node.with_changes(lpar=[], rpar=[]))
+        at = full.find(inner)
+        head, tail = full[:at], full[at + len(inner):]
+        if at >= 0 and "\n" not in head and "\n" not in tail:
+            col -= len(head)
+            end_col += len(tail)
+    return line, col, end_line, end_col
+
+
+def replace(ctx: Any, node: Any, text: str) -> Edit:
+    """Replace ``node``'s code (its parentheses included) with ``text``."""
+    line, col, end_line, end_col = span(ctx, node)
     return Edit(line, col, end_line, end_col, text)
 
 
@@ -118,6 +133,50 @@ def call_spelling(ctx: Any, qualname: str) -> str | None:
             if best is None or len(cand) < len(best):
                 best = cand
     return best
+
+
+_ATOMIC = ("Name", "Attribute", "Call", "Subscript", "SimpleString", "Integer", "Float", "List", "Tuple", "Dict")
+
+
+def drop_call(ctx: Any, at: Any) -> Edit | None:
+    """An edit that removes the activation ``at``: ``F.softmax(h, dim=1)`` / ``torch.relu(h)``
+    / ``h.softmax(1)`` / ``self.act(h)`` -> ``h``; an ``nn.Softmax(...)`` element of an
+    ``nn.Sequential(...)`` is removed from it. None where no such mechanical rewrite exists."""
+    import libcst as cst
+
+    if not isinstance(at, cst.Call):
+        return None
+    q = ctx.qualname(at.func) or ""
+    if q.startswith("torch.nn.") and q.rsplit(".", 1)[-1][:1].isupper():  # a layer built in a Sequential
+        for call, _ in ctx.calls:
+            if not (ctx.qualname(call.func) or "").endswith("Sequential"):
+                continue
+            args = list(call.args)
+            for i, a in enumerate(args):
+                if a.value is at and not a.star and a.keyword is None:
+                    if len(args) == 1:
+                        return None
+                    if i == len(args) - 1:  # the last element: its separator goes with it
+                        prev = args[i - 1]
+                        args[i - 1] = prev.with_changes(comma=a.comma)
+                    del args[i]
+                    return replace(ctx, call, ctx.module.code_for_node(call.with_changes(args=args)))
+        return None
+    if q.startswith("torch."):  # F.softmax(h, dim=1), torch.relu(h)
+        inner = at.args[0].value if at.args and at.args[0].keyword is None and not at.args[0].star else None
+    elif isinstance(at.func, cst.Attribute) and (ctx.qualname(at.func) or "").startswith("self."):
+        # self.act(h): a module attribute applied to one argument
+        inner = at.args[0].value if len(at.args) == 1 and at.args[0].keyword is None and not at.args[0].star else None
+    elif isinstance(at.func, cst.Attribute):  # h.softmax(dim=1): the tensor method
+        inner = at.func.value
+    else:
+        return None
+    if inner is None:
+        return None
+    code = ctx.module.code_for_node(inner)
+    if type(inner).__name__ not in _ATOMIC and not getattr(inner, "lpar", None):
+        code = f"({code})"
+    return replace(ctx, at, code)
 
 
 # ---------------------------------------------------------------------------------------
