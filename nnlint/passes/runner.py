@@ -172,6 +172,7 @@ class Child:
     killed_for: str | None = None
     peak_rss: int = 0
     out_pos: int = 0
+    program: str | None = None  # a notebook: the generated program the child runs instead
 
 
 def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, folder: str) -> dict[str, Any]:
@@ -210,9 +211,20 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int) -> Child:
+def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int,
+                text: str | None = None) -> Child:
     folder = tempfile.mkdtemp(prefix="nnlint-")
     req = _request(path, cfg, opts, codes, threads, folder)
+    program = None
+    if path.endswith(".ipynb") and text is not None:
+        # a notebook runs as its code cells' program (nnlint/notebook.py), written to our own
+        # temp folder, never beside the notebook; the script filter applies to it as to a .py
+        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) or "notebook"
+        program = os.path.join(folder, f"{stem}.py")
+        with open(program, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        req["path"] = program
+        req["sys_path"] = os.path.dirname(os.path.abspath(path))  # the notebook's own imports
     out = open(os.path.join(folder, "out.jsonl"), "wb")
     err = open(os.path.join(folder, "err.txt"), "wb")
     try:
@@ -230,7 +242,7 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     except BrokenPipeError:
         pass
     return Child(path=path, proc=proc, folder=folder, started=time.monotonic(), timeout=float(cfg.timeout),
-                 memory_limit=memory_limit)
+                 memory_limit=memory_limit, program=program)
 
 
 def _kill(child: Child, reason: str) -> None:
@@ -310,6 +322,8 @@ def _gb(n: float) -> str:
 
 def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], text: str | None = None) -> None:
     events = _read_events(child)
+    if child.program:  # a notebook's program: report at the notebook (lines map to cells later)
+        events = json.loads(json.dumps(events).replace(json.dumps(child.program)[1:-1], json.dumps(child.path)[1:-1]))
     done = next((e for e in events if e.get("event") == "done"), None)
     last_step = None
     for e in events:
@@ -423,7 +437,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
             while pending and len(running) < jobs:
                 path = pending.pop(0)
                 try:
-                    running.append(start_child(path, cfg, opts, codes, threads, limit))
+                    running.append(start_child(path, cfg, opts, codes, threads, limit, texts.get(path)))
                 except OSError as exc:
                     r = finished.setdefault(path, DynamicResult())
                     r.errors.append(f"{path}: cannot start a child process: {exc}")

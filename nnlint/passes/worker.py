@@ -92,6 +92,8 @@ class Worker:
             self.send("error", text=f"{self.path}: cannot read: {exc}")
             return
         sys.argv = [self.path]  # user code that parses argv at import sees no options
+        if self.req.get("sys_path"):  # a notebook's program: its own folder's modules import
+            sys.path.insert(0, self.req["sys_path"])
         try:
             module = loader.import_file(self.path)
         except loader.ImportFailure as f:
