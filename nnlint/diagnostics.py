@@ -91,7 +91,7 @@ class Diagnostic:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON contract (shared/diagnostics.schema.json), key order included."""
+        """The JSON contract (the schema in docs/diagnostics.schema.json), key order included."""
         out: dict[str, Any] = {
             "path": self.path,
             "line": self.line,
