@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-j", "--jobs", type=int, help="parallel processes (default: CPU count)")
     check.add_argument("-o", "--output-file", type=Path, help="write the report here instead of stdout")
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour text output (default: on a TTY, unless NO_COLOR)")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="list each model found: how it was built, its input and loss and where they came from, "
+                            "and every class left out and why (stderr)")
     dyn = check.add_argument_group("graph and probe passes (run user code in a child process)")
     dyn.add_argument("--model", help="class or factory to build (default: discovered)")
     dyn.add_argument("--input-shape", type=_shape, help="example input shape, e.g. 8,3,32,32")
@@ -225,6 +228,9 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             REPORTERS[fmt](result, fh, color=False)
     else:
         REPORTERS[fmt](result, out, color=color)
+    if getattr(args, "verbose", False):
+        for line in result.verbose:
+            err.write(f"nnlint: {line}\n")
     for note in result.notes:
         err.write(f"nnlint: {note}\n")
     for problem in result.errors:
