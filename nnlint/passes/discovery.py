@@ -185,3 +185,26 @@ def returned_class(body: list[ast.stmt], fn_name: str) -> str | None:
             if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in classes:
                 return v.func.id
     return None
+
+
+def downloads(body: list[ast.stmt], roots: list[ast.AST]) -> tuple[int, str] | None:
+    """A call in what building a model runs that fetches weights (``vgg19(pretrained=True)``,
+    ``X.from_pretrained(...)``, ``torch.hub.load(...)``): (line, the call)."""
+    funcs = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    todo, seen = list(roots), set()
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for n in ast.walk(node):
+            if not isinstance(n, ast.Call):
+                continue
+            name = slicing.dotted(n.func) or ""
+            weights = any(k.arg in slicing.WEIGHT_KWARGS and not (isinstance(k.value, ast.Constant)
+                          and k.value.value in (None, False)) for k in n.keywords)
+            if weights or name.endswith((".from_pretrained", "hub.load", "load_state_dict_from_url")):
+                return n.lineno, ast.unparse(n)[:80]
+            if name in funcs:
+                todo.append(funcs[name])
+    return None

@@ -1003,6 +1003,11 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
         if missing:
             c.problem = discovery.missing_text(missing, via)
             c.meta.pop("attempts", None)
+        fetch = discovery.downloads(body, discovery._methods_that_build(node))
+        if fetch is not None and not c.problem:
+            c.problem = (f"building it downloads weights (line {fetch[0]}: {fetch[1]}), and nnlint never downloads; "
+                         "pass pretrained=False/weights=None in a declaration")
+            c.meta.pop("attempts", None)
     # skipped classes, never silently
     for name, cf in facts.classes.items():
         obj = getattr(module, name, None)

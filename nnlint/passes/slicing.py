@@ -374,7 +374,7 @@ def slice_body(body: list[ast.stmt]) -> Slice:
         for s in flat:
             if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
                 continue
-            if (stores(s) | mutated(s)) & needed:
+            if (stores(s) | (mutated(s) - set(judge.aliases))) & needed:
                 extra = free_names(s) - needed
                 if extra:
                     needed |= extra
@@ -460,9 +460,8 @@ def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict
             kept.append(stmt)
             continue
         if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) or _is_work_expr(stmt):
-            targets = stores(stmt) | mutated(stmt)
-            if isinstance(stmt, ast.Expr):
-                targets = mutated(stmt)
+            changed = mutated(stmt) - set(judge.aliases)  # torch.manual_seed(0) changes no name of the file
+            targets = changed if isinstance(stmt, ast.Expr) else stores(stmt) | changed
             value = stmt.value
             if value is None:  # a bare annotation
                 kept.append(stmt)
