@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     fx.add_argument("--add-noqa", action="store_true", help="append '# noqa: CODE' to every reported line")
     check.add_argument("--report", type=Path, metavar="DIR",
                        help="write one self-contained HTML report per checked model into DIR (needs nnlint[report])")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="list each model found: how it was built, its input and loss and where they came from, "
+                            "and every class left out and why (stderr)")
     dyn = check.add_argument_group("graph and probe passes (run user code in a child process)")
     dyn.add_argument("--model", help="class or factory to build (default: discovered)")
     dyn.add_argument("--input-shape", type=_shape, help="example input shape, e.g. 8,3,32,32")
@@ -270,6 +273,9 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             REPORTERS[fmt](result, fh, color=False)
     else:
         REPORTERS[fmt](result, out, color=color)
+    if getattr(args, "verbose", False):
+        for line in result.verbose:
+            err.write(f"nnlint: {line}\n")
     for note in result.notes:
         err.write(f"nnlint: {note}\n")
     for problem in result.errors:

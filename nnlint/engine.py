@@ -36,7 +36,12 @@ class RunResult:
     diagnostics: list[Diagnostic]
     files: int
     models: int = 0
+    models_not_checked: int = 0
     models_not_probed: int = 0
+    #: files whose code the dynamic passes ran (they define a model)
+    files_run: int = 0
+    #: --verbose lines: each model, how it was built, its input and loss; classes left out and why
+    verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # usage/internal problems -> exit 2
     notes: list[str] = field(default_factory=list)  # one-line remarks for the user (stderr)
     duration_s: float = 0.0
@@ -268,6 +273,9 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
             diags.extend(dyn.diagnostics)
             result.models += dyn.models
             result.models_not_probed += dyn.models_not_probed
+            result.models_not_checked += dyn.models_not_checked
+            result.files_run += dyn.files_run
+            result.verbose.extend(dyn.verbose)
             result.notes.extend(dyn.notes)
             result.errors.extend(dyn.errors)
             for path, text in dyn.texts.items():
