@@ -67,6 +67,9 @@ class Diagnostic:
     evidence: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     fix: Fix | None = None
     related: tuple[Location, ...] = ()
+    #: where the settings a dynamic finding rests on came from, e.g.
+    #: {"input": "guessed", "loss": "file", "target": "guessed"}; values declared | file | guessed
+    guesses: dict[str, str] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # Normalise so every consumer can rely on 1-based, ordered spans.
@@ -116,6 +119,8 @@ class Diagnostic:
             }
         if self.related:
             out["related"] = [asdict(r) for r in self.related]
+        if self.guesses:
+            out["guesses"] = dict(self.guesses)
         return out
 
     @classmethod
@@ -143,6 +148,7 @@ class Diagnostic:
                 safe=bool(fix.get("safe", False)),
             ),
             related=tuple(Location(**r) for r in d.get("related", [])),
+            guesses=dict(d["guesses"]) if d.get("guesses") else None,
         )
 
 
