@@ -62,10 +62,25 @@ def why_not() -> str | None:
     return None
 
 
+def _env() -> dict[str, str]:
+    from nnlint.passes.runner import _child_env
+
+    env = _child_env()
+    # numpy's OpenBLAS (torch imports numpy) starts an idle thread pool at import;
+    # a process with threads is not safe to fork, so the zygote and its children keep
+    # numpy's BLAS single-threaded unless the user chose otherwise (torch's own pool is
+    # sized per child with torch.set_num_threads, as in a fresh worker)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
 def prestart() -> None:
     global _zygote
-    if not usable() or (_zygote is not None and _zygote.alive()):
+    if not usable():
         return
+    if _zygote is not None and _zygote.alive() and _zygote.env == _env():
+        return
+    shutdown()  # gone, or started under another environment (PYTHONPATH, ...)
     try:
         _zygote = Zygote()
     except OSError as exc:
@@ -140,16 +155,9 @@ class ForkedProc:
 
 class Zygote:
     def __init__(self) -> None:
-        from nnlint.passes.runner import _child_env
-
         fd, self.err_path = tempfile.mkstemp(prefix="nnlint-zygote-", suffix=".txt")
         os.close(fd)
-        env = _child_env()
-        # numpy's OpenBLAS (torch imports numpy) starts an idle thread pool at import;
-        # a process with threads is not safe to fork, so the zygote and its children keep
-        # numpy's BLAS single-threaded unless the user chose otherwise (torch's own pool is
-        # sized per child with torch.set_num_threads, as in a fresh worker)
-        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        self.env = env = _env()
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nnlint.passes.zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -223,7 +231,8 @@ class Zygote:
             return None
         try:
             assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"req": req, "folder": folder}).encode() + b"\n")
+            msg = {"req": req, "folder": folder, "cwd": os.getcwd()}
+            self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             _disable("the zygote exited")
@@ -323,6 +332,7 @@ def _warm_imports() -> None:
 
 
 _PROTO_FD = -1
+_START_CWD = ""
 
 
 def _child(msg: dict[str, Any]) -> None:
@@ -342,6 +352,10 @@ def _child(msg: dict[str, Any]) -> None:
             os.close(fd)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
+        cwd = msg.get("cwd")
+        if cwd and cwd != _START_CWD:  # where the parent is now, as a fresh worker would be
+            os.chdir(cwd)
+            sys.path[:] = [cwd if p == _START_CWD else p for p in sys.path]
         from nnlint.passes import worker
 
         worker.main(msg["req"])  # ends with os._exit(0)
@@ -357,7 +371,8 @@ def _child(msg: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    global _PROTO_FD
+    global _PROTO_FD, _START_CWD
+    _START_CWD = os.getcwd()
     out_fd = _PROTO_FD = os.dup(1)
     os.dup2(2, 1)  # nothing imported may write on the protocol stream
     sys.stdout = sys.stderr
