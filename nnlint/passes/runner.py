@@ -71,6 +71,10 @@ class DynamicResult:
     verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
+    #: the in-project files the child imported (None: unknown); set on per-file results
+    imported: list[str] | None = None
+    #: path -> that file's own result (the result cache stores them one by one)
+    per_file: dict[str, "DynamicResult"] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
@@ -240,10 +244,16 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
             fh.write(text)
         req["path"] = program
         req["sys_path"] = os.path.dirname(os.path.abspath(path))  # the notebook's own imports
-    out = open(os.path.join(folder, "out.jsonl"), "wb")
-    err = open(os.path.join(folder, "err.txt"), "wb")
     for sub in ("cwd", "tmp"):
         os.mkdir(os.path.join(folder, sub))
+    from nnlint.passes import zygote
+
+    forked = zygote.spawn(req, folder)  # the warm worker: a fork of a process that imported torch
+    if forked is not None:
+        return Child(path=path, proc=forked, folder=folder, started=time.monotonic(),  # type: ignore[arg-type]
+                     timeout=float(cfg.timeout), memory_limit=memory_limit, program=program)
+    out = open(os.path.join(folder, "out.jsonl"), "wb")
+    err = open(os.path.join(folder, "err.txt"), "wb")
     env = _child_env()
     env["TMPDIR"] = os.path.join(folder, "tmp")
     try:
@@ -364,6 +374,7 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
         elif kind == "model_missing":
             result.notes.append(f"{child.path}: --model {e.get('name')}: not defined in this file")
     if done is not None and child.killed_for is None:
+        result.imported = done.get("files") if isinstance(done.get("files"), list) else None
         result.models += int(done.get("models", 0))
         result.models_not_checked += int(done.get("models_not_checked", 0))
         result.models_not_probed += int(done.get("models_not_probed", 0))
@@ -495,6 +506,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
             except (ProcessLookupError, PermissionError):
                 pass
             shutil.rmtree(child.folder, ignore_errors=True)
+    result.per_file = finished
     for path in files:
         r = finished.get(path)
         if r is None:

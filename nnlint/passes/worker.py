@@ -696,8 +696,9 @@ def _mem_available() -> int:
         return 4 << 30
 
 
-def main() -> None:
-    req = json.loads(sys.stdin.read() or "{}")
+def main(req: dict[str, Any] | None = None) -> None:
+    if req is None:  # a fresh process; the warm worker's fork passes the request in
+        req = json.loads(sys.stdin.read() or "{}")
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     # user prints go to stderr: fd 1 and sys.stdout both
     os.dup2(2, 1)
@@ -715,8 +716,14 @@ def main() -> None:
         if isinstance(exc, KeyboardInterrupt):
             raise
         worker.send("error", text=f"{worker.path}: internal error: {_exc_text(exc)} at {_where(exc)}; please report this")
+    try:  # what the result depends on besides the file itself (the result cache's key)
+        from nnlint.cache import project_files_imported
+
+        imported: list[str] | None = project_files_imported()
+    except Exception:
+        imported = None
     worker.send("done", models=worker.models, models_not_checked=worker.not_checked,
-                models_not_probed=worker.not_probed)
+                models_not_probed=worker.not_probed, files=imported)
     proto.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown and user atexit handlers
