@@ -73,7 +73,18 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
     if owner is None:
         return False
     owner_mod = modules.get(owner)
+    # torch's containers (Sequential, ModuleList, ModuleDict) have no structure of their own:
+    # whoever built them decides it, so look past them to the module that holds them; a
+    # container at the root was built by the user's own code (a factory, a module-level model)
+    while owner_mod is not None and isinstance(owner_mod, CONTAINERS):
+        if not owner:
+            return False
+        owner = owner.rsplit(".", 1)[0] if "." in owner else ""
+        owner_mod = modules.get(owner)
     return owner_mod is not None and library_class(type(owner_mod))
+
+
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 def _is_torch_leaf(mod: nn.Module) -> bool:

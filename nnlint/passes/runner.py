@@ -242,7 +242,7 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
         program = os.path.join(folder, f"{stem}.py")
         with open(program, "w", encoding="utf-8") as fh:
             fh.write(text)
-        req["path"] = program
+        req["path"] = req["abs_path"] = program
         req["sys_path"] = os.path.dirname(os.path.abspath(path))  # the notebook's own imports
     for sub in ("cwd", "tmp"):
         os.mkdir(os.path.join(folder, sub))
