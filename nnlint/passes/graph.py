@@ -3,7 +3,7 @@
 Tracing: ``torch.fx`` symbolic tracing first; every node gets the line of the user's file
 it came from (read from the live frames when fx creates the node: fx's own
 ``record_stack_traces`` symbolizes through torch._inductor, a 1.5 s import per process).
-Many real models cannot be traced that way (shared/MEASUREMENTS.md: nanoGPT's
+Many real models cannot be traced that way (docs/MEASUREMENTS.md: nanoGPT's
 ``assert t <= block_size`` on a traced size), so the fallback — the common path for
 transformers — runs the model eagerly under forward hooks (one node per torch.nn leaf
 module call) and a ``TorchFunctionMode`` recorder (one node per torch function or tensor

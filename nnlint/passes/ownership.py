@@ -70,16 +70,21 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
     mod = modules.get(module)
     submodule = code in ("NN202", "NN206") or (mod is not None and _is_torch_leaf(mod))
     owner = owner_path(modules, module, submodule)
-    # containers hold what the user put in them: the code is their nearest non-container owner
-    while owner is not None and isinstance(modules.get(owner), _CONTAINERS):
-        owner = None if owner == "" else owner.rsplit(".", 1)[0] if "." in owner else ""
     if owner is None:
         return False
     owner_mod = modules.get(owner)
+    # torch's containers (Sequential, ModuleList, ModuleDict) have no structure of their own:
+    # whoever built them decides it, so look past them to the module that holds them; a
+    # container at the root was built by the user's own code (a factory, a module-level model)
+    while owner_mod is not None and isinstance(owner_mod, CONTAINERS):
+        if not owner:
+            return False
+        owner = owner.rsplit(".", 1)[0] if "." in owner else ""
+        owner_mod = modules.get(owner)
     return owner_mod is not None and library_class(type(owner_mod))
 
 
-_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 
 
 def _is_torch_leaf(mod: nn.Module) -> bool:

@@ -953,7 +953,12 @@ class _Loss:
                                  note="the model returned no floating tensor; loss = sum of all outputs")
             self.fn = lambda o: sum((t.float().sum() for t in _all_tensors(o) if t.requires_grad), torch.zeros(()))
             return
-        if loss_name:
+        neutral = isinstance(ex.meta, dict) and ex.meta.get("objective") == "neutral"
+        if neutral and not loss_name:
+            # not a classifier (Q-values, a generator, an autoencoder): no cross-entropy assumption
+            kind, source = "mean_square", f"not a classifier ({ex.meta.get('objective_why') or 'no loss applied to it'})"
+            classes = None
+        elif loss_name:
             kind = _loss_kind(str(loss_name))
             source = "file"
         elif classes:
