@@ -124,26 +124,6 @@ class DeadSubmodule(GraphRule):
     INVALID = [
         Invalid(
             """
-            import torch
-            import torch.nn as nn
-
-            class Inception(nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.branches = nn.ModuleList([nn.Conv2d(3, 4, k, padding=k // 2) for k in (1, 3, 5)])
-                    self.head = nn.Linear(4, 10)
-
-                def forward(self, x):
-                    outs = []
-                    for branch in self.branches:
-                        outs.append(branch(x))
-                        return self.head(torch.stack(outs).sum(0).mean((2, 3)))
-            """,
-            line=14,
-            contains="branches.1",
-        ),
-        Invalid(
-            """
             import torch.nn as nn
 
             class Net(nn.Module):
@@ -177,6 +157,26 @@ class DeadSubmodule(GraphRule):
             """,
             line=7,
             contains="drop",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Inception(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.branches = nn.ModuleList([nn.Conv2d(3, 4, k, padding=k // 2) for k in (1, 3, 5)])
+                    self.head = nn.Linear(4, 10)
+
+                def forward(self, x):
+                    outs = []
+                    for branch in self.branches:
+                        outs.append(branch(x))
+                        return self.head(torch.stack(outs).sum(0).mean((2, 3)))
+            """,
+            line=14,
+            contains="branches.1",
         ),
     ]
 

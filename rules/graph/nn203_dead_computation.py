@@ -90,25 +90,6 @@ class DeadComputation(GraphRule):
     INVALID = [
         Invalid(
             """
-            import torch.nn as nn
-            import torch.nn.functional as F
-
-            class Net(nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.fc1 = nn.Linear(8, 16)
-                    self.fc2 = nn.Linear(16, 4)
-
-                def forward(self, x):
-                    x = self.fc1(x)
-                    F.relu(x)
-                    return self.fc2(x)
-            """,
-            line=12,
-            contains="relu",
-        ),
-        Invalid(
-            """
             import torch
             import torch.nn as nn
 
@@ -125,6 +106,25 @@ class DeadComputation(GraphRule):
             """,
             line=12,
             contains="tanh",
+        ),
+        Invalid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(8, 16)
+                    self.fc2 = nn.Linear(16, 4)
+
+                def forward(self, x):
+                    x = self.fc1(x)
+                    F.relu(x)
+                    return self.fc2(x)
+            """,
+            line=12,
+            contains="relu",
         ),
     ]
 
