@@ -1762,7 +1762,7 @@ def _examples_line(path: str) -> int | None:
 def _locate(model: Any, path: str, module: str | None) -> int | None:
     real = os.path.realpath(path)
     if module:
-        p, line = locate.module_line(model, module)
+        p, line = locate.module_line(model, module, prefer_path=path)
         if p is not None and line is not None and os.path.realpath(p) == real:
             return line
     p, line = locate.class_line(type(model))
