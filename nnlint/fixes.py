@@ -135,6 +135,32 @@ def call_spelling(ctx: Any, qualname: str) -> str | None:
     return best
 
 
+def statement_of(ctx: Any, node: Any) -> Any | None:
+    """The simple statement line (``x = f(y)``, ``loss.backward()``) that holds ``node``."""
+    import libcst as cst
+
+    from nnlint.passes.source import iter_nodes
+
+    for stmt in iter_nodes(ctx.module, cst.SimpleStatementLine, into_defs=True):
+        if any(n is node for n in iter_nodes(stmt, into_defs=True)):
+            return stmt
+    return None
+
+
+def move_statement_before(ctx: Any, node: Any, before: Any) -> list[Edit] | None:
+    """Edits that move the statement holding ``node`` to just above the one holding
+    ``before``, when both are whole lines at the same indentation."""
+    a, b = statement_of(ctx, node), statement_of(ctx, before)
+    if a is None or b is None or a is b or len(a.body) != 1 or len(b.body) != 1:
+        return None
+    a0, acol, a1, _ = ctx.position(a)
+    b0, bcol, _, _ = ctx.position(b)
+    if acol != bcol or a1 >= len(ctx.lines) + 1:
+        return None
+    text = "\n".join(ctx.lines[a0 - 1:a1]) + "\n"
+    return [Edit(b0, 1, b0, 1, text), Edit(a0, 1, a1 + 1, 1, "")]
+
+
 _ATOMIC = ("Name", "Attribute", "Call", "Subscript", "SimpleString", "Integer", "Float", "List", "Tuple", "Dict")
 
 
@@ -294,10 +320,11 @@ def write_atomic(path: str, data: bytes) -> None:
         raise
 
 
-def lint_text(path: str, text: str, rules: list[Any], cfg: Any) -> tuple[list[Diagnostic], Any]:
+def lint_text(path: str, text: str, rules: list[Any], cfg: Any, force: bool = False) -> tuple[list[Diagnostic], Any]:
     """Source-pass diagnostics of ``text`` (a .py file's text or a notebook's JSON), noqa
     and per-file ignores applied, notebook positions mapped to cells. Returns the notebook
-    object (or None) too; raises ValueError when the text cannot be linted."""
+    object (or None) too; raises ValueError when the text cannot be linted. Like the engine,
+    text that never mentions torch is not linted, unless ``force`` (the rule examples)."""
     from nnlint import suppression
     from nnlint.passes import source
 
@@ -308,7 +335,7 @@ def lint_text(path: str, text: str, rules: list[Any], cfg: Any) -> tuple[list[Di
 
         book = notebook.parse(path, text)
         program = book.program
-    if not source.mentions_torch(program):
+    if not force and not source.mentions_torch(program):
         return [], book
     try:
         diags, _ = source.run(path, program, rules)
@@ -348,13 +375,14 @@ class FixOutcome:
         return self.after != self.before
 
 
-def fix_text(path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bool = False) -> FixOutcome:
+def fix_text(path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bool = False,
+             force: bool = False) -> FixOutcome:
     """``text`` with every applicable fix applied, re-linting until nothing more applies."""
     out = FixOutcome(path=path, before=text, after=text)
     current = text
     for _ in range(MAX_ITERATIONS):
         try:
-            diags, book = lint_text(path, current, rules, cfg)
+            diags, book = lint_text(path, current, rules, cfg, force)
         except ValueError as exc:
             out.error = str(exc)
             break

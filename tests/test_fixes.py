@@ -37,34 +37,34 @@ def test_fixable_rules_are_source_rules_with_an_applicability():
 
 @pytest.mark.parametrize("rule", FIXABLE, ids=lambda r: r.code)
 def test_every_fixable_rule_fixes_an_invalid_example(rule):
-    fixed = [ex for ex in rule.INVALID if fixes.fix_text("example.py", _src(ex), [rule()], unsafe=True).changed]
+    fixed = [ex for ex in rule.INVALID if fixes.fix_text("example.py", _src(ex), [rule()], unsafe=True, force=True).changed]
     assert fixed, f"{rule.code} offers no fix for any of its INVALID examples"
 
 
 @pytest.mark.parametrize("rule,example", EXAMPLES)
 def test_fix_converges(rule, example):
     text = _src(example)
-    before, _ = fixes.lint_text("example.py", text, [rule()], None)
+    before, _ = fixes.lint_text("example.py", text, [rule()], None, force=True)
     offered = [d for d in before if d.fix is not None]
     for d in offered:
         assert d.fix.safe == (rule.fix_applicability == "safe")
-    out = fixes.fix_text("example.py", text, [rule()], unsafe=True)
+    out = fixes.fix_text("example.py", text, [rule()], unsafe=True, force=True)
     assert out.error is None, out.error
     if not offered:
         assert not out.changed
         return
     assert out.changed
     ast.parse(out.after)
-    after, _ = fixes.lint_text("example.py", out.after, [rule()], None)
+    after, _ = fixes.lint_text("example.py", out.after, [rule()], None, force=True)
     assert not [d for d in after if d.fix is not None], f"{rule.code} still fires after its fix:\n{out.after}"
     assert len(after) == len(before) - len(offered), out.after
-    again = fixes.fix_text("example.py", out.after, [rule()], unsafe=True)
+    again = fixes.fix_text("example.py", out.after, [rule()], unsafe=True, force=True)
     assert not again.changed, f"a second fix changed:\n{out.after}\n->\n{again.after}"
 
 
 @pytest.mark.parametrize("rule,example", [p for p in EXAMPLES if p.values[0].fix_applicability == "unsafe"])
 def test_unsafe_fixes_need_the_flag(rule, example):
-    assert not fixes.fix_text("example.py", _src(example), [rule()], unsafe=False).changed
+    assert not fixes.fix_text("example.py", _src(example), [rule()], unsafe=False, force=True).changed
 
 
 # ---------------------------------------------------------------------------------------
@@ -197,6 +197,6 @@ def test_fixes_on_mutated_sources_always_parse(data):
         ast.parse(text)
     except SyntaxError:
         return
-    out = fixes.fix_text("m.py", text, [r() for r in FIXABLE], unsafe=True)
+    out = fixes.fix_text("m.py", text, [r() for r in FIXABLE], unsafe=True, force=True)
     ast.parse(out.after)
     assert out.error is None or "invalid code" not in out.error, (text, out.after)
