@@ -83,6 +83,9 @@ class Diagnostic:
     fix: Fix | None = None
     related: tuple[Location, ...] = ()
     cell: int | None = None  # notebooks: 1-based cell; line/column are then cell-relative
+    #: where the settings a dynamic finding rests on came from, e.g.
+    #: {"input": "guessed", "loss": "file", "target": "guessed"}; values declared | file | guessed
+    guesses: dict[str, str] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # Normalise so every consumer can rely on 1-based, ordered spans.
@@ -107,7 +110,7 @@ class Diagnostic:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON contract (shared/diagnostics.schema.json), key order included."""
+        """The JSON contract (the schema in docs/diagnostics.schema.json), key order included."""
         out: dict[str, Any] = {
             "path": self.path,
             "line": self.line,
@@ -135,6 +138,8 @@ class Diagnostic:
             out["cell"] = self.cell
         if self.related:
             out["related"] = [asdict(r) for r in self.related]
+        if self.guesses:
+            out["guesses"] = dict(self.guesses)
         return out
 
     @classmethod
@@ -163,6 +168,7 @@ class Diagnostic:
             ),
             cell=d.get("cell"),
             related=tuple(Location(**r) for r in d.get("related", [])),
+            guesses=dict(d["guesses"]) if d.get("guesses") else None,
         )
 
 
