@@ -80,6 +80,7 @@ class PaddingNotIgnored(SourceRule):
 
     code = "NN409"
     name = "padding-not-ignored"
+    fix_applicability = "unsafe"
     severity = Severity.WARNING
 
     VALID = [

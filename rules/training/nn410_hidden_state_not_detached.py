@@ -63,6 +63,7 @@ class HiddenStateNotDetached(SourceRule):
 
     code = "NN410"
     name = "hidden-state-not-detached"
+    fix_applicability = "unsafe"
     severity = Severity.ERROR
 
     VALID = [
