@@ -250,7 +250,8 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     opts = engine.Options(
         static=args.static, jobs=args.jobs, overfit=args.overfit, model=args.model, input_shape=args.input_shape,
         input_dtype=args.input_dtype, kwargs=args.kwargs, data=args.data,
-        cache=not args.no_cache, cache_dir=args.cache_dir,
+        cache=not args.no_cache and args.report is None, cache_dir=args.cache_dir,
+        report=str(args.report) if args.report is not None else None,
     )
     if args.diff or args.fix or args.unsafe_fixes:
         from nnlint import fixes

@@ -123,6 +123,8 @@ class ProbeResult(list):
         super().__init__(items)
         self.errors: list[str] = errors or []
         self.notes: list[str] = notes or []
+        #: the per-layer measurements (nnlint/passes/probe_stats.py), for --report
+        self.stats: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -1836,6 +1838,12 @@ def run_probe(example: Example, rules: list[Rule], settings: dict[str, Any], pat
     extra = None
     if ctx is not None:
         extra = {"device": ctx.device, "batch": ctx.batch_size}
+        try:
+            from nnlint.passes.probe_stats import summarize
+
+            out.stats = summarize(ctx)
+        except Exception as exc:  # the report is extra; the findings must not depend on it
+            out.notes.append(f"{path}: {model_name}: per-layer statistics unavailable ({type(exc).__name__}: {exc})")
         out.notes.extend(f"{path}: {model_name}: {n}" for n in ctx.notes)
     for rule in rules:
         target = ctx if rule.pass_ == "probe" else data_ctx if rule.pass_ == "data" else None
