@@ -31,6 +31,17 @@ MAX_ITERATIONS = 10
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
+def table_markdown() -> str:
+    """The README's fix table, from the registry (tests/test_fixes.py keeps it current)."""
+    from nnlint import registry
+
+    lines = ["| code | name | applicability | the fix |", "|---|---|---|---|"]
+    for code, rule in registry.all_rules().items():
+        if rule.fix_applicability:
+            lines.append(f"| {code} | {rule.name} | {rule.fix_applicability} | {rule.fix_summary.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------
 # edit helpers for rules (libcst nodes -> Edit)
 
@@ -426,17 +437,17 @@ def unified_diff(outcome: FixOutcome) -> str:
         for ca, cb in zip(a_book.cells, b_book.cells):
             if ca.source != cb.source:
                 parts.append("".join(difflib.unified_diff(
-                    _lines(ca.source), _lines(cb.source),
+                    _lines(ca.source, cell=True), _lines(cb.source, cell=True),
                     f"a/{outcome.path}:cell {ca.index}", f"b/{outcome.path}:cell {cb.index}")))
         return "".join(parts)
     return "".join(difflib.unified_diff(_lines(outcome.before), _lines(outcome.after),
                                         f"a/{outcome.path}", f"b/{outcome.path}"))
 
 
-def _lines(text: str) -> list[str]:
+def _lines(text: str, cell: bool = False) -> list[str]:
     lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith(("\n", "\r")):
-        lines[-1] += "\n\\ No newline at end of file\n"
+    if lines and not lines[-1].endswith(("\n", "\r")):  # a cell's last line has no newline by design
+        lines[-1] += "\n" if cell else "\n\\ No newline at end of file\n"
     return lines
 
 

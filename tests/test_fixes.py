@@ -200,3 +200,13 @@ def test_fixes_on_mutated_sources_always_parse(data):
     out = fixes.fix_text("m.py", text, [r() for r in FIXABLE], unsafe=True, force=True)
     ast.parse(out.after)
     assert out.error is None or "invalid code" not in out.error, (text, out.after)
+
+
+def test_readme_fix_table_is_current():
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    m = re.search(r"<!-- fixes:start -->\n(.*?)<!-- fixes:end -->", readme.read_text(encoding="utf-8"), re.S)
+    assert m, "README lacks the <!-- fixes:start --> block"
+    assert m.group(1) == fixes.table_markdown(), "README fix table is stale: paste nnlint.fixes.table_markdown()"

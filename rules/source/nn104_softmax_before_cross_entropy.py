@@ -56,6 +56,7 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
     code = "NN104"
     name = "softmax-before-cross-entropy"
     fix_applicability = "unsafe"  # the model's other callers may want the activation
+    fix_summary = 'drop the trailing softmax/log_softmax (the call, the `self.act(...)` wrapper or the `nn.Sequential` element)'
     severity = Severity.ERROR
 
     VALID = [

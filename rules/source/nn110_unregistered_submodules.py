@@ -62,6 +62,7 @@ class UnregisteredSubmodules(SourceRule):
     code = "NN110"
     name = "unregistered-submodules"
     fix_applicability = "safe"
+    fix_summary = 'wrap the list/tuple in `nn.ModuleList(...)`, a string-keyed dict in `nn.ModuleDict(...)` (`ParameterList`/`ParameterDict` for parameters)'
     severity = Severity.ERROR
 
     VALID = [

@@ -51,6 +51,7 @@ class MissingZeroGrad(SourceRule):
     code = "NN401"
     name = "missing-zero-grad"
     fix_applicability = "unsafe"  # gradient accumulation over several batches may be deliberate
+    fix_summary = 'insert `optimizer.zero_grad()` above the statement that calls `backward()`'
     severity = Severity.ERROR
 
     VALID = [

@@ -82,6 +82,7 @@ class StepOrder(SourceRule):
     code = "NN406"
     name = "step-order"
     fix_applicability = "unsafe"  # the order may be deliberate (accumulation, closures)
+    fix_summary = 'move `clip_grad_norm_`/`clip_grad_value_` above `optimizer.step()`, or a `zero_grad()` between backward and step above `backward()` (whole lines at the same indentation; never with a GradScaler)'
     severity = Severity.ERROR
 
     VALID = [
