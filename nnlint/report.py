@@ -125,7 +125,8 @@ def _charts(stats: dict[str, Any], codes: dict[str, list[str]]) -> tuple[list[st
         out.append(_svg(fig))
     acts = [a for a in stats.get("activations") or [] if a.get("dead_frac") is not None or a.get("saturated_frac") is not None]
     if acts:
-        labels = [f"{a['module'] or a['kind']}" + (f" (line {a['line']})" if a.get("line") else "") for a in acts]
+        labels = [f"{a['module'] or a['kind']}" + (f" ({a.get('where') or 'line ' + str(a['line'])})" if a.get("line") else "")
+                  for a in acts]
         x = list(range(len(acts)))
         fig, ax = plt.subplots(figsize=(max(6.5, 0.55 * len(acts) + 2), 3.2))
         dead = [a.get("dead_frac") or 0.0 for a in acts]
@@ -221,6 +222,23 @@ def render(stats: dict[str, Any] | None, diagnostics: Iterable[Any], *, fragment
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
+def _cell_lines(stats: dict[str, Any]) -> None:
+    """A notebook's activation lines (in the cells' program) as 'cell C, line L'."""
+    path = str(stats.get("path") or "")
+    if not path.endswith(".ipynb"):
+        return
+    try:
+        from nnlint import notebook
+
+        book = notebook.parse(path, Path(path).read_text(encoding="utf-8-sig"))
+    except Exception:
+        return
+    for a in stats.get("activations") or []:
+        where = book.locate(a["line"]) if a.get("line") else None
+        if where:
+            a["where"] = f"cell {where[0]}, line {where[1]}"
+
+
 def _file_name(stats: dict[str, Any]) -> str:
     stem = os.path.splitext(os.path.basename(str(stats.get("path") or "model")))[0]
     return re.sub(r"[^\w.-]", "_", f"{stem}-{stats.get('model') or 'model'}") + ".html"
@@ -237,6 +255,7 @@ def write_reports(result: Any, folder: Path | str, err: TextIO | None = None) ->
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for stats in stats_list:
+        _cell_lines(stats)
         diags = [d for d in result.diagnostics if d.path == stats.get("path") and d.model in (stats.get("model"), None)
                  and d.pass_ in ("graph", "probe", "data")] + \
                 [d for d in result.diagnostics if d.path == stats.get("path") and d.pass_ in ("source", "tool")
