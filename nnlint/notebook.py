@@ -132,8 +132,12 @@ def parse(path: str, raw: str) -> Notebook:
     except ImportError:
         nb = data
     else:
+        import warnings
+
         try:
-            nb = nbformat.reads(raw, as_version=4)
+            with warnings.catch_warnings():  # MissingIDFieldWarning and friends: not the user's finding
+                warnings.simplefilter("ignore")
+                nb = nbformat.reads(raw, as_version=4)
         except Exception as exc:  # nbformat raises several kinds for malformed notebooks
             raise NotebookError(f"not a readable Jupyter notebook: {type(exc).__name__}: {exc}") from None
     cells = []
