@@ -210,3 +210,25 @@ def test_readme_fix_table_is_current():
     m = re.search(r"<!-- fixes:start -->\n(.*?)<!-- fixes:end -->", readme.read_text(encoding="utf-8"), re.S)
     assert m, "README lacks the <!-- fixes:start --> block"
     assert m.group(1) == fixes.table_markdown(), "README fix table is stale: paste nnlint.fixes.table_markdown()"
+
+
+def test_unsafe_fixes_need_the_flag_on_the_command_line(tmp_path):
+    p = tmp_path / "train.py"
+    src = "from torch.utils.data import DataLoader\n\ntrain_loader = DataLoader(train_ds, batch_size=32)\n"
+    p.write_text(src)
+    code, out, err = run("--static", "--select", "NN405", "--fix", str(p))
+    assert p.read_text() == src and code == 1 and "NN405" in out
+    code, out, err = run("--static", "--select", "NN405", "--unsafe-fixes", str(p))
+    assert p.read_text() == src.replace("batch_size=32)", "batch_size=32, shuffle=True)")
+    assert code == 0 and "Fixed 1 problem (NN405 x1)" in err
+
+
+def test_json_carries_notebook_fix_edits_with_their_cell(tmp_path):
+    head, _, body = BUGGY.partition("\n\n\n")
+    p = tmp_path / "nb.ipynb"
+    p.write_text(_nb([head + "\n", body]), encoding="utf-8")
+    _, out, _ = run("--static", "--select", "NN109", "--format", "json", str(p))
+    (d,) = json.loads(out)["diagnostics"]
+    assert d["cell"] == 2 and d["fix"]["applicability"] == "safe"
+    (edit,) = d["fix"]["edits"]
+    assert edit["cell"] == 2 and edit["line"] == d["line"] == 7
