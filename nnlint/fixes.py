@@ -75,13 +75,19 @@ def remove(ctx: Any, start: Any, end: Any | None = None) -> Edit:
 
 
 def insert_before(ctx: Any, node: Any, text: str) -> Edit:
-    line, col, _, _ = ctx.position(node)
+    line, col, _, _ = span(ctx, node)
     return Edit(line, col, line, col, text)
 
 
 def insert_after(ctx: Any, node: Any, text: str) -> Edit:
-    _, _, end_line, end_col = ctx.position(node)
+    _, _, end_line, end_col = span(ctx, node)
     return Edit(end_line, end_col, end_line, end_col, text)
+
+
+def wrap(ctx: Any, node: Any, before: str, after: str) -> list[Edit]:
+    """``before`` + node + ``after``, touching only the two ends (the node keeps its layout)."""
+    l0, c0, l1, c1 = span(ctx, node)
+    return [Edit(l0, c0, l0, c0, before), Edit(l1, c1, l1, c1, after)]
 
 
 def insert_line_before(ctx: Any, stmt: Any, code: str) -> Edit:
@@ -92,23 +98,14 @@ def insert_line_before(ctx: Any, stmt: Any, code: str) -> Edit:
 
 
 def add_keyword(ctx: Any, call: Any, name: str, value: str) -> Edit:
-    """``call`` with ``name=value`` appended to its arguments (trailing comma kept)."""
-    import libcst as cst
-
-    args = list(call.args)
-    new = cst.Arg(keyword=cst.Name(name), value=cst.parse_expression(value),
-                  equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
-                                        whitespace_after=cst.SimpleWhitespace("")))
-    if args:
-        last = args[-1]
-        if isinstance(last.comma, cst.Comma):  # `f(a,)`: keep the trailing comma after the new one
-            new = new.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace("")))
-            if "\n" in ctx.module.code_for_node(last.comma):
-                new = new.with_changes(comma=last.comma)
-        else:
-            args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    args.append(new)
-    return replace(ctx, call, ctx.module.code_for_node(call.with_changes(args=args)))
+    """``name=value`` appended to ``call``'s arguments: an insertion right after the last
+    argument (before its trailing comma, if any), so the call's own layout stays as written."""
+    text = f"{name}={value}"
+    if call.args:
+        _, _, line, col = span(ctx, call.args[-1].value)
+        return Edit(line, col, line, col, ", " + text)
+    _, _, line, col = ctx.position(call)  # just after ')'
+    return Edit(line, col - 1, line, col - 1, text)
 
 
 def set_keyword(ctx: Any, call: Any, name: str, value: str) -> Edit:
@@ -175,10 +172,11 @@ def move_statement_before(ctx: Any, node: Any, before: Any) -> list[Edit] | None
 _ATOMIC = ("Name", "Attribute", "Call", "Subscript", "SimpleString", "Integer", "Float", "List", "Tuple", "Dict")
 
 
-def drop_call(ctx: Any, at: Any) -> Edit | None:
-    """An edit that removes the activation ``at``: ``F.softmax(h, dim=1)`` / ``torch.relu(h)``
+def drop_call(ctx: Any, at: Any) -> list[Edit] | None:
+    """Edits that remove the activation ``at``: ``F.softmax(h, dim=1)`` / ``torch.relu(h)``
     / ``h.softmax(1)`` / ``self.act(h)`` -> ``h``; an ``nn.Softmax(...)`` element of an
-    ``nn.Sequential(...)`` is removed from it. None where no such mechanical rewrite exists."""
+    ``nn.Sequential(...)`` is removed from it. Only the removed text is touched (the rest
+    keeps its layout). None where no such mechanical rewrite exists."""
     import libcst as cst
 
     if not isinstance(at, cst.Call):
@@ -193,15 +191,17 @@ def drop_call(ctx: Any, at: Any) -> Edit | None:
                 if a.value is at and not a.star and a.keyword is None:
                     if len(args) == 1:
                         return None
-                    if i == len(args) - 1:  # the last element: its separator goes with it
-                        prev = args[i - 1]
-                        args[i - 1] = prev.with_changes(comma=a.comma)
-                    del args[i]
-                    return replace(ctx, call, ctx.module.code_for_node(call.with_changes(args=args)))
+                    if i < len(args) - 1:  # up to the next element
+                        l0, c0, _, _ = span(ctx, a.value)
+                        l1, c1, _, _ = span(ctx, args[i + 1].value)
+                    else:  # the last element: from the end of the one before it
+                        _, _, l0, c0 = span(ctx, args[i - 1].value)
+                        _, _, l1, c1 = span(ctx, a.value)
+                    return [Edit(l0, c0, l1, c1, "")]
         return None
     if q.startswith("torch."):  # F.softmax(h, dim=1), torch.relu(h)
         inner = at.args[0].value if at.args and at.args[0].keyword is None and not at.args[0].star else None
-    elif isinstance(at.func, cst.Attribute) and (ctx.qualname(at.func) or "").startswith("self."):
+    elif isinstance(at.func, cst.Attribute) and q.startswith("self."):
         # self.act(h): a module attribute applied to one argument
         inner = at.args[0].value if len(at.args) == 1 and at.args[0].keyword is None and not at.args[0].star else None
     elif isinstance(at.func, cst.Attribute):  # h.softmax(dim=1): the tensor method
@@ -210,10 +210,10 @@ def drop_call(ctx: Any, at: Any) -> Edit | None:
         return None
     if inner is None:
         return None
-    code = ctx.module.code_for_node(inner)
-    if type(inner).__name__ not in _ATOMIC and not getattr(inner, "lpar", None):
-        code = f"({code})"
-    return replace(ctx, at, code)
+    a0, a1, a2, a3 = span(ctx, at)
+    i0, i1, i2, i3 = span(ctx, inner)
+    wrap = type(inner).__name__ not in _ATOMIC and not getattr(inner, "lpar", None)
+    return [Edit(a0, a1, i0, i1, "(" if wrap else ""), Edit(i2, i3, a2, a3, ")" if wrap else "")]
 
 
 # ---------------------------------------------------------------------------------------

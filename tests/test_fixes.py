@@ -232,3 +232,58 @@ def test_json_carries_notebook_fix_edits_with_their_cell(tmp_path):
     assert d["cell"] == 2 and d["fix"]["applicability"] == "safe"
     (edit,) = d["fix"]["edits"]
     assert edit["cell"] == 2 and edit["line"] == d["line"] == 7
+
+
+def test_fixes_keep_the_layout_of_multiline_code():
+    """Edits touch only what changes: a multi-line call or Sequential inside a method keeps
+    its indentation and comments (regenerating the node would lose the block's indent)."""
+    src = textwrap.dedent(
+        """\
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from torch.utils.data import DataLoader
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = nn.Sequential(
+                    nn.Linear(784, 256),  # first
+                    nn.ReLU(),
+                    nn.Linear(256, 10),
+                    nn.Softmax(dim=1),
+                )
+                self.heads = [
+                    nn.Linear(10, 2),  # a head
+                    nn.Linear(10, 3),
+                ]
+
+            def forward(self, x):
+                x = F.dropout(
+                    x,
+                    p=0.5,
+                )
+                return self.net(x)
+
+
+        def train(train_ds):
+            loader = DataLoader(
+                train_ds,
+                batch_size=32,
+            )
+            model = Net()
+            criterion = nn.CrossEntropyLoss()
+            for x, y in loader:
+                loss = criterion(model(x), y)
+        """
+    )
+    rules = [registry.all_rules()[c]() for c in ("NN104", "NN109", "NN110", "NN405")]
+    out = fixes.fix_text("m.py", src, rules, unsafe=True)
+    assert out.error is None and set(out.applied) == {"NN104", "NN109", "NN110", "NN405"}, out.applied
+    expected = (src.replace("            nn.Linear(256, 10),\n            nn.Softmax(dim=1),\n",
+                            "            nn.Linear(256, 10),\n")
+                .replace("self.heads = [", "self.heads = nn.ModuleList([")
+                .replace("            nn.Linear(10, 3),\n        ]\n", "            nn.Linear(10, 3),\n        ])\n")
+                .replace("            p=0.5,\n", "            p=0.5, training=self.training,\n")
+                .replace("        batch_size=32,\n", "        batch_size=32, shuffle=True,\n"))
+    assert out.after == expected, out.after

@@ -309,4 +309,4 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
                         f"log_softmax): {fix}, or use NLLLoss on log_softmax outputs")
             edit = fixes.drop_call(ctx, v.at)
             yield Finding(f"{what} {tail}", node=u.call, model=v.model,
-                          fix=self.make_fix(f"drop the {v.act or v.tag}", edit) if edit else None)
+                          fix=self.make_fix(f"drop the {v.act or v.tag}", *edit) if edit else None)

@@ -267,4 +267,4 @@ class ActivationOnLogits(SourceRule):
 
     def _fix(self, ctx: SourceContext, v):
         edit = fixes.drop_call(ctx, v.at)
-        return self.make_fix(f"remove the {v.act} after the final layer", edit) if edit else None
+        return self.make_fix(f"remove the {v.act} after the final layer", *edit) if edit else None
