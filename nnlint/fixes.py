@@ -380,6 +380,7 @@ class FixOutcome:
     after: str
     applied: dict[str, int] = field(default_factory=dict)  # code -> fixes applied
     error: str | None = None
+    hidden: int = 0  # unsafe fixes left because --unsafe-fixes was not given
 
     @property
     def changed(self) -> bool:
@@ -399,6 +400,7 @@ def fix_text(path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bo
             break
         chosen = applicable(diags, unsafe)
         if not chosen:
+            out.hidden = 0 if unsafe else sum(1 for d in diags if d.fix is not None and d.fix.edits and not d.fix.safe)
             break
         new = apply_fixes(current, book, chosen)
         if new == current:
