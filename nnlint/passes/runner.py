@@ -235,8 +235,8 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     env = _child_env()
     env["TMPDIR"] = os.path.join(folder, "tmp")
     # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
-    env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(folder, "tmp", "inductor"))
-    env.setdefault("TRITON_CACHE_DIR", os.path.join(folder, "tmp", "triton"))
+    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")  # torch sets it in our environ
+    env["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nnlint.passes.worker"],
