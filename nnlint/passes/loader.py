@@ -1016,13 +1016,31 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
         why = discovery.why_skipped(name, obj, facts, BASE_NAME)
         if why:
             DISCOVERY_NOTES.append(f"{name} (line {cf.line}) not checked on its own: {why}")
+    # loss modules of the file (class ContrastiveLoss(nn.Module)) are not models
+    for c in list(cands):
+        if c.origin == "auto" and discovery.LOSS_NAME.search(c.name) and c.name in facts.classes:
+            cands.remove(c)
+            DISCOVERY_NOTES.append(f"{c.name} (line {c.line}) not checked: a loss module, not a model")
     # module-level instances of other types: nn.Sequential, transformers and torchvision models
     for name, obj, line in discovery.instances(module, text, set(facts.classes)):
         c = _declared(module, path, name, obj, {}, origin="auto", batch=batch)
         c.line = c.line or line
         c.loss_name = loss_name
+        hf = discovery.config_inputs(obj, batch)
+        if hf is not None:
+            c.inputs = InputSpec(kwargs={k: TensorSpec(**v) for k, v in hf.items()},
+                                 origin=f"{type(obj).__name__}'s config")
         c.meta["how"] = f"the module-level instance `{name}` (line {line})"
         cands.append(c)
+        found.add(name)
+    # module-level models the slice could not build (weights to download, a size read from data)
+    for name, (line, callee) in (sl.instances.items() if sl is not None else []):
+        if name in found or name not in sl.unavailable or callee.split(".")[0] in facts.classes \
+                or getattr(module, name, None) is not None:
+            continue
+        why = sl.unavailable[name][1]
+        cands.append(Candidate(name=name, line=line, origin="auto", loss_name=loss_name,
+                               problem=f"the module-level model `{name}` (line {line}) is {why[0].lower() + why[1:]}"))
         found.add(name)
     # factories: def resnet50(pretrained=False): return ResNet(...)
     covered = {c.name for c in cands if c.meta.get("attempts")}
