@@ -14,7 +14,7 @@ first that applies to the file wins:
    Lightning's ``example_input_array``, else from the first layer the forward uses.
 
 Models are built on the meta device: building GPT-2-XL there costs ~0.3 GB instead of
-6.4 GB (shared/MEASUREMENTS.md). ``Candidate.build`` can build them for real later (the
+6.4 GB (docs/MEASUREMENTS.md). ``Candidate.build`` can build them for real later (the
 probe), once their measured size fits the budget.
 """
 

@@ -71,6 +71,10 @@ class DynamicResult:
     verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
+    #: the in-project files the child imported (None: unknown); set on per-file results
+    imported: list[str] | None = None
+    #: path -> that file's own result (the result cache stores them one by one)
+    per_file: dict[str, "DynamicResult"] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
@@ -181,6 +185,7 @@ class Child:
     killed_for: str | None = None
     peak_rss: int = 0
     out_pos: int = 0
+    program: str | None = None  # a notebook: the generated program the child runs instead
 
 
 def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, folder: str) -> dict[str, Any]:
@@ -222,16 +227,33 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int) -> Child:
+def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int,
+                text: str | None = None) -> Child:
     """The child runs in ``folder/cwd`` with ``TMPDIR=folder/tmp``: whatever user code writes
     with a relative path or through ``tempfile`` lands in the private folder, deleted with it;
     ``sandbox`` refuses the network and writes anywhere else (see its docstring)."""
     folder = tempfile.mkdtemp(prefix="nnlint-")
     req = _request(path, cfg, opts, codes, threads, folder)
-    out = open(os.path.join(folder, "out.jsonl"), "wb")
-    err = open(os.path.join(folder, "err.txt"), "wb")
+    program = None
+    if path.endswith(".ipynb") and text is not None:
+        # a notebook runs as its code cells' program (nnlint/notebook.py), written to our own
+        # temp folder, never beside the notebook; the script filter applies to it as to a .py
+        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) or "notebook"
+        program = os.path.join(folder, f"{stem}.py")
+        with open(program, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        req["path"] = req["abs_path"] = program
+        req["sys_path"] = os.path.dirname(os.path.abspath(path))  # the notebook's own imports
     for sub in ("cwd", "tmp"):
         os.mkdir(os.path.join(folder, sub))
+    from nnlint.passes import zygote
+
+    forked = zygote.spawn(req, folder)  # the warm worker: a fork of a process that imported torch
+    if forked is not None:
+        return Child(path=path, proc=forked, folder=folder, started=time.monotonic(),  # type: ignore[arg-type]
+                     timeout=float(cfg.timeout), memory_limit=memory_limit, program=program)
+    out = open(os.path.join(folder, "out.jsonl"), "wb")
+    err = open(os.path.join(folder, "err.txt"), "wb")
     env = _child_env()
     env["TMPDIR"] = os.path.join(folder, "tmp")
     # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
@@ -253,7 +275,7 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     except BrokenPipeError:
         pass
     return Child(path=path, proc=proc, folder=folder, started=time.monotonic(), timeout=float(cfg.timeout),
-                 memory_limit=memory_limit)
+                 memory_limit=memory_limit, program=program)
 
 
 def _kill(child: Child, reason: str) -> None:
@@ -333,6 +355,8 @@ def _gb(n: float) -> str:
 
 def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], text: str | None = None) -> None:
     events = _read_events(child)
+    if child.program:  # a notebook's program: report at the notebook (lines map to cells later)
+        events = json.loads(json.dumps(events).replace(json.dumps(child.program)[1:-1], json.dumps(child.path)[1:-1]))
     done = next((e for e in events if e.get("event") == "done"), None)
     last_step = None
     for e in events:
@@ -353,6 +377,7 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
         elif kind == "model_missing":
             result.notes.append(f"{child.path}: --model {e.get('name')}: not defined in this file")
     if done is not None and child.killed_for is None:
+        result.imported = done.get("files") if isinstance(done.get("files"), list) else None
         result.models += int(done.get("models", 0))
         result.models_not_checked += int(done.get("models_not_checked", 0))
         result.models_not_probed += int(done.get("models_not_probed", 0))
@@ -449,7 +474,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
             while pending and len(running) < jobs:
                 path = pending.pop(0)
                 try:
-                    running.append(start_child(path, cfg, opts, codes, threads, limit))
+                    running.append(start_child(path, cfg, opts, codes, threads, limit, texts.get(path)))
                 except OSError as exc:
                     r = finished.setdefault(path, DynamicResult())
                     r.errors.append(f"{path}: cannot start a child process: {exc}")
@@ -484,6 +509,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
             except (ProcessLookupError, PermissionError):
                 pass
             shutil.rmtree(child.folder, ignore_errors=True)
+    result.per_file = finished
     for path in files:
         r = finished.get(path)
         if r is None:

@@ -77,8 +77,12 @@ class Worker:
                        evidence=evidence or {})
         self.send("diagnostic", diagnostic=d.to_dict())
 
-    def diagnostics(self, diags: list) -> None:
-        for d in diags:
+    def diagnostics(self, diags: list, guesses: dict | None = None) -> None:
+        from nnlint.passes.grouping import group_instances
+
+        for d in group_instances(list(diags)):
+            if guesses and d.pass_ in ("graph", "probe", "data") and not d.guesses:
+                d = d.with_(guesses=dict(guesses))
             self.send("diagnostic", diagnostic=d.to_dict())
 
     # the run ----------------------------------------------------------------------------
@@ -103,6 +107,8 @@ class Worker:
             self.send("error", text=f"{self.path}: cannot read: {exc}")
             return
         sys.argv = [self.path]  # user code that parses argv at import sees no options
+        if self.req.get("sys_path"):  # a notebook's program: its own folder's modules import
+            sys.path.insert(0, self.req["sys_path"])
         if self.req.get("cwd") and self.req["cwd"] not in sys.path:
             sys.path.append(self.req["cwd"])  # where `python -m` would have found the user's modules
         if self.req.get("sandbox"):
@@ -127,6 +133,9 @@ class Worker:
         cands = loader.find_candidates(module, self.path, self.text, self.req)
         for text in getattr(loader, "DISCOVERY_NOTES", []):
             self.send("verbose", text=f"{self.display}: {text}")
+        from nnlint.passes import pairing
+
+        pairing.apply(cands, self.text)  # which loss goes with which model: by value flow
         if self.req.get("model") and not cands:
             self.send("model_missing", name=self.req["model"])
         for cand in cands:
@@ -258,6 +267,7 @@ class Worker:
     def check_model(self, cand: Any, model: Any, build: Any, spec: Any, device: str,
                     real_example: Any = None) -> None:
         graph, loader = self.graph, self.loader
+        from nnlint.passes import guesses
         batch = int(self.req.get("batch_size") or 8)
         name = cand.name
         line = cand.line
@@ -271,6 +281,8 @@ class Worker:
                           line, model=name)
                 return
             spec = inferred.spec
+            # a guessed input satisfies the file's own constants first (sequence_length = 28)
+            spec = guesses.prefer_file_constants(model, spec, self.text, device, loader.try_forward)
         self.fix_int_ranges(model, spec)
         self.step("trace", name, line)
         ctx = self.context(cand, model, spec, device, real_example)
@@ -297,6 +309,16 @@ class Worker:
             ctx = self.context(cand, model, spec, device, real_example)
         failure = ctx.failure
         if failure is not None:
+            guessed = guesses.input_source(spec) == guesses.GUESSED
+            if failure.kind == "shape" and guessed and not (ctx.input_search or {}).get("exhausted") \
+                    and (cand.declared or failure.first_layer_ran):
+                # a guessed input that fails is not a finding: the guess may be what is wrong
+                self.not_probed += 1
+                hint = loader.declaration_hint(cand, self.path, spec, batch)
+                self.tool("NN002", f"{name} was built, but its forward rejected the guessed input "
+                                   f"{_inputs_desc(spec)} ({failure.exc_type}: {_first_line(failure.message)}); "
+                                   f"nnlint cannot tell a shape bug from a wrong guess; {hint}", line, model=name)
+                return
             if failure.kind == "shape" and (cand.declared or failure.first_layer_ran):
                 if not (ctx.input_search or {}).get("exhausted"):
                     self.step("forward", name, line)
@@ -323,7 +345,7 @@ class Worker:
             ctx.classes = _classes(ctx)
         self.step("forward", name, line)
         diags, crashes = graph.run_rules(ctx, self.graph_rules)
-        self.diagnostics(diags)
+        self.diagnostics(diags, guesses.describe(cand, spec, real_example))
         for c in crashes:
             self.send("error", text=f"{self.path}: internal error: rule {c.code} crashed on {name} "
                                     f"({type(c.exc).__name__}: {c.exc} at {_where(c.exc)}); other rules ran. "
@@ -340,10 +362,14 @@ class Worker:
             args, kwargs = self.graph.split_inputs(real_example.inputs)
         else:
             args, kwargs = spec.make(device)
-        return self.graph.build_context(
+        ctx = self.graph.build_context(
             model, args, kwargs, path=self.path, model_name=cand.name, user=self.user, source=self.facts,
             inputs_desc=_inputs_desc(spec), input_search=spec.search, loss_name=cand.loss_name,
             classes=cand.classes, model_line=cand.line, module_lines=cand.meta.get("module_lines"))
+        from nnlint.passes.guesses import input_source
+
+        ctx.input_source = input_source(spec)  # rules word a fix only from a declared/file input
+        return ctx
 
     def fix_int_ranges(self, model: Any, spec: Any) -> None:
         """An integer input declared without a range (--input-dtype long) gets indices below
@@ -458,7 +484,35 @@ class Worker:
                 self.send("error", text=f"{self.path}: internal error in the probe of {name}: {_exc_text(exc)} "
                                         f"at {_where(exc)}; please report this")
             return
-        self.diagnostics(list(result or []))
+        from nnlint.passes import guesses
+
+        found = list(result or [])
+        if guesses.input_source(spec) == guesses.GUESSED and example.target is None:
+            # a finding that rests on a guessed input must hold on a second plausible input
+            def rerun() -> list | None:
+                alt = guesses.alternate_spec(example.model, spec, "cpu", self.loader.try_forward)
+                if alt is None:
+                    return None
+                self.step("probe second input", name, line)
+                ex2 = Example(model=example.model, inputs=alt.as_example_inputs("cpu"), loss=example.loss,
+                              target=None, name=example.name, classes=example.classes, meta=dict(example.meta))
+                rules = [r for r in self.probe_rules if r.code in guesses.INPUT_DEPENDENT]
+                try:
+                    return list(run_probe(ex2, rules, settings, self.path, name) or [])
+                except Exception:
+                    return None
+                finally:
+                    rerun.alt = alt  # type: ignore[attr-defined]
+
+            found, dropped = guesses.confirm(found, rerun)
+            if dropped:
+                alt = getattr(rerun, "alt", None)
+                codes = ", ".join(sorted({d.code for d in dropped}))
+                hint = self.loader.declaration_hint(cand, self.path, spec, int(self.req.get("batch_size") or 8))
+                self.send("note", text=f"{self.path}: {name}: {codes} seen on the guessed input {_inputs_desc(spec)} "
+                                       f"but not on {_inputs_desc(alt) if alt else 'a second size'}: not reported; "
+                                       f"{hint}")
+        self.diagnostics(found, guesses.describe(cand, spec, example))
         for text in getattr(result, "errors", None) or []:
             self.send("error", text=text)
         for text in getattr(result, "notes", None) or []:
@@ -642,8 +696,9 @@ def _mem_available() -> int:
         return 4 << 30
 
 
-def main() -> None:
-    req = json.loads(sys.stdin.read() or "{}")
+def main(req: dict[str, Any] | None = None) -> None:
+    if req is None:  # a fresh process; the warm worker's fork passes the request in
+        req = json.loads(sys.stdin.read() or "{}")
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     # user prints go to stderr: fd 1 and sys.stdout both
     os.dup2(2, 1)
@@ -661,8 +716,14 @@ def main() -> None:
         if isinstance(exc, KeyboardInterrupt):
             raise
         worker.send("error", text=f"{worker.path}: internal error: {_exc_text(exc)} at {_where(exc)}; please report this")
+    try:  # what the result depends on besides the file itself (the result cache's key)
+        from nnlint.cache import project_files_imported
+
+        imported: list[str] | None = project_files_imported()
+    except Exception:
+        imported = None
     worker.send("done", models=worker.models, models_not_checked=worker.not_checked,
-                models_not_probed=worker.not_probed)
+                models_not_probed=worker.not_probed, files=imported)
     proto.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown and user atexit handlers

@@ -1,4 +1,4 @@
-"""``--format json``: the stable contract of shared/diagnostics.schema.json (version 1).
+"""``--format json``: the stable contract of the schema in docs/diagnostics.schema.json (version 1).
 Fields are only ever added, never renamed or removed."""
 
 from __future__ import annotations

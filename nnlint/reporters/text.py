@@ -61,9 +61,15 @@ def _wants_rich(stream: TextIO, color: bool | None) -> bool:
         return False
 
 
+def where(d: Any) -> str:
+    """``path:line:col``, or ``nb.ipynb:cell 3:5:9`` in a notebook (as ruff prints it)."""
+    cell = getattr(d, "cell", None)
+    return f"{d.path}:cell {cell}:{d.line}:{d.column}" if cell else f"{d.path}:{d.line}:{d.column}"
+
+
 def _line(d: Any) -> str:
     module = f" [{d.module}]" if d.module else ""
-    return f"{d.path}:{d.line}:{d.column}: {d.code} {d.severity.value}: {d.message}{module}"
+    return f"{where(d)}: {d.code} {d.severity.value}: {d.message}{module}"
 
 
 def write(result: Any, stream: TextIO, color: bool | None = None) -> None:
@@ -84,7 +90,7 @@ def write(result: Any, stream: TextIO, color: bool | None = None) -> None:
         console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=False, no_color=True)
     for d in result.diagnostics:
         line = Text()
-        line.append(f"{d.path}:{d.line}:{d.column}:", style="bold")
+        line.append(f"{where(d)}:", style="bold")
         line.append(" ")
         line.append(d.code, style=STYLE[d.severity.value])
         line.append(f" {d.severity.value}: ", style=STYLE[d.severity.value])
