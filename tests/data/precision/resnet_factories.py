@@ -1,4 +1,4 @@
-# models: ResNet
+# models: ResNet8  (the class ResNet is built through its first factory; ResNet14 builds the same class)
 '''ResNet in PyTorch (CIFAR style), built through factory functions.'''
 import torch
 import torch.nn as nn
