@@ -259,6 +259,9 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     err = open(os.path.join(folder, "err.txt"), "wb")
     env = _child_env()
     env["TMPDIR"] = os.path.join(folder, "tmp")
+    # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
+    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")  # torch sets it in our environ
+    env["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nnlint.passes.worker"],
