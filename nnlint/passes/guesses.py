@@ -36,7 +36,23 @@ def input_source(spec: Any) -> str:
         return DECLARED
     if origin.startswith(("the call at line", "file constant")):
         return FILE
+    if _certain(spec):
+        return FILE
     return GUESSED
+
+
+def _certain(spec: Any) -> bool:
+    """A single (batch, in_features) vector input read off the model's first Linear: the
+    only free size is the batch, so nothing was guessed."""
+    args = list(getattr(spec, "args", None) or [])
+    if len(args) != 1 or getattr(spec, "kwargs", None):
+        return False
+    t = args[0]
+    shape = getattr(t, "shape", None)
+    dtype = str(getattr(t, "dtype", ""))
+    origin = str(getattr(spec, "origin", "") or "")
+    return shape is not None and len(shape) == 2 and dtype.startswith("float") and \
+        origin.startswith("inferred from") and "in_features=" in origin and "," not in origin.split(" (")[0]
 
 
 def loss_source(cand: Any, example: Any = None) -> str:
