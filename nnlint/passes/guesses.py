@@ -204,8 +204,8 @@ def alternate_spec(model: Any, spec: Any, device: str,
             continue
         seen.add(shp)
         alt = InputSpec(args=[dataclasses.replace(t, shape=shp)], origin=spec.origin + " (second size)")
-        if try_forward(model, alt, device) is None:
-            return alt
+        if try_forward(model, alt, device) is None and _out_batch(model, alt, device) in (None, shp[0]):
+            return alt  # (a size that folds positions into the batch is no plausible input)
     return None
 
 
@@ -222,3 +222,61 @@ def confirm(first: list[Any], rerun: Callable[[], list[Any] | None]) -> tuple[li
     kept = [d for d in first if d.code not in INPUT_DEPENDENT or (d.code, d.module) in seen]
     dropped = [d for d in dependent if (d.code, d.module) not in seen]
     return kept, dropped
+
+
+def _out_batch(model: Any, spec: Any, device: str) -> int | None:
+    import torch
+
+    args, kwargs = spec.make(device)
+    try:
+        with torch.no_grad():
+            out = model(*args, **kwargs)
+    except (Exception, SystemExit):
+        return None
+    from nnlint.passes.probe import _first_tensor
+
+    t = _first_tensor(out)
+    return int(t.shape[0]) if t is not None and t.ndim >= 1 else None
+
+
+def prefer_batch_preserving(model: Any, spec: Any, device: str) -> Any:
+    """A guessed image size at which the output has more or fewer samples than the input
+    (``x.reshape(-1, 7 * 7 * 64)`` at 256×256 folds spatial positions into the batch) is
+    not what the file was written for: look near the size that keeps the batch (84×84 for
+    the DQN above). The spec unchanged when it keeps the batch or no size nearby does."""
+    from nnlint.passes.loader import InputSpec, TensorSpec
+
+    if spec is None or input_source(spec) != GUESSED or spec.kwargs or len(spec.args) != 1:
+        return spec
+    t = spec.args[0]
+    if not isinstance(t, TensorSpec) or len(t.shape) < 4 or not t.dtype.startswith("float"):
+        return spec
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tens of tiny forwards: one thread, no spinning on a busy machine
+    try:
+        return _batch_search(model, spec, t, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _batch_search(model: Any, spec: Any, t: Any, device: str) -> Any:
+    from nnlint.passes.loader import InputSpec
+
+    b = 2
+    small = InputSpec(args=[dataclasses.replace(t, shape=(b, *t.shape[1:]))], origin=spec.origin)
+    got = _out_batch(model, small, device)
+    if got is None or got == b or got % b:
+        return spec
+    nd = len(t.shape) - 2
+    s0 = t.shape[-1]
+    center = s0 / (got / b) ** (1 / nd)
+    lo, hi = max(8, int(center * 0.5)), min(512, int(center * 2) + 1)
+    for s in sorted(range(lo, hi + 1), key=lambda s: (abs(s - center), s))[:120]:
+        cand = InputSpec(args=[dataclasses.replace(t, shape=(b, t.shape[1], *([s] * nd)))], origin=spec.origin)
+        if _out_batch(model, cand, device) == b:
+            return InputSpec(args=[dataclasses.replace(t, shape=(t.shape[0], t.shape[1], *([s] * nd)))],
+                             origin=f"{spec.origin}; {s}×{s}: the size at which the output keeps the batch",
+                             search=spec.search)
+    return spec

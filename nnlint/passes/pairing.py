@@ -99,8 +99,9 @@ class Pairing:
 
 
 class _Flow(ast.NodeVisitor):
-    def __init__(self, classes: set[str]) -> None:
+    def __init__(self, classes: set[str], instances: set[str] = frozenset()) -> None:
         self.classes = classes
+        self.instances = set(instances)
         self.models: dict[str, str] = {}  # variable (dotted) -> model class
         self.loss_vars: dict[str, str] = {}  # variable (dotted) -> loss class
         self.result = Pairing()
@@ -116,6 +117,8 @@ class _Flow(ast.NodeVisitor):
                         continue
                     short = name.split(".", 1)[1] if name.startswith("self.") else name
                     cls = _model_class(node.value, self.classes)
+                    if cls is None and name in self.instances:
+                        cls = name  # model = nn.Sequential(...): the variable names the model
                     if cls:
                         self.models[name] = cls
                         self.models.setdefault(short, cls)
@@ -235,24 +238,27 @@ class _Flow(ast.NodeVisitor):
                     self.run_body(inner, env)
 
 
-def pair_losses(text: str, classes: set[str]) -> Pairing:
-    """Which losses the file applies to the output of which of ``classes``."""
+def pair_losses(text: str, classes: set[str], instances: set[str] = frozenset()) -> Pairing:
+    """Which losses the file applies to the output of which of ``classes`` (class or
+    factory names) and of the module-level model ``instances`` (variable names)."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return Pairing()
-    flow = _Flow(set(classes))
+    flow = _Flow(set(classes), instances)
     flow.collect(tree)
     flow.run_body(tree.body, {})
     return flow.result
 
 
 def model_classes(text: str) -> set[str]:
+    """The file's classes and module-level functions (factories build models too)."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return set()
-    return {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)} | \
+        {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
 def looks_non_classifier(name: str) -> bool:
@@ -274,9 +280,10 @@ def apply(cands: list, text: str) -> None:
       assumed for a head whose name says it is not a classifier (Q-network, generator,
       autoencoder, regressor); other file-level loss names stay, marked as guessed."""
     classes = model_classes(text)
-    if not classes:
+    instances = {c.name for c in cands if (getattr(c, "meta", None) or {}).get("instance")}
+    if not classes and not instances:
         return
-    pairing = pair_losses(text, classes)
+    pairing = pair_losses(text, classes, instances)
     for c in cands:
         if getattr(c, "origin", "") == "examples" or getattr(c, "loss", None) is not None:
             continue

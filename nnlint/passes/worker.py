@@ -283,6 +283,7 @@ class Worker:
             spec = inferred.spec
             # a guessed input satisfies the file's own constants first (sequence_length = 28)
             spec = guesses.prefer_file_constants(model, spec, self.text, device, loader.try_forward)
+            spec = guesses.prefer_batch_preserving(model, spec, device)
         self.fix_int_ranges(model, spec)
         self.step("trace", name, line)
         ctx = self.context(cand, model, spec, device, real_example)
