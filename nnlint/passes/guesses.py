@@ -280,3 +280,44 @@ def _batch_search(model: Any, spec: Any, t: Any, device: str) -> Any:
                              origin=f"{spec.origin}; {s}×{s}: the size at which the output keeps the batch",
                              search=spec.search)
     return spec
+
+
+# ---------------------------------------------------------------------------------------
+# a probe loss that raises because of a bug a rule describes
+
+_LOSS_FAILURES = (
+    (re.compile(r"elements of input should be between 0 and 1"), "bce_range"),
+    (re.compile(r"Target -?\d+ is out of bounds|target .* out of bounds|index -?\d+ is out of bounds|"
+                r"IndexError: Target", re.I), "class_range"),
+)
+
+
+def loss_failure(cand: Any, example: Any, exc: BaseException, output_shapes: list | None = None
+                 ) -> tuple[str, str, int | None] | None:
+    """(code, message, line) when the probe's loss raised because of a bug a rule describes
+    and the loss is the user's (declared, or applied to this model's output in the file);
+    ("NN002", why, None) when the loss was only nnlint's guess; None otherwise."""
+    text = f"{type(exc).__name__}: {exc}"
+    kind = next((k for pat, k in _LOSS_FAILURES if pat.search(text)), None)
+    if kind is None:
+        return None
+    src = loss_source(cand, example)
+    meta = getattr(cand, "meta", None) or {}
+    loss = getattr(cand, "loss_name", None) or "the loss"
+    name = getattr(cand, "name", "the model")
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if src == GUESSED:
+        return ("NN002", f"{name}: the loss nnlint guessed ({loss}) does not fit its output ({first}); "
+                         "declare the loss in nnlint_examples() or [[tool.nnlint.models]] to check it", None)
+    line = meta.get("loss_line")
+    if kind == "bce_range":
+        return ("NN105", f"{loss} applied to the output of {name} raised `{first}`: the output is not a probability "
+                         "(raw logits or an unbounded activation); use BCEWithLogitsLoss on the logits, or apply "
+                         "torch.sigmoid first", line)
+    one_unit = any(isinstance(s, (list, tuple)) and len(s) >= 2 and s[-1] == 1 for s in (output_shapes or [])[:1])
+    if one_unit and loss in ("CrossEntropyLoss", "NLLLoss"):
+        return ("NN107", f"{loss} applied to the 1-unit output of {name} raised `{first}`: with one unit there is "
+                         "one class; use BCEWithLogitsLoss for a binary head, or out_features=number of classes",
+                line)
+    return ("NN502", f"{loss} applied to the output of {name} raised `{first}`: a class index is outside "
+                     "[0, number of output units)", line)

@@ -90,6 +90,8 @@ class Pairing:
     losses: dict[str, list[str]] = field(default_factory=dict)
     #: every loss the file applies to some model's output
     any_paired: bool = False
+    #: model class -> the line of the first loss call applied to its output
+    lines: dict[str, int] = field(default_factory=dict)
     #: model class -> classes whose output it consumes (G's output fed to D: G -> {D})
     feeds: dict[str, set[str]] = field(default_factory=dict)
 
@@ -212,6 +214,7 @@ class _Flow(ast.NodeVisitor):
                             lst = self.result.losses.setdefault(src, [])
                             if loss not in lst:
                                 lst.append(loss)
+                            self.result.lines.setdefault(src, node.lineno)
                             self.result.any_paired = True
             # assignments carry the value flow on
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
@@ -292,6 +295,7 @@ def apply(cands: list, text: str) -> None:
         if paired:
             c.loss_name = paired
             c.meta["loss_source"] = "file"
+            c.meta["loss_line"] = pairing.lines.get(cls_name)
             continue
         if pairing.any_paired or cls_name in pairing.feeds or looks_non_classifier(cls_name):
             c.loss_name = None
