@@ -66,10 +66,10 @@ def test_gan_loss_pairs_with_the_discriminator_only():
     p = pairing.pair_losses(GAN, pairing.model_classes(GAN))
     assert p.losses == {"Discriminator": ["BCELoss"]}
     assert p.feeds == {"Generator": {"Discriminator"}}
-    assert p.lines["Discriminator"] == 18
+    assert p.lines["Discriminator"] == 19
     g, d = _cand("Generator"), _cand("Discriminator")
     pairing.apply([g, d], GAN)
-    assert d.loss_name == "BCELoss" and d.meta["loss_source"] == "file" and d.meta["loss_line"] == 18
+    assert d.loss_name == "BCELoss" and d.meta["loss_source"] == "file" and d.meta["loss_line"] == 19
     assert g.loss_name is None and g.meta["objective"] == "neutral"
 
 

@@ -150,7 +150,7 @@ def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
         new_args = []
         changed = False
         for a in args:
-            if isinstance(a, TensorSpec) and len(a.shape) >= 3 and a.dtype.startswith("float"):
+            if isinstance(a, TensorSpec) and len(a.shape) >= 4 and a.dtype.startswith("float"):
                 shape = (a.shape[0], a.shape[1], *([value] * (len(a.shape) - 2)))
                 changed = changed or shape != a.shape
                 a = dataclasses.replace(a, shape=shape)
