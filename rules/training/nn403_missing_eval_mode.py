@@ -409,30 +409,6 @@ class MissingEvalMode(SourceRule):
         Invalid(
             """
             import torch
-            import torch.nn as nn
-
-            class Tagger(nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True, dropout=0.3)
-                    self.fc = nn.Linear(16, 4)
-
-                def forward(self, x):
-                    out, _ = self.lstm(x)
-                    return self.fc(out)
-
-            model = Tagger()
-            with torch.no_grad():
-                for x, y in val_loader:
-                    preds = model(x).argmax(-1)
-            """,
-            line=17,
-            contains="model.eval()",
-            note="the same LSTM with dropout between its layers",
-        ),
-        Invalid(
-            """
-            import torch
 
             def evaluate(model, loader):
                 correct = 0
@@ -541,6 +517,30 @@ class MissingEvalMode(SourceRule):
             """,
             line=3,
             contains="before the loop",
+        ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True, dropout=0.3)
+                    self.fc = nn.Linear(16, 4)
+
+                def forward(self, x):
+                    out, _ = self.lstm(x)
+                    return self.fc(out)
+
+            model = Tagger()
+            with torch.no_grad():
+                for x, y in val_loader:
+                    preds = model(x).argmax(-1)
+            """,
+            line=17,
+            contains="model.eval()",
+            note="the same LSTM with dropout between its layers",
         ),
     ]
 
