@@ -161,6 +161,23 @@ def _flattens_feature_map(ctx, q: str, in_features: int) -> bool:
                 size = 1
                 for d in shape[1:]:
                     size *= int(d)
-                if size == in_features:
+                if size == in_features and _downsampled(ctx, shape):
                     return True
+    return False
+
+
+def _downsampled(ctx, shape) -> bool:
+    """The flattened map is smaller, spatially, than the model's input (the network pooled
+    or strided down to it, as a CNN's classifier head does); a full-resolution map
+    flattened straight into a few units is still flagged."""
+    positions = 1
+    for d in shape[2:]:
+        positions *= int(d)
+    for i in ctx.placeholders:
+        s = ctx.nodes[i].shape
+        if s and len(s) == len(shape):
+            full = 1
+            for d in s[2:]:
+                full *= int(d)
+            return positions < full
     return False
