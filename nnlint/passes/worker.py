@@ -644,6 +644,14 @@ def _model_line(path: str, cand: Any, spec: Any) -> str:
     loss = cand.loss_name or "none"
     where = {"auto": "named in the file", "examples": "nnlint_examples()", "cli": "named in the file",
              "pyproject": "[[tool.nnlint.models]]"}.get(cand.origin, "") if cand.loss_name else "no loss in the file"
+    src = cand.meta.get("loss_source")
+    if cand.meta.get("objective") == "neutral" and not cand.loss_name:
+        loss, where = "none", f"mean of squared outputs: not a classifier, {cand.meta.get('objective_why')}"
+    elif src == "file" and cand.loss_name:
+        at = cand.meta.get("loss_line")
+        where = f"applied to its output at line {at}" if at else "applied to its output in the file"
+    elif src == "guessed" and cand.loss_name:
+        where = "named in the file but not seen applied to this model's output: a guess"
     return f"{path}:{cand.line or 1}: checked {cand.name}: built by {how}; input {inp}; loss {loss} ({where})"
 
 

@@ -216,6 +216,9 @@ class InitScaleMismatch(ProbeRule):
 
                 def forward(self, x):
                     return torch.flatten(self.classifier(self.features(x)), 1)
+
+            def nnlint_examples():
+                return [{"model": SqueezeHead(), "inputs": torch.randn(8, 3, 32, 32)}]
             """,
             note="SqueezeNet: the final logit conv is initialised small on purpose",
         ),
