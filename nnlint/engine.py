@@ -31,6 +31,8 @@ class Options:
     data: str | None = None
     #: the result cache (nnlint.cache): on for the command line unless --no-cache
     cache: bool = False
+    #: --report DIR: the probe hands back its per-layer measurements (RunResult.stats)
+    report: str | None = None
     cache_dir: str | None = None
 
 
@@ -43,6 +45,8 @@ class RunResult:
     models_not_probed: int = 0
     #: files whose code the dynamic passes ran (they define a model)
     files_run: int = 0
+    #: the probe's per-layer measurements per model (with Options.report)
+    stats: list = field(default_factory=list)
     #: --verbose lines: each model, how it was built, its input and loss; classes left out and why
     verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # usage/internal problems -> exit 2
@@ -380,6 +384,7 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
             result.models_not_probed += dyn.models_not_probed
             result.models_not_checked += dyn.models_not_checked
             result.files_run += dyn.files_run
+            result.stats.extend(dyn.stats)
             result.verbose.extend(dyn.verbose)
             result.notes.extend(dyn.notes)
             result.errors.extend(dyn.errors)

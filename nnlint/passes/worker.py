@@ -546,6 +546,8 @@ class Worker:
                                        f"but not on {_inputs_desc(alt) if alt else 'a second size'}: not reported; "
                                        f"{hint}")
         self.diagnostics(found, guesses.describe(cand, spec, example))
+        if self.req.get("report") and getattr(result, "stats", None):
+            self.send("stats", model=name, stats=result.stats)
         for text in getattr(result, "errors", None) or []:
             self.send("error", text=text)
         for text in getattr(result, "notes", None) or []:

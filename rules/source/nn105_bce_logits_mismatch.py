@@ -52,6 +52,7 @@ class BceLogitsMismatch(SourceRule):
     code = "NN105"
     name = "bce-logits-mismatch"
     fix_applicability = "unsafe"
+    fix_summary = 'swap `BCELoss` ↔ `BCEWithLogitsLoss` (`F.binary_cross_entropy` ↔ `..._with_logits`) where the loss is built; not with `pos_weight=`'
     severity = Severity.ERROR
 
     VALID = [
