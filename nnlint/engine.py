@@ -396,6 +396,10 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     diags = [d for d in diags if not any(d.code.startswith(c) for c in cfg.ignored_codes_for(d.path))]
     diags = suppression.apply(diags, texts)
     diags = _to_cells(diags, [f for f in files if f.endswith(".ipynb") and f in texts])
+    # a finding the probe saw by a loss raising (evidence seen_by=probe) yields to the same
+    # rule's static finding at that line: one finding per cause
+    static = {(d.path, d.line, d.code) for d in diags if d.pass_ == "source"}
+    diags = [d for d in diags if not ((d.evidence or {}).get("seen_by") == "probe" and (d.path, d.line, d.code) in static)]
     unique = {}
     for d in diags:
         unique.setdefault((d.path, d.cell, d.line, d.column, d.code, d.message, d.module), d)
