@@ -254,18 +254,19 @@ def _prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
         return
     if not zygote.usable():
         return
-    if not (cfg.models or opts.model):
-        for f in files[:2000]:
-            try:
-                with open(f, "rb") as fh:
-                    data = fh.read()
-            except OSError:
-                continue
-            if b"torch" in data or b"lightning" in data:
+    mentions = 0
+    for f in files[:2000]:
+        try:
+            with open(f, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        if b"torch" in data or b"lightning" in data:
+            mentions += 1
+            if mentions > 1:
                 break
-        else:
-            return
-    zygote.prestart()
+    if mentions or cfg.models or opts.model:
+        zygote.prestart(extra=mentions > 1)
 
 
 def _cached_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, opts: Options, store,

@@ -74,7 +74,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def prestart() -> None:
+def prestart(extra: bool = True) -> None:
+    """Start the zygote (once). ``extra``: also import what the passes load on first use
+    (sympy, networkx, libcst, every rule: ~1 CPU-second), worth it when several files
+    will fork from it, not for one."""
     global _zygote
     if not usable():
         return
@@ -82,7 +85,7 @@ def prestart() -> None:
         return
     shutdown()  # gone, or started under another environment (PYTHONPATH, ...)
     try:
-        _zygote = Zygote()
+        _zygote = Zygote(extra)
     except OSError as exc:
         _disable(f"cannot start the zygote: {exc}")
 
@@ -154,13 +157,13 @@ class ForkedProc:
 
 
 class Zygote:
-    def __init__(self) -> None:
+    def __init__(self, extra: bool = True) -> None:
         fd, self.err_path = tempfile.mkstemp(prefix="nnlint-zygote-", suffix=".txt")
         os.close(fd)
         self.env = env = _env()
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nnlint.passes.zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [sys.executable, "-m", "nnlint.passes.zygote", *([] if extra else ["--lean"])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=err, start_new_session=True, env=env)
         self.buf = b""
         self.ready: bool | None = None
@@ -291,7 +294,7 @@ def _threads() -> int:
         return threading.active_count()
 
 
-def _warm_imports() -> None:
+def _warm_imports(extra: bool = True) -> None:
     """What every child would import first: torch and nnlint's dynamic passes and rules.
     Imports only: no tensor op (no thread pool), no CUDA query (no driver state)."""
     import importlib
@@ -321,10 +324,12 @@ def _warm_imports() -> None:
                     pass
     from nnlint import cache, registry  # noqa: F401
 
+    if not extra:
+        return
     registry.all_rules()
     # what the passes import on first use (measured: a child's first model pulled these in)
     for name in ("networkx", "sympy", "libcst", "libcst.metadata", "torch.fx.experimental.symbolic_shapes",
-                 "torch.utils._sympy.functions", "torch._dynamo"):
+                 "torch.utils._sympy.functions"):
         try:
             importlib.import_module(name)
         except Exception:
@@ -381,7 +386,7 @@ def main() -> None:
         os.write(out_fd, (json.dumps(obj) + "\n").encode())
 
     try:
-        _warm_imports()
+        _warm_imports(extra="--lean" not in sys.argv[1:])
     except Exception as exc:
         say({"ready": False, "why": f"import failed: {type(exc).__name__}: {exc}"})
         return
