@@ -429,8 +429,11 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     pending = list(files)
     running: list[Child] = []
     finished: dict[str, DynamicResult] = {}
+    cancel = getattr(opts, "cancel", None)  # a threading.Event (the language server's newer save)
     try:
         while pending or running:
+            if cancel is not None and cancel.is_set():
+                break  # the children still running are killed below
             while pending and len(running) < jobs:
                 path = pending.pop(0)
                 try:
