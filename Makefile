@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python benchmarks/graph_scale.py
 	$(BIN)/python benchmarks/probe_cost.py
 	$(BIN)/python benchmarks/warm_worker.py
+	$(BIN)/python benchmarks/cache_rerun.py
 	$(BIN)/python benchmarks/server_latency.py
 
 clean:

@@ -262,8 +262,8 @@ class Zygote:
                 self.proc.stdin.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=2)
+        try:  # a zygote still importing torch would only notice after its imports: no waiting
+            self.proc.wait(timeout=0.5 if self.ready else 0.05)
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
