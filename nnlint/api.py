@@ -136,6 +136,24 @@ def _batch(inputs: Any) -> int | None:
     return None
 
 
+def _optimizer_checks(model: Any, optimizer: Any, select: list[str] | None, ignore: list[str] | None,
+                      thresholds: dict[str, dict[str, float]] | None, path: str, name: str,
+                      text: str | None) -> list[Diagnostic]:
+    """Rules with a ``check_optimizer(model, optimizers)`` hook, on the user's optimizer."""
+    from nnlint.passes.probe import to_diagnostic
+
+    out: list[Diagnostic] = []
+    lines = text.splitlines() if text is not None else None
+    for rule in registry.select(select, ignore):
+        hook = getattr(rule, "check_optimizer", None)
+        if hook is None:
+            continue
+        r = rule((thresholds or {}).get(rule.code))
+        for f in r.check_optimizer(model, optimizer):
+            out.append(to_diagnostic(r, f, model, path, name, lines=lines))
+    return out
+
+
 def check(
     model: Any,
     inputs: Any,
@@ -151,6 +169,7 @@ def check(
     classes: int | None = None,
     overfit: bool = False,
     overfit_steps: int = 30,
+    optimizer: Any = None,
 ) -> Report:
     """Lint a built model: graph rules (shapes, dead modules ...) and the probe (one seeded
     forward + backward: initial loss, NaN/Inf, gradient flow, dead/saturated units,
@@ -163,7 +182,9 @@ def check(
     overfit probe) runs when selected by its full code or with ``overfit=True``.
     ``thresholds``: ``{"NN301": {"high": 2.0}}``. ``data``: an iterable of ``(inputs,
     target)`` batches for the data rules (NN5). ``device``: ``auto`` (CUDA when available),
-    ``cpu`` or ``cuda``.
+    ``cpu`` or ``cuda``. ``optimizer``: the optimizer you train with (or a list of them,
+    e.g. a GAN's two): rules that compare it with the model (NN408: trainable parameters
+    in no param group) run too.
 
     Raises ``nnlint.passes.probe.ProbeError`` (with the original exception as its cause)
     when the model's own code fails during the run.
@@ -232,6 +253,9 @@ def check(
         diags.extend(result)
         errors.extend(getattr(result, "errors", []) or [])
         notes.extend(getattr(result, "notes", []) or [])
+
+    if optimizer is not None:
+        diags.extend(_optimizer_checks(model, optimizer, select, ignore, thresholds, path, name, text))
 
     if text is not None:
         diags = suppression.apply(diags, {path: text})

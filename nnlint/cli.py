@@ -73,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     check.add_argument("--cache-dir", help="where the result cache lives (default: .nnlint_cache at the project root)")
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour text output (default: on a TTY, unless NO_COLOR)")
+    fx = check.add_argument_group("fixes (source rules; see the fix table in the README)")
+    fx.add_argument("--fix", action="store_true", help="apply safe fixes, then report what is left")
+    fx.add_argument("--unsafe-fixes", action="store_true", help="apply unsafe fixes too (review them: they change behaviour)")
+    fx.add_argument("--diff", action="store_true", help="print the fixes as a unified diff and write nothing")
+    fx.add_argument("--add-noqa", action="store_true", help="append '# noqa: CODE' to every reported line")
+    check.add_argument("--report", type=Path, metavar="DIR",
+                       help="write one self-contained HTML report per checked model into DIR (needs nnlint[report])")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="list each model found: how it was built, its input and loss and where they came from, "
+                            "and every class left out and why (stderr)")
     dyn = check.add_argument_group("graph and probe passes (run user code in a child process)")
     dyn.add_argument("--model", help="class or factory to build (default: discovered)")
     dyn.add_argument("--input-shape", type=_shape, help="example input shape, e.g. 8,3,32,32")
@@ -247,7 +257,45 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         input_dtype=args.input_dtype, kwargs=args.kwargs, data=args.data,
         cache=not args.no_cache, cache_dir=args.cache_dir,
     )
+    if args.diff or args.fix or args.unsafe_fixes:
+        from nnlint import fixes
+
+        files, problems = engine.collect_files(args.paths, cfg)
+        outcomes = fixes.fix_files(files, rules, cfg, unsafe=args.unsafe_fixes, write=not args.diff)
+        for o in outcomes:
+            if o.error:
+                err.write(f"nnlint: {o.path}: fixes stopped: {o.error}\n")
+        changed = [o for o in outcomes if o.changed]
+        n = sum(sum(o.applied.values()) for o in changed)
+        if args.diff:
+            for o in changed:
+                out.write(fixes.unified_diff(o))
+            for p in problems:
+                err.write(f"nnlint: error: {p}\n")
+            err.write(f"nnlint: {n} fix{'es' * (n != 1)} available in {len(changed)} file{'s' * (len(changed) != 1)}"
+                      f"{'' if args.unsafe_fixes else ' (unsafe fixes need --unsafe-fixes)'}\n")
+            return 2 if problems else (1 if changed and not args.exit_zero else 0)
+        if n:
+            codes = {}
+            for o in changed:
+                for c, k in o.applied.items():
+                    codes[c] = codes.get(c, 0) + k
+            listing = ", ".join(f"{c} x{k}" for c, k in sorted(codes.items()))
+            err.write(f"nnlint: Fixed {n} problem{'s' * (n != 1)} ({listing}) in {len(changed)} file{'s' * (len(changed) != 1)}.\n")
     result = engine.lint(args.paths, cfg, opts, rules)
+    if args.add_noqa:
+        from nnlint import fixes
+
+        added = fixes.add_noqa(result.diagnostics)
+        total = sum(added.values())
+        err.write(f"nnlint: Added {total} noqa directive{'s' * (total != 1)} in {sum(1 for v in added.values() if v)} file"
+                  f"{'s' * (sum(1 for v in added.values() if v) != 1)}.\n")
+        return 2 if result.errors else 0
+    if args.report is not None:
+        from nnlint import report as report_mod
+
+        for written in report_mod.write_reports(result, args.report, err):
+            err.write(f"nnlint: report written to {written}\n")
     from nnlint.reporters import REPORTERS
 
     fmt = args.format or "text"
@@ -262,6 +310,9 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             REPORTERS[fmt](result, fh, color=False)
     else:
         REPORTERS[fmt](result, out, color=color)
+    if getattr(args, "verbose", False):
+        for line in result.verbose:
+            err.write(f"nnlint: {line}\n")
     for note in result.notes:
         err.write(f"nnlint: {note}\n")
     for problem in result.errors:

@@ -39,7 +39,12 @@ class RunResult:
     diagnostics: list[Diagnostic]
     files: int
     models: int = 0
+    models_not_checked: int = 0
     models_not_probed: int = 0
+    #: files whose code the dynamic passes ran (they define a model)
+    files_run: int = 0
+    #: --verbose lines: each model, how it was built, its input and loss; classes left out and why
+    verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # usage/internal problems -> exit 2
     notes: list[str] = field(default_factory=list)  # one-line remarks for the user (stderr)
     duration_s: float = 0.0
@@ -78,7 +83,7 @@ def collect_files(paths: Iterable[str], cfg: Config) -> tuple[list[str], list[st
                 and not cfg.is_excluded(Path(dirpath, d))
             )
             for name in sorted(filenames):
-                if name.endswith(".py") and not cfg.is_excluded(Path(dirpath, name)):
+                if name.endswith((".py", ".ipynb")) and not cfg.is_excluded(Path(dirpath, name)):
                     found.append(os.path.normpath(os.path.join(dirpath, name)))  # "a.py", not "./a.py"
         files.extend(_drop_gitignored(found, p))
     seen: set[str] = set()
@@ -128,6 +133,15 @@ def read_source(path: str) -> tuple[str | None, Diagnostic | None]:
         data = Path(path).read_bytes()
     except OSError as exc:
         return bad(f"cannot read file: {exc.strerror or exc}")
+    if path.endswith(".ipynb"):  # the code cells as one program (nnlint/notebook.py)
+        from nnlint import notebook
+
+        try:
+            return notebook.parse(path, data.decode("utf-8-sig")).program, None
+        except UnicodeDecodeError:
+            return bad("not a Jupyter notebook: the file is not UTF-8 text")
+        except notebook.NotebookError as exc:
+            return bad(exc.message, exc.line)
     if b"\0" in data[:8192]:
         return bad("binary file (contains NUL bytes), not Python source")
     try:
@@ -365,6 +379,9 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
             diags.extend(dyn.diagnostics)
             result.models += dyn.models
             result.models_not_probed += dyn.models_not_probed
+            result.models_not_checked += dyn.models_not_checked
+            result.files_run += dyn.files_run
+            result.verbose.extend(dyn.verbose)
             result.notes.extend(dyn.notes)
             result.errors.extend(dyn.errors)
             for path, text in dyn.texts.items():
@@ -374,9 +391,25 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     diags = [d for d in diags if d.code in selected or d.pass_ == "tool" and d.code == "NN001"]
     diags = [d for d in diags if not any(d.code.startswith(c) for c in cfg.ignored_codes_for(d.path))]
     diags = suppression.apply(diags, texts)
+    diags = _to_cells(diags, [f for f in files if f.endswith(".ipynb") and f in texts])
     unique = {}
     for d in diags:
-        unique.setdefault((d.path, d.line, d.column, d.code, d.message, d.module), d)
+        unique.setdefault((d.path, d.cell, d.line, d.column, d.code, d.message, d.module), d)
     result.diagnostics = sorted(unique.values(), key=lambda d: d.sort_key)
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def _to_cells(diags: list[Diagnostic], notebooks: list[str]) -> list[Diagnostic]:
+    """Diagnostics of notebooks (positions in the cells' program) at their cell and line."""
+    if not notebooks:
+        return diags
+    from nnlint import notebook
+
+    books = {}
+    for path in notebooks:
+        try:
+            books[path] = notebook.parse(path, Path(path).read_bytes().decode("utf-8-sig"))
+        except (OSError, UnicodeDecodeError, notebook.NotebookError):
+            continue
+    return [notebook.map_diagnostic(books[d.path], d) if d.path in books and d.cell is None else d for d in diags]

@@ -57,7 +57,7 @@ def test_seed_fixtures_static(monkeypatch):
     assert not missing, f"planted bugs not reported: {missing}"
     assert not extra, f"unexpected findings (false positives): {extra}"
     twins = [p for p in (ROOT / "fixtures/seed").glob("*_fixed.py")]
-    assert len(twins) == 8
+    assert len(twins) == 11
     assert not [k for k in got if k[0].endswith("_fixed.py")]
 
 

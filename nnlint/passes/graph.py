@@ -3,7 +3,7 @@
 Tracing: ``torch.fx`` symbolic tracing first; every node gets the line of the user's file
 it came from (read from the live frames when fx creates the node: fx's own
 ``record_stack_traces`` symbolizes through torch._inductor, a 1.5 s import per process).
-Many real models cannot be traced that way (shared/MEASUREMENTS.md: nanoGPT's
+Many real models cannot be traced that way (docs/MEASUREMENTS.md: nanoGPT's
 ``assert t <= block_size`` on a traced size), so the fallback — the common path for
 transformers — runs the model eagerly under forward hooks (one node per torch.nn leaf
 module call) and a ``TorchFunctionMode`` recorder (one node per torch function or tensor
@@ -865,11 +865,22 @@ class GraphContext:
             if mod is not None and is_leaf(mod):
                 for sub, _ in mod.named_modules(prefix=q):
                     ran.add(sub)
-        return ran
+        from nnlint.passes.ownership import with_aliases
+
+        return with_aliases(ran, self.aliases)
+
+    @cached_property
+    def aliases(self) -> list[set[str]]:
+        """Names of one module/parameter object registered several times (tied weights)."""
+        from nnlint.passes.ownership import alias_groups
+
+        return alias_groups(self.model)
 
     @cached_property
     def params_read(self) -> set[str]:
-        return set(self.trace.params_read)
+        from nnlint.passes.ownership import with_aliases
+
+        return with_aliases(set(self.trace.params_read), self.aliases)
 
     # walking -----------------------------------------------------------------------------
     def node(self, idx: int) -> GNode:
@@ -1064,6 +1075,15 @@ def build_context(model: nn.Module, args: tuple, kwargs: dict, *, path: str, mod
         source = SourceFacts(source_text)
     with preserved(model):
         trace, why = trace_fx(model, args, kwargs, user)
+        if trace is None:
+            # Python control flow fx cannot follow: torch.export runs it on fake tensors
+            from nnlint.passes.capture_export import trace_export
+
+            exported, why_export = trace_export(model, args, kwargs, user)
+            if exported is not None:
+                trace, why = exported, None
+            else:
+                why = f"{why}; torch.export: {why_export}"
         fallback = trace is None
         if trace is None or trace.failure is not None:
             # fx could not trace, or its interpretation failed: the eager run is the authority
@@ -1108,6 +1128,12 @@ class RuleCrash:
     exc: BaseException
 
 
+def is_library_finding(ctx: GraphContext, code: str, module: str | None, line: int | None) -> bool:
+    from nnlint.passes.ownership import is_library_finding as check
+
+    return check(ctx, code, module, line)
+
+
 def run_rules(ctx: GraphContext, rules: list[Rule]) -> tuple[list[Diagnostic], list[RuleCrash]]:
     out: list[Diagnostic] = []
     crashes: list[RuleCrash] = []
@@ -1116,6 +1142,8 @@ def run_rules(ctx: GraphContext, rules: list[Rule]) -> tuple[list[Diagnostic], l
             continue
         try:
             for f in rule.check(ctx):
+                if is_library_finding(ctx, rule.code, f.module, f.line):
+                    continue  # inside a class the user did not write: nothing to act on
                 out.append(to_diagnostic(rule, ctx, f))
         except Exception as exc:  # a rule bug must not hide the other rules' findings
             crashes.append(RuleCrash(rule.code, exc))

@@ -14,7 +14,7 @@ first that applies to the file wins:
    Lightning's ``example_input_array``, else from the first layer the forward uses.
 
 Models are built on the meta device: building GPT-2-XL there costs ~0.3 GB instead of
-6.4 GB (shared/MEASUREMENTS.md). ``Candidate.build`` can build them for real later (the
+6.4 GB (docs/MEASUREMENTS.md). ``Candidate.build`` can build them for real later (the
 probe), once their measured size fits the budget.
 """
 
@@ -205,14 +205,16 @@ class ImportFailure(Exception):
         self.where = where
 
 
-def import_file(path: str) -> Any:
-    """Import ``path`` like Python would run it as part of its package (relative imports
-    work), without running its ``if __name__ == "__main__":`` block.
+#: the slice each imported user module was run from (module name -> slicing.Slice)
+SLICES: dict[str, Any] = {}
 
-    A training script that does its work at module level (a loop, a ``with`` block, a
-    call of its own ``main()``/``train()`` or a ``trainer.fit(...)``) is not run: only its
-    imports, definitions and cheap assignments are executed (see ``definitions_only``).
-    When that leaves a name the definitions need undefined, the file is imported whole."""
+
+def import_file(path: str) -> Any:
+    """Import ``path`` like Python would as part of its package (relative imports work),
+    running only the slice of its module level that its models need (``slicing``): imports,
+    definitions and the values they read, never the script's work (loops, data sets,
+    downloads, checkpoints, ``__main__``). The file is never imported whole: a model that
+    needs a value only the script computes is reported (NN002), not built."""
     real = os.path.realpath(path)
     folder = os.path.dirname(real)
     stem = os.path.splitext(os.path.basename(real))[0]
@@ -231,22 +233,20 @@ def import_file(path: str) -> Any:
         sys.path.insert(0, folder)
         name = stem if stem.isidentifier() and stem not in sys.modules and stem not in sys.builtin_module_names \
             and stem not in getattr(sys, "stdlib_module_names", ()) else f"_nnlint_user_{abs(hash(real))}"
-    reduced = _script_definitions(real)
-    if reduced is not None:
-        try:
-            return _exec_file(name, real, reduced, in_package)
-        except ImportFailure as f:
-            if not isinstance(f.exc, (NameError, AttributeError)):
-                raise
-            # a definition needs something the script computes: import it whole
-    if in_package:
-        try:
-            return importlib.import_module(name)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise _import_failure(exc, real) from None
-    return _exec_file(name, real, None, False)
+    from nnlint.passes import slicing
+
+    try:
+        with open(real, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ImportFailure(exc, None, None) from None
+    try:
+        tree = ast.parse(data, real)
+    except (SyntaxError, ValueError) as exc:
+        raise _import_failure(exc, real) from None
+    sl = slicing.slice_body(tree.body)
+    SLICES[name] = sl
+    return _exec_file(name, real, slicing.compile_slice(sl, real), in_package)
 
 
 def _exec_file(name: str, real: str, code: Any, in_package: bool) -> Any:
@@ -957,7 +957,105 @@ def find_candidates(module: Any, path: str, text: str, req: dict[str, Any]) -> l
                           build=fn, loss_name=loss_name)]
     for cls in auto_classes(module, facts):
         cands.append(_auto(module, cls, facts, req, batch, loss_name))
+    return _more_candidates(module, path, text, facts, req, batch, loss_name, cands)
+
+
+#: what discovery left out and why, for ``--verbose`` (filled by find_candidates)
+DISCOVERY_NOTES: list[str] = []
+
+
+def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: dict[str, Any], batch: int,
+                     loss_name: str | None, cands: list[Candidate]) -> list[Candidate]:
+    """Module-level instances and factories, and the models that need a value the script
+    computes (see ``discovery``); notes for ``--verbose`` on every class left out."""
+    from nnlint.passes import discovery
+
+    DISCOVERY_NOTES.clear()
+    sl = SLICES.get(module.__name__)
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:
+        return cands
+    class_nodes = {n.name: n for n in body if isinstance(n, ast.ClassDef)}
+    found = {c.name for c in cands}
+    # classes of the file that the slice could not define (a decorator or base it needs is not computed)
+    for name, cf in facts.classes.items():
+        if getattr(module, name, None) is None and sl is not None and name in sl.unavailable \
+                and re.search(r"Module|Sequential|Lightning", " ".join(cf.bases)):
+            line, why = sl.unavailable[name]
+            cands.append(Candidate(name=name, line=cf.line, origin="auto", loss_name=loss_name,
+                                   problem=f"its definition needs a value the script computes ({why})"))
+            found.add(name)
+    # models that read a value only the script computes
+    for c in cands:
+        node = class_nodes.get(c.name)
+        if c.origin != "auto" or node is None or c.problem and c.name not in facts.classes:
+            continue
+        missing = discovery.needed_unavailable(body, discovery._methods_that_build(node), sl)
+        via = None
+        if not missing and c.problem and sl is not None:
+            for _, call, _ in facts.classes[c.name].calls:
+                args = [*call.args, *(k.value for k in call.keywords)]
+                missing = sl.missing_for({n for a in args for n in _names_in(a)})
+                if missing:
+                    via = f"the call at line {call.lineno}"
+                    break
+        if missing:
+            c.problem = discovery.missing_text(missing, via)
+            c.meta.pop("attempts", None)
+        fetch = discovery.downloads(body, discovery._methods_that_build(node))
+        if fetch is not None and not c.problem:
+            c.problem = (f"building it downloads weights (line {fetch[0]}: {fetch[1]}), and nnlint never downloads; "
+                         "pass pretrained=False/weights=None in a declaration")
+            c.meta.pop("attempts", None)
+    # skipped classes, never silently
+    for name, cf in facts.classes.items():
+        obj = getattr(module, name, None)
+        if name in found or not _is_module_class(obj) or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        why = discovery.why_skipped(name, obj, facts, BASE_NAME)
+        if why:
+            DISCOVERY_NOTES.append(f"{name} (line {cf.line}) not checked on its own: {why}")
+    # module-level instances of other types: nn.Sequential, transformers and torchvision models
+    for name, obj, line in discovery.instances(module, text, set(facts.classes)):
+        c = _declared(module, path, name, obj, {}, origin="auto", batch=batch)
+        c.line = c.line or line
+        c.loss_name = loss_name
+        c.meta["how"] = f"the module-level instance `{name}` (line {line})"
+        cands.append(c)
+        found.add(name)
+    # factories: def resnet50(pretrained=False): return ResNet(...)
+    covered = {c.name for c in cands if c.meta.get("attempts")}
+    per_class: dict[str, str] = {}
+    for name, fn, line in discovery.factories(module, text)[:16]:
+        if name in found:
+            continue
+        cls_name = discovery.returned_class(body, name)
+        if cls_name in covered:
+            DISCOVERY_NOTES.append(f"{name}() (line {line}) builds {cls_name}, which is checked as a class")
+            continue
+        if cls_name and cls_name in per_class:
+            DISCOVERY_NOTES.append(f"{name}() (line {line}) builds {cls_name} like {per_class[cls_name]}(), "
+                                   "which is checked; not built again")
+            continue
+        if cls_name:
+            per_class[cls_name] = name
+            cands = [c for c in cands if not (c.name == cls_name and c.origin == "auto" and not c.meta.get("attempts"))]
+        c = _declared(module, path, name, fn, {}, origin="auto", batch=batch)
+        c.line = line
+        c.loss_name = loss_name
+        c.meta["how"] = f"the factory {name}() (line {line})"
+        node = next((n for n in body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+        missing = discovery.needed_unavailable(body, [node], sl) if node is not None else []
+        if missing:
+            c.problem = discovery.missing_text(missing)
+        cands.append(c)
+        found.add(name)
     return cands
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
 def _declared(module: Any, path: str, name: str, obj: Any, kwargs: dict, origin: str, batch: int) -> Candidate:

@@ -951,7 +951,12 @@ class _Loss:
                                  note="the model returned no floating tensor; loss = sum of all outputs")
             self.fn = lambda o: sum((t.float().sum() for t in _all_tensors(o) if t.requires_grad), torch.zeros(()))
             return
-        if loss_name:
+        neutral = isinstance(ex.meta, dict) and ex.meta.get("objective") == "neutral"
+        if neutral and not loss_name:
+            # not a classifier (Q-values, a generator, an autoencoder): no cross-entropy assumption
+            kind, source = "mean_square", f"not a classifier ({ex.meta.get('objective_why') or 'no loss applied to it'})"
+            classes = None
+        elif loss_name:
             kind = _loss_kind(str(loss_name))
             source = "file"
         elif classes:
@@ -1773,9 +1778,9 @@ def _source_lines(path: str) -> list[str]:
 
 
 def to_diagnostic(rule: Rule, f: Finding, model: Any, path: str, model_name: str, extra: dict[str, Any] | None = None,
-                  lines: list[str] | None = None) -> Diagnostic:
+                  lines: list[str] | None = None, default_line: int | None = None) -> Diagnostic:
     line = f.line if f.line is not None else _locate(model, path, f.module)
-    line = line or 1
+    line = line or default_line or 1  # a library model: the user's line that builds it
     evidence = dict(f.evidence)
     if extra:
         evidence.setdefault("probe", extra)
@@ -1838,7 +1843,8 @@ def run_probe(example: Example, rules: list[Rule], settings: dict[str, Any], pat
             continue
         try:
             for f in rule.check(target):
-                out.append(to_diagnostic(rule, f, example.model, path, model_name, extra, lines))
+                out.append(to_diagnostic(rule, f, example.model, path, model_name, extra, lines,
+                                         default_line=(example.meta or {}).get("line")))
         except Exception as exc:  # a rule bug must not hide the others' findings
             out.errors.append(f"{path}: {model_name}: internal error: rule {rule.code} crashed "
                               f"({type(exc).__name__}: {exc}); other rules ran. Please report this.")

@@ -1,7 +1,7 @@
 """The source pass: one libcst parse per file, one indexing walk, every source rule.
 
 Speed matters here (pre-commit): this module never imports torch or user code. Measured
-(shared/MEASUREMENTS.md and benchmarks/static_speed.py): libcst's ScopeProvider +
+(docs/MEASUREMENTS.md and benchmarks/static_speed.py): libcst's ScopeProvider +
 QualifiedNameProvider cost ~6x the parse itself and PositionProvider ~2x, so the pass
 resolves names through the file's import table (``SourceContext.qualname``: the same
 answers QualifiedNameProvider gives for imports, at the cost of a dict lookup) and

@@ -361,6 +361,13 @@ def _child(msg: dict[str, Any]) -> None:
         if cwd and cwd != _START_CWD:  # where the parent is now, as a fresh worker would be
             os.chdir(cwd)
             sys.path[:] = [cwd if p == _START_CWD else p for p in sys.path]
+        private = os.path.join(folder, "cwd")
+        if os.path.isdir(private):  # as a fresh worker: run in the private folder (runner.start_child)
+            import tempfile
+
+            os.chdir(private)
+            os.environ["TMPDIR"] = os.path.join(folder, "tmp")
+            tempfile.tempdir = None
         from nnlint.passes import worker
 
         worker.main(msg["req"])  # ends with os._exit(0)

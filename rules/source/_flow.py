@@ -189,6 +189,7 @@ class LossUse:
     input: Val
     target_expr: cst.BaseExpression | None
     target: Val
+    ctor: Any = None  # a loss module: the call that built it (nn.BCELoss()), for fixes
 
 
 @dataclass(eq=False)
@@ -1584,7 +1585,8 @@ class _Analyzer:
             return
         fr.rec.dims.append(DimUse(e, x, fr.cls if fr.forward else None, display))
 
-    def _loss(self, fr: _Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val]) -> None:
+    def _loss(self, fr: _Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val],
+              ctor: Any = None) -> None:
         if fr.mute:
             return
         inp = arg_expr(e, 0, "input")
@@ -1593,7 +1595,7 @@ class _Analyzer:
             return
         inp_val = kw["input"] if "input" in kw else (pos[0] if pos else UNKNOWN)
         tgt_val = kw["target"] if "target" in kw else (pos[1] if len(pos) > 1 else UNKNOWN)
-        fr.rec.losses.append(LossUse(kind, display, e, inp, inp_val, tgt, tgt_val))
+        fr.rec.losses.append(LossUse(kind, display, e, inp, inp_val, tgt, tgt_val, ctor))
 
     def _apply(self, fr: _Frame, e: cst.Call, callee: Val, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
         o = callee.obj
@@ -1605,7 +1607,7 @@ class _Analyzer:
             return self._call_function(fr, e, o, pos, kw, star)
         if o.kind == "loss":
             if not star:
-                self._loss(fr, e, o.loss, o.name, pos, kw)  # type: ignore[arg-type]
+                self._loss(fr, e, o.loss, o.name, pos, kw, o.node)  # type: ignore[arg-type]
             return UNKNOWN
         if star:
             return UNKNOWN

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -54,6 +55,7 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
 
     code = "NN104"
     name = "softmax-before-cross-entropy"
+    fix_applicability = "unsafe"  # the model's other callers may want the activation
     severity = Severity.ERROR
 
     VALID = [
@@ -304,4 +306,6 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
             else:
                 tail = (f"and is passed to {loss_name(u)}, which applies log_softmax itself (redundant "
                         f"log_softmax): {fix}, or use NLLLoss on log_softmax outputs")
-            yield Finding(f"{what} {tail}", node=u.call, model=v.model)
+            edit = fixes.drop_call(ctx, v.at)
+            yield Finding(f"{what} {tail}", node=u.call, model=v.model,
+                          fix=self.make_fix(f"drop the {v.act or v.tag}", edit) if edit else None)
