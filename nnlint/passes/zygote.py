@@ -357,10 +357,20 @@ def _child(msg: dict[str, Any]) -> None:
             os.close(fd)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        cwd = msg.get("cwd")
-        if cwd and cwd != _START_CWD:  # where the parent is now, as a fresh worker would be
-            os.chdir(cwd)
-            sys.path[:] = [cwd if p == _START_CWD else p for p in sys.path]
+        # where a fresh worker would run: the private folder's cwd/ and tmp/ that the runner
+        # made (runner.start_child), else the parent's current folder; sys.path[0] follows,
+        # as `python -m` puts the working folder there
+        cwd = os.path.join(folder, "cwd")
+        if not os.path.isdir(cwd):
+            cwd = msg.get("cwd") or _START_CWD
+        os.chdir(cwd)
+        sys.path[:] = [cwd if p == _START_CWD else p for p in sys.path]
+        tmp = os.path.join(folder, "tmp")
+        if os.path.isdir(tmp):
+            os.environ["TMPDIR"] = tmp
+            import tempfile
+
+            tempfile.tempdir = None  # gettempdir() reads TMPDIR again
         private = os.path.join(folder, "cwd")
         if os.path.isdir(private):  # as a fresh worker: run in the private folder (runner.start_child)
             import tempfile
