@@ -201,14 +201,20 @@ class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
             text = doc.source
             t = time.perf_counter()
             s = settings_for(path)
-            diags, errors = await asyncio.to_thread(source_diagnostics, path, text, s)
+            def timed() -> tuple[list[Diagnostic], list[str], float]:
+                c = time.thread_time()
+                d, e = source_diagnostics(path, text, s)
+                return d, e, time.thread_time() - c
+
+            diags, errors, cpu = await asyncio.to_thread(timed)
             if self.workspace.get_text_document(uri).source != text:
                 return  # a newer change is on its way
             self.state(uri).static = diags
             self.publish(uri)
             for e in errors:
                 self.log(f"nnlint: {path}: {e}", types.MessageType.Warning)
-            self.log(f"nnlint: source pass on {os.path.basename(path)} in {1000 * (time.perf_counter() - t):.0f} ms")
+            self.log(f"nnlint: source pass on {os.path.basename(path)} in {1000 * (time.perf_counter() - t):.0f} ms "
+                     f"({1000 * cpu:.0f} ms CPU)")
         except asyncio.CancelledError:
             raise
         except config_mod.ConfigError as exc:

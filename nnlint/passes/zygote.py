@@ -355,8 +355,6 @@ def _child(msg: dict[str, Any]) -> None:
         os.dup2(err, 2)
         for fd in (null, out, err):
             os.close(fd)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
         # where a fresh worker would run: the private folder's cwd/ and tmp/ that the runner
         # made (runner.start_child), else the parent's current folder; sys.path[0] follows,
         # as `python -m` puts the working folder there
