@@ -134,3 +134,22 @@ async def test_user_code_crash_never_takes_the_server_down_and_config_reloads(cl
     client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(changes=[types.FileEvent(
         uri=(tmp_path / "pyproject.toml").as_uri(), type=types.FileChangeType.Changed)]))
     await wait_for(client, other, lambda c: "NN101" not in c)
+
+
+@pytest.mark.asyncio
+async def test_code_action_offers_the_rules_fix(client: LanguageClient, tmp_path):
+    import textwrap
+
+    from nnlint import registry
+
+    rule = registry.all_rules()["NN409"]
+    text = textwrap.dedent(rule.INVALID[0].source).lstrip("\n")
+    uri = open_doc(client, tmp_path / "lm.py", text)
+    diags = await wait_for(client, uri, lambda c: "NN409" in c)
+    d = next(x for x in diags if x.code == "NN409")
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=d.range,
+        context=types.CodeActionContext(diagnostics=[d])))
+    fixes = [a for a in actions if "noqa" not in a.title]
+    assert fixes and ("safe fix" in fixes[0].title or "unsafe fix" in fixes[0].title), [a.title for a in actions]
+    assert any("ignore_index=PAD_IDX" in e.new_text for e in fixes[0].edit.changes[uri])
