@@ -36,12 +36,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 READY_TIMEOUT_S = 120.0
 
 _zygote: "Zygote | None" = None
+_LOCK = threading.RLock()
 _broken: str | None = None  # why the warm worker is off for this process
 
 
@@ -78,6 +80,11 @@ def prestart(extra: bool = True) -> None:
     """Start the zygote (once). ``extra``: also import what the passes load on first use
     (sympy, networkx, libcst, every rule: ~1 CPU-second), worth it when several files
     will fork from it, not for one."""
+    with _LOCK:
+        _prestart(extra)
+
+
+def _prestart(extra: bool) -> None:
     global _zygote
     if not usable():
         return
@@ -94,17 +101,20 @@ def spawn(req: dict[str, Any], folder: str) -> "ForkedProc | None":
     """A child of the zygote running ``req`` with its replies in ``folder``, or None."""
     if not usable():
         return None
-    prestart()
-    if _zygote is None:
+    with _LOCK:
+        prestart()
+        z = _zygote
+    if z is None:
         return None
-    return _zygote.spawn(req, folder)
+    return z.spawn(req, folder)
 
 
 def shutdown() -> None:
     global _zygote
-    if _zygote is not None:
-        _zygote.close()
-        _zygote = None
+    with _LOCK:
+        if _zygote is not None:
+            _zygote.close()
+            _zygote = None
 
 
 atexit.register(shutdown)
@@ -171,12 +181,18 @@ class Zygote:
         self.exits: dict[int, int] = {}
         self.children: set[int] = set()
         self.started = time.monotonic()
+        # the language server runs several files' dynamic passes from threads at once
+        self.lock = threading.RLock()
 
     def alive(self) -> bool:
         return self.proc.poll() is None and self.ready is not False
 
     def pump(self, timeout: float) -> None:
         """Read what the zygote said (waiting up to ``timeout`` for something)."""
+        with self.lock:
+            self._pump(timeout)
+
+    def _pump(self, timeout: float) -> None:
         out = self.proc.stdout
         if out is None:
             return
@@ -230,6 +246,10 @@ class Zygote:
         return self.exits.get(pid)
 
     def spawn(self, req: dict[str, Any], folder: str) -> ForkedProc | None:
+        with self.lock:
+            return self._spawn(req, folder)
+
+    def _spawn(self, req: dict[str, Any], folder: str) -> ForkedProc | None:
         if self.proc.poll() is not None or self.ready is False:
             return None
         try:
