@@ -510,6 +510,10 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
                 pass
             shutil.rmtree(child.folder, ignore_errors=True)
     result.per_file = finished
+    from nnlint.passes import zygote
+
+    if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
+        result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
     for path in files:
         r = finished.get(path)
         if r is None:
