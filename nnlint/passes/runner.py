@@ -474,8 +474,11 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     pending = list(files)
     running: list[Child] = []
     finished: dict[str, DynamicResult] = {}
+    cancel = getattr(opts, "cancel", None)  # a threading.Event (the language server's newer save)
     try:
         while pending or running:
+            if cancel is not None and cancel.is_set():
+                break  # the children still running are killed below
             while pending and len(running) < jobs:
                 path = pending.pop(0)
                 try:
@@ -515,6 +518,10 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
                 pass
             shutil.rmtree(child.folder, ignore_errors=True)
     result.per_file = finished
+    from nnlint.passes import zygote
+
+    if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
+        result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
     for path in files:
         r = finished.get(path)
         if r is None:
