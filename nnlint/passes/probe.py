@@ -775,6 +775,8 @@ class _Recorder:
             if d.dtype not in (torch.float32, torch.float64):
                 d = d.float()
             b = _batch_dim(d, self.batch)
+            if b is None and d.ndim > 1 and self.batch and d.shape[0] % self.batch == 0:
+                b = 0  # batch and sequence flattened into one dimension (OPT's FFN: (B*T, ffn))
             if kind in ("relu", "relu6"):
                 m = d.amax(dim=b) if b is not None and d.ndim > 1 else d
                 valid = m > -MASK_ABS  # units whose inputs are not all mask constants (NaN: False)
@@ -1782,7 +1784,7 @@ def _examples_line(path: str) -> int | None:
 def _locate(model: Any, path: str, module: str | None) -> int | None:
     real = os.path.realpath(path)
     if module:
-        p, line = locate.module_line(model, module)
+        p, line = locate.module_line(model, module, prefer_path=path)
         if p is not None and line is not None and os.path.realpath(p) == real:
             return line
     p, line = locate.class_line(type(model))
