@@ -259,6 +259,9 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     err = open(os.path.join(folder, "err.txt"), "wb")
     env = _child_env()
     env["TMPDIR"] = os.path.join(folder, "tmp")
+    # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
+    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")  # torch sets it in our environ
+    env["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nnlint.passes.worker"],
@@ -471,8 +474,11 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     pending = list(files)
     running: list[Child] = []
     finished: dict[str, DynamicResult] = {}
+    cancel = getattr(opts, "cancel", None)  # a threading.Event (the language server's newer save)
     try:
         while pending or running:
+            if cancel is not None and cancel.is_set():
+                break  # the children still running are killed below
             while pending and len(running) < jobs:
                 path = pending.pop(0)
                 try:
@@ -512,6 +518,10 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
                 pass
             shutil.rmtree(child.folder, ignore_errors=True)
     result.per_file = finished
+    from nnlint.passes import zygote
+
+    if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
+        result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
     for path in files:
         r = finished.get(path)
         if r is None:

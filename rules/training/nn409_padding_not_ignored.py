@@ -145,6 +145,17 @@ class PaddingNotIgnored(SourceRule):
         Valid(
             """
             import torch.nn.functional as F
+            from transformers import DataCollatorForLanguageModeling
+
+            collate = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+            model.config.pad_token_id = tokenizer.pad_token_id
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), batch["labels"][:, 1:].reshape(-1))
+            """,
+            note="a Hugging Face collator pads the labels with -100",
+        ),
+        Valid(
+            """
+            import torch.nn.functional as F
 
             PAD = 0
             keep = targets != PAD
@@ -229,7 +240,8 @@ class PaddingNotIgnored(SourceRule):
         pad = _padding(ctx)
         if pad is None:
             return
-        relabelled = bool(re.search(r"-\s*100\b", text))
+        # -100 is CrossEntropyLoss's default ignore_index; Hugging Face data collators pad labels with it
+        relabelled = bool(re.search(r"-\s*100\b", text)) or "DataCollator" in text
         a = None
         for call, func in ctx.calls:
             q = ctx.qualname(call)
