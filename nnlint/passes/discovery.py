@@ -25,6 +25,8 @@ from torch import nn
 
 from nnlint.passes import slicing
 
+LOSS_NAME = __import__("re").compile(r"(Loss|Criterion|Objective)$")
+
 #: factory names that are the script's work, never called to find a model
 _NOT_FACTORIES = slicing.WORK_FUNCTIONS | {"nnlint_examples", "weights_init", "init_weights", "reset_grad", "denorm",
                                            "to_var", "get_args", "parse_args", "set_seed", "seed_everything"}
@@ -207,4 +209,28 @@ def downloads(body: list[ast.stmt], roots: list[ast.AST]) -> tuple[int, str] | N
                 return n.lineno, ast.unparse(n)[:80]
             if name in funcs:
                 todo.append(funcs[name])
+    return None
+
+
+def config_inputs(model: Any, batch: int, seq: int = 16) -> dict[str, dict] | None:
+    """Inputs of a transformers model derived from its config (issue 10.5): ``input_ids``
+    below ``vocab_size`` for text, ``pixel_values`` from ``num_channels``/``image_size`` for
+    vision, ``input_values`` for audio. None for other models. Values are TensorSpec fields."""
+    cfg = getattr(model, "config", None)
+    main = getattr(model, "main_input_name", None)
+    if cfg is None or main is None or not type(model).__module__.startswith("transformers."):
+        return None
+    if main == "input_ids":
+        vocab = int(getattr(cfg, "vocab_size", 0) or 0)
+        if vocab <= 0:
+            return None
+        limit = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None) or seq
+        return {"input_ids": {"shape": (batch, min(seq, int(limit))), "dtype": "int64", "low": 0, "high": vocab}}
+    if main == "pixel_values":
+        ch = int(getattr(cfg, "num_channels", 3) or 3)
+        size = getattr(cfg, "image_size", 224) or 224
+        size = size if isinstance(size, int) else int(size[0]) if isinstance(size, (list, tuple)) else 224
+        return {"pixel_values": {"shape": (batch, ch, size, size)}}
+    if main == "input_values":
+        return {"input_values": {"shape": (batch, 16000)}}
     return None

@@ -37,7 +37,10 @@ from torch import nn
 
 from nnlint.example import EXAMPLE_KEYS, Example
 
-SEQ_LEN = 16
+#: the guessed sequence length: odd and prime, so that it neither divides nor is divided by
+#: the usual batch, head and channel sizes (powers of two) and NN209's shape algebra on
+#: view/reshape stays sharp
+SEQ_LEN = 13
 SIZES_2D = (28, 32, 64, 224, 96, 128, 256, 227, 299)
 SIZES_1D = (16, 32, 64, 128, 256, 512, 1000, 1024, 4096, 16000)
 SIZES_3D = (16, 32, 64, 112)
@@ -275,186 +278,6 @@ def _exec_file(name: str, real: str, code: Any, in_package: bool) -> Any:
         sys.modules.pop(name, None)
         raise _import_failure(exc, real) from None
     return module
-
-
-#: calls cheap and side-effect free enough to keep at module level in a script
-_CHEAP_CALLS = {
-    "int", "float", "str", "bool", "tuple", "list", "dict", "set", "frozenset", "len", "range", "getattr",
-    "Path", "pathlib.Path", "os.path.join", "os.path.dirname", "os.path.abspath", "os.environ.get", "os.getenv",
-    "torch.device", "torch.cuda.is_available", "torch.backends.mps.is_available", "namedtuple",
-    "collections.namedtuple", "TypeVar", "typing.TypeVar", "field", "dataclasses.field", "partial",
-    "functools.partial", "re.compile", "logging.getLogger",
-}
-#: method names whose module-level call means "the script trains or evaluates now"
-_WORK_METHODS = {"fit", "train", "run", "main", "evaluate", "validate", "test", "predict"}
-
-
-def _script_definitions(real: str) -> Any:
-    """The code of ``real`` less its module-level work, when it is a script; else None."""
-    try:
-        with open(real, "rb") as fh:
-            tree = ast.parse(fh.read(), real)
-    except (OSError, SyntaxError, ValueError):
-        return None
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if not _does_work(tree.body, defined):
-        return None
-    full = {n for stmt in tree.body for n in _stores(stmt)}
-    mutated = _mutations(tree.body)
-    tree.body = definitions_only(tree.body)
-    dropped = full - {n for stmt in tree.body for n in _stores(stmt)}
-    dropped |= {n for n, count in mutated.items() if count > _mutations(tree.body).get(n, 0)}
-    if dropped & _names_models_need(tree.body):
-        return None  # a model class needs a value the script computes: import it whole
-    return compile(tree, real, "exec", dont_inherit=True)
-
-
-#: methods that change the object they are called on (a module-level registry filled in a loop)
-_MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "register", "pop", "remove", "clear"}
-
-
-def _mutations(body: list[ast.stmt]) -> dict[str, int]:
-    """How often module-level code (not function or class bodies) changes each name's
-    object in place: `REGISTRY[k] = v`, `CFG.x = 1`, `LAYERS.append(...)`."""
-    counts: dict[str, int] = {}
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        root = None
-        if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            root = node.value
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
-            root = node.func.value
-        while isinstance(root, (ast.Attribute, ast.Subscript)):
-            root = root.value
-        if isinstance(root, ast.Name):
-            counts[root.id] = counts.get(root.id, 0) + 1
-        stack.extend(ast.iter_child_nodes(node))
-    return counts
-
-
-def _stores(stmt: ast.stmt) -> set[str]:
-    """Module-level names ``stmt`` binds."""
-    out = set()
-    for node in ast.walk(stmt):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            out.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is stmt:
-            out.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            out.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return out
-
-
-def _names_models_need(body: list[ast.stmt]) -> set[str]:
-    """Names loaded by the classes and ``nnlint_examples()`` kept, and by the functions
-    of the file they call, transitively: what building and running a model may read."""
-    funcs = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    todo = [n for n in body if isinstance(n, ast.ClassDef)] + [funcs[k] for k in ("nnlint_examples",) if k in funcs]
-    seen: set[int] = set()
-    names: set[str] = set()
-    while todo:
-        node = todo.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for name in _free_names(node, frozenset()):
-            names.add(name)
-            if name in funcs:
-                todo.append(funcs[name])
-    return names
-
-
-def _free_names(node: ast.AST, local: frozenset[str]) -> set[str]:
-    """Names ``node`` reads that are not local to a function around the read (a method's
-    ``x`` parameter is not the script's module-level ``x``)."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-        a = node.args
-        params = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p is not None}
-        body = node.body if isinstance(node.body, list) else [node.body]
-        stores = {n.id for b in body for n in ast.walk(b) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        inner = local | params | stores
-        out: set[str] = set()
-        for d in (*a.defaults, *a.kw_defaults, *getattr(node, "decorator_list", [])):
-            if d is not None:
-                out |= _free_names(d, local)
-        for b in body:
-            out |= _free_names(b, inner)
-        return out
-    if isinstance(node, ast.Name):
-        return {node.id} if isinstance(node.ctx, ast.Load) and node.id not in local else set()
-    out = set()
-    for child in ast.iter_child_nodes(node):
-        out |= _free_names(child, local)
-    return out
-
-
-def _is_main_guard(stmt: ast.stmt) -> bool:
-    t = stmt.test if isinstance(stmt, ast.If) else None
-    return (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
-            and len(t.comparators) == 1 and isinstance(t.comparators[0], ast.Constant)
-            and t.comparators[0].value == "__main__")
-
-
-def _does_work(body: list[ast.stmt], defined: set[str]) -> bool:
-    for stmt in body:
-        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
-            return True
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            func = stmt.value.func
-            if isinstance(func, ast.Name) and func.id in defined:
-                return True
-            if isinstance(func, ast.Attribute) and func.attr in _WORK_METHODS:
-                return True
-        if isinstance(stmt, ast.If) and not _is_main_guard(stmt) and _does_work(stmt.body + stmt.orelse, defined):
-            return True
-        if isinstance(stmt, ast.Try) and _does_work(stmt.body, defined):
-            return True
-    return False
-
-
-def definitions_only(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Imports, definitions, docstrings and assignments of cheap values; ``if`` and
-    ``try`` blocks keep what is left of them (``if torch.cuda.is_available(): ...``,
-    ``try: import x except ImportError: ...``)."""
-    out: list[ast.stmt] = []
-    for stmt in body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                             ast.Global, ast.Pass)):
-            out.append(stmt)
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-            out.append(stmt)  # docstring
-        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None and _cheap(stmt.value):
-            out.append(stmt)
-        elif isinstance(stmt, ast.AnnAssign) and stmt.value is None:
-            out.append(stmt)
-        elif isinstance(stmt, ast.If) and not _is_main_guard(stmt):
-            stmt.body = definitions_only(stmt.body) or [ast.copy_location(ast.Pass(), stmt)]
-            stmt.orelse = definitions_only(stmt.orelse)
-            out.append(stmt)
-        elif isinstance(stmt, ast.Try):
-            stmt.body = definitions_only(stmt.body) or [ast.copy_location(ast.Pass(), stmt)]
-            for h in stmt.handlers:
-                h.body = definitions_only(h.body) or [ast.copy_location(ast.Pass(), h)]
-            stmt.orelse = definitions_only(stmt.orelse)
-            stmt.finalbody = definitions_only(stmt.finalbody)
-            out.append(stmt)
-    return out
-
-
-def _cheap(value: ast.expr) -> bool:
-    """No call in ``value`` (lambda bodies aside) but to ``_CHEAP_CALLS``."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Lambda):
-            continue
-        if isinstance(node, ast.Call) and _dotted(node.func) not in _CHEAP_CALLS:
-            return False
-        stack.extend(ast.iter_child_nodes(node))
-    return True
 
 
 def _import_failure(exc: BaseException, real: str) -> ImportFailure:
@@ -1016,13 +839,31 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
         why = discovery.why_skipped(name, obj, facts, BASE_NAME)
         if why:
             DISCOVERY_NOTES.append(f"{name} (line {cf.line}) not checked on its own: {why}")
+    # loss modules of the file (class ContrastiveLoss(nn.Module)) are not models
+    for c in list(cands):
+        if c.origin == "auto" and discovery.LOSS_NAME.search(c.name) and c.name in facts.classes:
+            cands.remove(c)
+            DISCOVERY_NOTES.append(f"{c.name} (line {c.line}) not checked: a loss module, not a model")
     # module-level instances of other types: nn.Sequential, transformers and torchvision models
     for name, obj, line in discovery.instances(module, text, set(facts.classes)):
         c = _declared(module, path, name, obj, {}, origin="auto", batch=batch)
         c.line = c.line or line
         c.loss_name = loss_name
+        hf = discovery.config_inputs(obj, batch)
+        if hf is not None:
+            c.inputs = InputSpec(kwargs={k: TensorSpec(**v) for k, v in hf.items()},
+                                 origin=f"{type(obj).__name__}'s config")
         c.meta["how"] = f"the module-level instance `{name}` (line {line})"
         cands.append(c)
+        found.add(name)
+    # module-level models the slice could not build (weights to download, a size read from data)
+    for name, (line, callee) in (sl.instances.items() if sl is not None else []):
+        if name in found or name not in sl.unavailable or callee.split(".")[0] in facts.classes \
+                or getattr(module, name, None) is not None:
+            continue
+        why = sl.unavailable[name][1]
+        cands.append(Candidate(name=name, line=line, origin="auto", loss_name=loss_name,
+                               problem=f"the module-level model `{name}` (line {line}) is {why[0].lower() + why[1:]}"))
         found.add(name)
     # factories: def resnet50(pretrained=False): return ResNet(...)
     covered = {c.name for c in cands if c.meta.get("attempts")}
@@ -1288,7 +1129,7 @@ def _candidates_for_layer(mod: nn.Module, batch: int) -> tuple[list[TensorSpec],
     B, T = batch, SEQ_LEN
     if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
         n = mod.num_embeddings
-        return [TensorSpec((B, t), "int64", 0, n) for t in (T, 8, 4, 1)], "indices below num_embeddings", None
+        return [TensorSpec((B, t), "int64", 0, n) for t in (T, 16, 8, 4, 1)], "indices below num_embeddings", None
     if isinstance(mod, nn.Linear):
         f = mod.in_features
         return [TensorSpec((B, f)), TensorSpec((B, T, f))], f"in_features={f}", None

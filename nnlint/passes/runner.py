@@ -75,6 +75,8 @@ class DynamicResult:
     imported: list[str] | None = None
     #: path -> that file's own result (the result cache stores them one by one)
     per_file: dict[str, "DynamicResult"] = field(default_factory=dict)
+    #: the probe's per-layer measurements per model, with --report
+    stats: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,6 +198,7 @@ def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, fol
         "cwd": os.getcwd(),
         "sandbox": folder,
         "codes": codes,
+        "report": bool(getattr(opts, "report", None)),
         "thresholds": cfg.thresholds,
         "timeout": cfg.timeout,
         "device": cfg.device,
@@ -256,6 +259,9 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     err = open(os.path.join(folder, "err.txt"), "wb")
     env = _child_env()
     env["TMPDIR"] = os.path.join(folder, "tmp")
+    # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
+    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")  # torch sets it in our environ
+    env["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nnlint.passes.worker"],
@@ -369,6 +375,8 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             result.notes.append(str(e.get("text")))
         elif kind == "verbose":
             result.verbose.append(str(e.get("text")))
+        elif kind == "stats" and isinstance(e.get("stats"), dict):
+            result.stats.append(dict(e["stats"], path=child.path))
         elif kind == "error":
             result.errors.append(str(e.get("text")))
         elif kind == "model_missing":
@@ -524,6 +532,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
         result.models_not_probed += r.models_not_probed
         result.files_run += 1
         result.verbose.extend(r.verbose)
+        result.stats.extend(r.stats)
         result.notes.extend(r.notes)
         result.errors.extend(r.errors)
     missing = [n for n in result.notes if "--model" in n and "not defined" in n]

@@ -84,6 +84,9 @@ class Slice:
     dropped_lines: list[int] = field(default_factory=list)
     #: whether anything was dropped at all
     reduced: bool = False
+    #: module-level names bound to a model (``model = Net()``, ``G = nn.Sequential(...)``):
+    #: name -> (line, the called name)
+    instances: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def missing_for(self, names: set[str]) -> list[tuple[str, int, str]]:
         return sorted(((n, *self.unavailable[n]) for n in names if n in self.unavailable), key=lambda t: t[1])
@@ -233,6 +236,7 @@ class _Judge:
     """Decides whether an expression may be evaluated by the linter."""
 
     def __init__(self, body: list[ast.stmt]) -> None:
+        self.body = body
         self.aliases = import_aliases(body)
         self.classes = {n.name for n in body if isinstance(n, ast.ClassDef)}
         self.functions = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
@@ -361,6 +365,7 @@ def slice_body(body: list[ast.stmt]) -> Slice:
     # 1. what the definitions and module-level models need, transitively
     defs = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     needed: set[str] = set()
+    found_instances: dict[str, tuple[int, str]] = {}
     for d in defs:
         needed |= free_names(d)
     flat = [s for s in _module_level(body) if not isinstance(s, (ast.If, ast.Try))]
@@ -368,6 +373,12 @@ def slice_body(body: list[ast.stmt]) -> Slice:
         if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None and _model_like(s.value, judge):
             needed |= stores(s)
             judge.instances |= stores(s)
+            call = s.value
+            while isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in (
+                    "to", "float", "double", "eval", "train", "cpu"):
+                call = call.func.value
+            for n in stores(s):
+                found_instances.setdefault(n, (s.lineno, dotted(call.func) if isinstance(call, ast.Call) else "?"))
     changed = True
     while changed:
         changed = False
@@ -383,6 +394,7 @@ def slice_body(body: list[ast.stmt]) -> Slice:
     tainted: dict[str, tuple[int, str]] = {}
     out.body = _reduce(body, judge, needed, tainted, out)
     out.unavailable = tainted
+    out.instances = found_instances
     return out
 
 
@@ -475,7 +487,9 @@ def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict
                 _drop(stmt, tainted, out, "computed by the script, which nnlint does not run", judge)
                 continue
             why = judge.why_unsafe(stmt)
-            reads = free_names(stmt) & set(tainted)
+            # what the statement reads, also through the file's classes and functions it calls
+            # (model = CharRNN() runs CharRNN.__init__, which reads vocab_size)
+            reads = names_needed_by(judge.body, [stmt]) & set(tainted)
             if isinstance(stmt, ast.Expr):
                 reads -= targets  # X.add_argument(...) on an X that is itself unavailable: X stays so
             if why is None and not reads and not (isinstance(stmt, ast.Expr) and targets & set(tainted)):

@@ -396,6 +396,8 @@ def _child(msg: dict[str, Any]) -> None:
             os.chdir(private)
             os.environ["TMPDIR"] = os.path.join(folder, "tmp")
             tempfile.tempdir = None
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")
+            os.environ["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
         from nnlint.passes import worker
 
         worker.main(msg["req"])  # ends with os._exit(0)
