@@ -415,6 +415,10 @@ def _model_like(value: ast.expr, judge: _Judge) -> bool:
     last = full.split(".")[-1]
     if full.startswith("torch.nn.") and last[:1].isupper():
         return True
+    if full.startswith("transformers.") and "Model" in full and last in ("from_pretrained", "from_config"):
+        return True  # reported (NN002) when it downloads, built when it does not
+    if full in ("torch.hub.load", "timm.create_model"):
+        return True
     if full.startswith("transformers.") and (last == "from_config" or last[:1].isupper() and not last.endswith(
             ("Config", "Tokenizer", "TokenizerFast", "Processor", "FeatureExtractor", "Arguments", "Trainer"))):
         return True
