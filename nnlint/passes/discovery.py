@@ -144,6 +144,9 @@ def instances(module: Any, text: str, file_classes: set[str]) -> list[tuple[str,
             continue
         if type(obj).__module__.startswith("torch.nn.modules.loss") or not any(True for _ in obj.parameters()):
             continue  # a loss or a parameter-free layer: not a model
+        if type(obj).__module__.startswith("torch.nn.modules.") and not isinstance(
+                obj, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            continue  # a single built-in layer (linear = nn.Linear(3, 2) in a tutorial): not a model
         found.append((name, obj, line))
     inner: set[int] = set()
     for _, obj, _ in found:
