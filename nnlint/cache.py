@@ -254,7 +254,7 @@ class Cache:
         return data
 
     def put_dynamic(self, path: str, diagnostics: list[dict[str, Any]], models: int, models_not_probed: int,
-                    notes: list[str], deps: list[str] | None) -> None:
+                    notes: list[str], deps: list[str] | None, extra: dict[str, Any] | None = None) -> None:
         if deps is None:
             return  # the child did not say what it imported: cannot know when to invalidate
         for d in diagnostics:
@@ -269,7 +269,7 @@ class Cache:
             if digest is None:
                 return
             hashes[dep] = digest
-        self._store(self._dynamic_key(path), {"diagnostics": diagnostics, "models": models,
+        self._store(self._dynamic_key(path), {**(extra or {}), "diagnostics": diagnostics, "models": models,
                                               "models_not_probed": models_not_probed, "notes": notes,
                                               "deps": hashes})
 

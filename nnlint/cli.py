@@ -218,6 +218,11 @@ def _cmd_clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from nnlint import engine
 
+    if not args.static and args.paths and len(args.paths) <= 8 and all(os.path.isfile(p) for p in args.paths):
+        # named files: start the warm worker's torch import now, beside reading the config
+        # and the rules (a one-file run's critical path); a folder waits for its file list
+        engine._prestart_worker(list(args.paths), config_mod.Config(), engine.Options())
+
     if args.isolated:
         cfg = config_mod.Config()
     elif args.config is not None:
@@ -250,7 +255,8 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     opts = engine.Options(
         static=args.static, jobs=args.jobs, overfit=args.overfit, model=args.model, input_shape=args.input_shape,
         input_dtype=args.input_dtype, kwargs=args.kwargs, data=args.data,
-        cache=not args.no_cache, cache_dir=args.cache_dir,
+        cache=not args.no_cache and args.report is None, cache_dir=args.cache_dir,
+        report=str(args.report) if args.report is not None else None,
     )
     if args.diff or args.fix or args.unsafe_fixes:
         from nnlint import fixes
@@ -262,13 +268,14 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 err.write(f"nnlint: {o.path}: fixes stopped: {o.error}\n")
         changed = [o for o in outcomes if o.changed]
         n = sum(sum(o.applied.values()) for o in changed)
+        hidden = sum(o.hidden for o in outcomes)
+        more = f"; {hidden} more with --unsafe-fixes" if hidden else ""
         if args.diff:
             for o in changed:
                 out.write(fixes.unified_diff(o))
             for p in problems:
                 err.write(f"nnlint: error: {p}\n")
-            err.write(f"nnlint: {n} fix{'es' * (n != 1)} available in {len(changed)} file{'s' * (len(changed) != 1)}"
-                      f"{'' if args.unsafe_fixes else ' (unsafe fixes need --unsafe-fixes)'}\n")
+            err.write(f"nnlint: {n} fix{'es' * (n != 1)} available in {len(changed)} file{'s' * (len(changed) != 1)}{more}\n")
             return 2 if problems else (1 if changed and not args.exit_zero else 0)
         if n:
             codes = {}
@@ -276,7 +283,9 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 for c, k in o.applied.items():
                     codes[c] = codes.get(c, 0) + k
             listing = ", ".join(f"{c} x{k}" for c, k in sorted(codes.items()))
-            err.write(f"nnlint: Fixed {n} problem{'s' * (n != 1)} ({listing}) in {len(changed)} file{'s' * (len(changed) != 1)}.\n")
+            err.write(f"nnlint: Fixed {n} problem{'s' * (n != 1)} ({listing}) in {len(changed)} file{'s' * (len(changed) != 1)}{more}.\n")
+        elif hidden:
+            err.write(f"nnlint: no safe fix applies; {hidden} unsafe fix{'es' * (hidden != 1)} with --unsafe-fixes.\n")
     result = engine.lint(args.paths, cfg, opts, rules)
     if args.add_noqa:
         from nnlint import fixes

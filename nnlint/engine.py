@@ -31,6 +31,8 @@ class Options:
     data: str | None = None
     #: the result cache (nnlint.cache): on for the command line unless --no-cache
     cache: bool = False
+    #: --report DIR: the probe hands back its per-layer measurements (RunResult.stats)
+    report: str | None = None
     cache_dir: str | None = None
 
 
@@ -43,6 +45,8 @@ class RunResult:
     models_not_probed: int = 0
     #: files whose code the dynamic passes ran (they define a model)
     files_run: int = 0
+    #: the probe's per-layer measurements per model (with Options.report)
+    stats: list = field(default_factory=list)
     #: --verbose lines: each model, how it was built, its input and loss; classes left out and why
     verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # usage/internal problems -> exit 2
@@ -268,18 +272,19 @@ def _prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
         return
     if not zygote.usable():
         return
-    if not (cfg.models or opts.model):
-        for f in files[:2000]:
-            try:
-                with open(f, "rb") as fh:
-                    data = fh.read()
-            except OSError:
-                continue
-            if b"torch" in data or b"lightning" in data:
+    mentions = 0
+    for f in files[:2000]:
+        try:
+            with open(f, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        if b"torch" in data or b"lightning" in data:
+            mentions += 1
+            if mentions > 1:
                 break
-        else:
-            return
-    zygote.prestart()
+    if mentions or cfg.models or opts.model:
+        zygote.prestart(extra=mentions > 1)
 
 
 def _cached_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, opts: Options, store,
@@ -332,7 +337,13 @@ def _cached_dynamic(candidates: list[str], store, diags: list[Diagnostic], resul
         diags.extend(found)
         result.models += int(hit.get("models") or 0)
         result.models_not_probed += int(hit.get("models_not_probed") or 0)
+        if hasattr(result, "models_not_checked"):
+            result.models_not_checked += int(hit.get("models_not_checked") or 0)
+        if hasattr(result, "files_run"):
+            result.files_run += 1  # its code was run, when the entry was made
         result.notes.extend(str(n) for n in hit.get("notes") or [])
+        if hasattr(result, "verbose"):
+            result.verbose.extend(str(n) for n in hit.get("verbose") or [])
     return misses
 
 
@@ -374,12 +385,15 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
                 for path, r in dyn.per_file.items():
                     if not r.errors:
                         store.put_dynamic(path, [d.to_dict() for d in r.diagnostics], r.models,
-                                          r.models_not_probed, r.notes, r.imported)
+                                          r.models_not_probed, r.notes, r.imported,
+                                          extra={"models_not_checked": r.models_not_checked,
+                                                 "verbose": r.verbose})
             diags.extend(dyn.diagnostics)
             result.models += dyn.models
             result.models_not_probed += dyn.models_not_probed
             result.models_not_checked += dyn.models_not_checked
             result.files_run += dyn.files_run
+            result.stats.extend(dyn.stats)
             result.verbose.extend(dyn.verbose)
             result.notes.extend(dyn.notes)
             result.errors.extend(dyn.errors)
@@ -391,6 +405,10 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     diags = [d for d in diags if not any(d.code.startswith(c) for c in cfg.ignored_codes_for(d.path))]
     diags = suppression.apply(diags, texts)
     diags = _to_cells(diags, [f for f in files if f.endswith(".ipynb") and f in texts])
+    # a finding the probe saw by a loss raising (evidence seen_by=probe) yields to the same
+    # rule's static finding at that line: one finding per cause
+    static = {(d.path, d.line, d.code) for d in diags if d.pass_ == "source"}
+    diags = [d for d in diags if not ((d.evidence or {}).get("seen_by") == "probe" and (d.path, d.line, d.code) in static)]
     unique = {}
     for d in diags:
         unique.setdefault((d.path, d.cell, d.line, d.column, d.code, d.message, d.module), d)

@@ -31,6 +31,17 @@ MAX_ITERATIONS = 10
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
+def table_markdown() -> str:
+    """The README's fix table, from the registry (tests/test_fixes.py keeps it current)."""
+    from nnlint import registry
+
+    lines = ["| code | name | applicability | the fix |", "|---|---|---|---|"]
+    for code, rule in registry.all_rules().items():
+        if rule.fix_applicability:
+            lines.append(f"| {code} | {rule.name} | {rule.fix_applicability} | {rule.fix_summary.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------------------------------
 # edit helpers for rules (libcst nodes -> Edit)
 
@@ -64,13 +75,19 @@ def remove(ctx: Any, start: Any, end: Any | None = None) -> Edit:
 
 
 def insert_before(ctx: Any, node: Any, text: str) -> Edit:
-    line, col, _, _ = ctx.position(node)
+    line, col, _, _ = span(ctx, node)
     return Edit(line, col, line, col, text)
 
 
 def insert_after(ctx: Any, node: Any, text: str) -> Edit:
-    _, _, end_line, end_col = ctx.position(node)
+    _, _, end_line, end_col = span(ctx, node)
     return Edit(end_line, end_col, end_line, end_col, text)
+
+
+def wrap(ctx: Any, node: Any, before: str, after: str) -> list[Edit]:
+    """``before`` + node + ``after``, touching only the two ends (the node keeps its layout)."""
+    l0, c0, l1, c1 = span(ctx, node)
+    return [Edit(l0, c0, l0, c0, before), Edit(l1, c1, l1, c1, after)]
 
 
 def insert_line_before(ctx: Any, stmt: Any, code: str) -> Edit:
@@ -81,23 +98,14 @@ def insert_line_before(ctx: Any, stmt: Any, code: str) -> Edit:
 
 
 def add_keyword(ctx: Any, call: Any, name: str, value: str) -> Edit:
-    """``call`` with ``name=value`` appended to its arguments (trailing comma kept)."""
-    import libcst as cst
-
-    args = list(call.args)
-    new = cst.Arg(keyword=cst.Name(name), value=cst.parse_expression(value),
-                  equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
-                                        whitespace_after=cst.SimpleWhitespace("")))
-    if args:
-        last = args[-1]
-        if isinstance(last.comma, cst.Comma):  # `f(a,)`: keep the trailing comma after the new one
-            new = new.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace("")))
-            if "\n" in ctx.module.code_for_node(last.comma):
-                new = new.with_changes(comma=last.comma)
-        else:
-            args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
-    args.append(new)
-    return replace(ctx, call, ctx.module.code_for_node(call.with_changes(args=args)))
+    """``name=value`` appended to ``call``'s arguments: an insertion right after the last
+    argument (before its trailing comma, if any), so the call's own layout stays as written."""
+    text = f"{name}={value}"
+    if call.args:
+        _, _, line, col = span(ctx, call.args[-1].value)
+        return Edit(line, col, line, col, ", " + text)
+    _, _, line, col = ctx.position(call)  # just after ')'
+    return Edit(line, col - 1, line, col - 1, text)
 
 
 def set_keyword(ctx: Any, call: Any, name: str, value: str) -> Edit:
@@ -135,13 +143,40 @@ def call_spelling(ctx: Any, qualname: str) -> str | None:
     return best
 
 
+def statement_of(ctx: Any, node: Any) -> Any | None:
+    """The simple statement line (``x = f(y)``, ``loss.backward()``) that holds ``node``."""
+    import libcst as cst
+
+    from nnlint.passes.source import iter_nodes
+
+    for stmt in iter_nodes(ctx.module, cst.SimpleStatementLine, into_defs=True):
+        if any(n is node for n in iter_nodes(stmt, into_defs=True)):
+            return stmt
+    return None
+
+
+def move_statement_before(ctx: Any, node: Any, before: Any) -> list[Edit] | None:
+    """Edits that move the statement holding ``node`` to just above the one holding
+    ``before``, when both are whole lines at the same indentation."""
+    a, b = statement_of(ctx, node), statement_of(ctx, before)
+    if a is None or b is None or a is b or len(a.body) != 1 or len(b.body) != 1:
+        return None
+    a0, acol, a1, _ = ctx.position(a)
+    b0, bcol, _, _ = ctx.position(b)
+    if acol != bcol or a1 >= len(ctx.lines) + 1:
+        return None
+    text = "\n".join(ctx.lines[a0 - 1:a1]) + "\n"
+    return [Edit(b0, 1, b0, 1, text), Edit(a0, 1, a1 + 1, 1, "")]
+
+
 _ATOMIC = ("Name", "Attribute", "Call", "Subscript", "SimpleString", "Integer", "Float", "List", "Tuple", "Dict")
 
 
-def drop_call(ctx: Any, at: Any) -> Edit | None:
-    """An edit that removes the activation ``at``: ``F.softmax(h, dim=1)`` / ``torch.relu(h)``
+def drop_call(ctx: Any, at: Any) -> list[Edit] | None:
+    """Edits that remove the activation ``at``: ``F.softmax(h, dim=1)`` / ``torch.relu(h)``
     / ``h.softmax(1)`` / ``self.act(h)`` -> ``h``; an ``nn.Softmax(...)`` element of an
-    ``nn.Sequential(...)`` is removed from it. None where no such mechanical rewrite exists."""
+    ``nn.Sequential(...)`` is removed from it. Only the removed text is touched (the rest
+    keeps its layout). None where no such mechanical rewrite exists."""
     import libcst as cst
 
     if not isinstance(at, cst.Call):
@@ -156,15 +191,17 @@ def drop_call(ctx: Any, at: Any) -> Edit | None:
                 if a.value is at and not a.star and a.keyword is None:
                     if len(args) == 1:
                         return None
-                    if i == len(args) - 1:  # the last element: its separator goes with it
-                        prev = args[i - 1]
-                        args[i - 1] = prev.with_changes(comma=a.comma)
-                    del args[i]
-                    return replace(ctx, call, ctx.module.code_for_node(call.with_changes(args=args)))
+                    if i < len(args) - 1:  # up to the next element
+                        l0, c0, _, _ = span(ctx, a.value)
+                        l1, c1, _, _ = span(ctx, args[i + 1].value)
+                    else:  # the last element: from the end of the one before it
+                        _, _, l0, c0 = span(ctx, args[i - 1].value)
+                        _, _, l1, c1 = span(ctx, a.value)
+                    return [Edit(l0, c0, l1, c1, "")]
         return None
     if q.startswith("torch."):  # F.softmax(h, dim=1), torch.relu(h)
         inner = at.args[0].value if at.args and at.args[0].keyword is None and not at.args[0].star else None
-    elif isinstance(at.func, cst.Attribute) and (ctx.qualname(at.func) or "").startswith("self."):
+    elif isinstance(at.func, cst.Attribute) and q.startswith("self."):
         # self.act(h): a module attribute applied to one argument
         inner = at.args[0].value if len(at.args) == 1 and at.args[0].keyword is None and not at.args[0].star else None
     elif isinstance(at.func, cst.Attribute):  # h.softmax(dim=1): the tensor method
@@ -173,10 +210,10 @@ def drop_call(ctx: Any, at: Any) -> Edit | None:
         return None
     if inner is None:
         return None
-    code = ctx.module.code_for_node(inner)
-    if type(inner).__name__ not in _ATOMIC and not getattr(inner, "lpar", None):
-        code = f"({code})"
-    return replace(ctx, at, code)
+    a0, a1, a2, a3 = span(ctx, at)
+    i0, i1, i2, i3 = span(ctx, inner)
+    wrap = type(inner).__name__ not in _ATOMIC and not getattr(inner, "lpar", None)
+    return [Edit(a0, a1, i0, i1, "(" if wrap else ""), Edit(i2, i3, a2, a3, ")" if wrap else "")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,10 +331,11 @@ def write_atomic(path: str, data: bytes) -> None:
         raise
 
 
-def lint_text(path: str, text: str, rules: list[Any], cfg: Any) -> tuple[list[Diagnostic], Any]:
+def lint_text(path: str, text: str, rules: list[Any], cfg: Any, force: bool = False) -> tuple[list[Diagnostic], Any]:
     """Source-pass diagnostics of ``text`` (a .py file's text or a notebook's JSON), noqa
     and per-file ignores applied, notebook positions mapped to cells. Returns the notebook
-    object (or None) too; raises ValueError when the text cannot be linted."""
+    object (or None) too; raises ValueError when the text cannot be linted. Like the engine,
+    text that never mentions torch is not linted, unless ``force`` (the rule examples)."""
     from nnlint import suppression
     from nnlint.passes import source
 
@@ -308,7 +346,7 @@ def lint_text(path: str, text: str, rules: list[Any], cfg: Any) -> tuple[list[Di
 
         book = notebook.parse(path, text)
         program = book.program
-    if not source.mentions_torch(program):
+    if not force and not source.mentions_torch(program):
         return [], book
     try:
         diags, _ = source.run(path, program, rules)
@@ -342,24 +380,27 @@ class FixOutcome:
     after: str
     applied: dict[str, int] = field(default_factory=dict)  # code -> fixes applied
     error: str | None = None
+    hidden: int = 0  # unsafe fixes left because --unsafe-fixes was not given
 
     @property
     def changed(self) -> bool:
         return self.after != self.before
 
 
-def fix_text(path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bool = False) -> FixOutcome:
+def fix_text(path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bool = False,
+             force: bool = False) -> FixOutcome:
     """``text`` with every applicable fix applied, re-linting until nothing more applies."""
     out = FixOutcome(path=path, before=text, after=text)
     current = text
     for _ in range(MAX_ITERATIONS):
         try:
-            diags, book = lint_text(path, current, rules, cfg)
+            diags, book = lint_text(path, current, rules, cfg, force)
         except ValueError as exc:
             out.error = str(exc)
             break
         chosen = applicable(diags, unsafe)
         if not chosen:
+            out.hidden = 0 if unsafe else sum(1 for d in diags if d.fix is not None and d.fix.edits and not d.fix.safe)
             break
         new = apply_fixes(current, book, chosen)
         if new == current:
@@ -398,17 +439,17 @@ def unified_diff(outcome: FixOutcome) -> str:
         for ca, cb in zip(a_book.cells, b_book.cells):
             if ca.source != cb.source:
                 parts.append("".join(difflib.unified_diff(
-                    _lines(ca.source), _lines(cb.source),
+                    _lines(ca.source, cell=True), _lines(cb.source, cell=True),
                     f"a/{outcome.path}:cell {ca.index}", f"b/{outcome.path}:cell {cb.index}")))
         return "".join(parts)
     return "".join(difflib.unified_diff(_lines(outcome.before), _lines(outcome.after),
                                         f"a/{outcome.path}", f"b/{outcome.path}"))
 
 
-def _lines(text: str) -> list[str]:
+def _lines(text: str, cell: bool = False) -> list[str]:
     lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith(("\n", "\r")):
-        lines[-1] += "\n\\ No newline at end of file\n"
+    if lines and not lines[-1].endswith(("\n", "\r")):  # a cell's last line has no newline by design
+        lines[-1] += "\n" if cell else "\n\\ No newline at end of file\n"
     return lines
 
 

@@ -4,7 +4,7 @@ Every pass lints a notebook through its *program*: the code cells in order, IPyt
 (``%time``, ``%%bash``) and shell escapes (``!pip install``) masked as ``pass`` statements so
 that nothing that is not Python is parsed or run, and every cell's lines keep their numbers
 inside the program. ``Notebook.locate`` maps a program line back to ``(cell, line)``; cells
-are numbered 1-based among *all* cells (markdown too), as ``shared/diagnostics.schema.json``
+are numbered 1-based among *all* cells (markdown too), as ``docs/diagnostics.schema.json``
 defines, and lines are relative to the cell, as ruff reports them.
 
 Reading uses ``nbformat`` when it is installed (the ``notebook`` extra) and plain ``json``
@@ -132,8 +132,12 @@ def parse(path: str, raw: str) -> Notebook:
     except ImportError:
         nb = data
     else:
+        import warnings
+
         try:
-            nb = nbformat.reads(raw, as_version=4)
+            with warnings.catch_warnings():  # MissingIDFieldWarning and friends: not the user's finding
+                warnings.simplefilter("ignore")
+                nb = nbformat.reads(raw, as_version=4)
         except Exception as exc:  # nbformat raises several kinds for malformed notebooks
             raise NotebookError(f"not a readable Jupyter notebook: {type(exc).__name__}: {exc}") from None
     cells = []

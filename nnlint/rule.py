@@ -75,6 +75,8 @@ class Rule:
     opt_in: ClassVar[bool] = False
     #: "safe" or "unsafe" when the rule offers a fix (``yield Finding(..., fix=self.make_fix(...))``)
     fix_applicability: ClassVar[str | None] = None
+    #: what the fix does, for the README's fix table
+    fix_summary: ClassVar[str] = ""
     VALID: ClassVar[list[Valid | str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

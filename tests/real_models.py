@@ -82,7 +82,8 @@ TRANSFORMERS: dict[str, tuple[str, str, str, str, str]] = {
                  "Wav2Vec2ForSequenceClassification", '{"input_values": torch.randn(2, 1600)}'),
     "whisper": ("audio", "WhisperConfig", "vocab_size=99, d_model=32, encoder_layers=2, decoder_layers=2, "
                 "encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=48, decoder_ffn_dim=48, "
-                "num_mel_bins=16, max_source_positions=32, max_target_positions=32",
+                "num_mel_bins=16, max_source_positions=32, max_target_positions=32, pad_token_id=1, bos_token_id=2, "
+                "eos_token_id=2, decoder_start_token_id=2",
                 "WhisperForConditionalGeneration",
                 '{"input_features": torch.randn(2, 16, 64), "decoder_input_ids": torch.randint(0, 99, (2, 8))}'),
 }

@@ -37,34 +37,34 @@ def test_fixable_rules_are_source_rules_with_an_applicability():
 
 @pytest.mark.parametrize("rule", FIXABLE, ids=lambda r: r.code)
 def test_every_fixable_rule_fixes_an_invalid_example(rule):
-    fixed = [ex for ex in rule.INVALID if fixes.fix_text("example.py", _src(ex), [rule()], unsafe=True).changed]
+    fixed = [ex for ex in rule.INVALID if fixes.fix_text("example.py", _src(ex), [rule()], unsafe=True, force=True).changed]
     assert fixed, f"{rule.code} offers no fix for any of its INVALID examples"
 
 
 @pytest.mark.parametrize("rule,example", EXAMPLES)
 def test_fix_converges(rule, example):
     text = _src(example)
-    before, _ = fixes.lint_text("example.py", text, [rule()], None)
+    before, _ = fixes.lint_text("example.py", text, [rule()], None, force=True)
     offered = [d for d in before if d.fix is not None]
     for d in offered:
         assert d.fix.safe == (rule.fix_applicability == "safe")
-    out = fixes.fix_text("example.py", text, [rule()], unsafe=True)
+    out = fixes.fix_text("example.py", text, [rule()], unsafe=True, force=True)
     assert out.error is None, out.error
     if not offered:
         assert not out.changed
         return
     assert out.changed
     ast.parse(out.after)
-    after, _ = fixes.lint_text("example.py", out.after, [rule()], None)
+    after, _ = fixes.lint_text("example.py", out.after, [rule()], None, force=True)
     assert not [d for d in after if d.fix is not None], f"{rule.code} still fires after its fix:\n{out.after}"
     assert len(after) == len(before) - len(offered), out.after
-    again = fixes.fix_text("example.py", out.after, [rule()], unsafe=True)
+    again = fixes.fix_text("example.py", out.after, [rule()], unsafe=True, force=True)
     assert not again.changed, f"a second fix changed:\n{out.after}\n->\n{again.after}"
 
 
 @pytest.mark.parametrize("rule,example", [p for p in EXAMPLES if p.values[0].fix_applicability == "unsafe"])
 def test_unsafe_fixes_need_the_flag(rule, example):
-    assert not fixes.fix_text("example.py", _src(example), [rule()], unsafe=False).changed
+    assert not fixes.fix_text("example.py", _src(example), [rule()], unsafe=False, force=True).changed
 
 
 # ---------------------------------------------------------------------------------------
@@ -197,6 +197,93 @@ def test_fixes_on_mutated_sources_always_parse(data):
         ast.parse(text)
     except SyntaxError:
         return
-    out = fixes.fix_text("m.py", text, [r() for r in FIXABLE], unsafe=True)
+    out = fixes.fix_text("m.py", text, [r() for r in FIXABLE], unsafe=True, force=True)
     ast.parse(out.after)
     assert out.error is None or "invalid code" not in out.error, (text, out.after)
+
+
+def test_readme_fix_table_is_current():
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    m = re.search(r"<!-- fixes:start -->\n(.*?)<!-- fixes:end -->", readme.read_text(encoding="utf-8"), re.S)
+    assert m, "README lacks the <!-- fixes:start --> block"
+    assert m.group(1) == fixes.table_markdown(), "README fix table is stale: paste nnlint.fixes.table_markdown()"
+
+
+def test_unsafe_fixes_need_the_flag_on_the_command_line(tmp_path):
+    p = tmp_path / "train.py"
+    src = "from torch.utils.data import DataLoader\n\ntrain_loader = DataLoader(train_ds, batch_size=32)\n"
+    p.write_text(src)
+    code, out, err = run("--static", "--select", "NN405", "--fix", str(p))
+    assert p.read_text() == src and code == 1 and "NN405" in out
+    code, out, err = run("--static", "--select", "NN405", "--unsafe-fixes", str(p))
+    assert p.read_text() == src.replace("batch_size=32)", "batch_size=32, shuffle=True)")
+    assert code == 0 and "Fixed 1 problem (NN405 x1)" in err
+
+
+def test_json_carries_notebook_fix_edits_with_their_cell(tmp_path):
+    head, _, body = BUGGY.partition("\n\n\n")
+    p = tmp_path / "nb.ipynb"
+    p.write_text(_nb([head + "\n", body]), encoding="utf-8")
+    _, out, _ = run("--static", "--select", "NN109", "--format", "json", str(p))
+    (d,) = json.loads(out)["diagnostics"]
+    assert d["cell"] == 2 and d["fix"]["applicability"] == "safe"
+    (edit,) = d["fix"]["edits"]
+    assert edit["cell"] == 2 and edit["line"] == d["line"] == 7
+
+
+def test_fixes_keep_the_layout_of_multiline_code():
+    """Edits touch only what changes: a multi-line call or Sequential inside a method keeps
+    its indentation and comments (regenerating the node would lose the block's indent)."""
+    src = textwrap.dedent(
+        """\
+        import torch.nn as nn
+        import torch.nn.functional as F
+        from torch.utils.data import DataLoader
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = nn.Sequential(
+                    nn.Linear(784, 256),  # first
+                    nn.ReLU(),
+                    nn.Linear(256, 10),
+                    nn.Softmax(dim=1),
+                )
+                self.heads = [
+                    nn.Linear(10, 2),  # a head
+                    nn.Linear(10, 3),
+                ]
+
+            def forward(self, x):
+                x = F.dropout(
+                    x,
+                    p=0.5,
+                )
+                return self.net(x)
+
+
+        def train(train_ds):
+            loader = DataLoader(
+                train_ds,
+                batch_size=32,
+            )
+            model = Net()
+            criterion = nn.CrossEntropyLoss()
+            for x, y in loader:
+                loss = criterion(model(x), y)
+        """
+    )
+    rules = [registry.all_rules()[c]() for c in ("NN104", "NN109", "NN110", "NN405")]
+    out = fixes.fix_text("m.py", src, rules, unsafe=True)
+    assert out.error is None and set(out.applied) == {"NN104", "NN109", "NN110", "NN405"}, out.applied
+    expected = (src.replace("            nn.Linear(256, 10),\n            nn.Softmax(dim=1),\n",
+                            "            nn.Linear(256, 10),\n")
+                .replace("self.heads = [", "self.heads = nn.ModuleList([")
+                .replace("            nn.Linear(10, 3),\n        ]\n", "            nn.Linear(10, 3),\n        ])\n")
+                .replace("            p=0.5,\n", "            p=0.5, training=self.training,\n")
+                .replace("        batch_size=32,\n", "        batch_size=32, shuffle=True,\n"))
+    assert out.after == expected, out.after

@@ -172,9 +172,9 @@ def test_declared_target_missing_from_file_is_a_problem(tmp_path):
 
 @pytest.mark.parametrize("layer,batch_first,expected", [
     ("nn.Linear(20, 3)", None, ((8, 20), "float32")),
-    ("nn.Embedding(50, 4)", None, ((8, 16), "int64")),
-    ("nn.LSTM(12, 4, batch_first=True)", True, ((8, 16, 12), "float32")),
-    ("nn.GRU(12, 4)", False, ((16, 8, 12), "float32")),
+    ("nn.Embedding(50, 4)", None, ((8, 13), "int64")),
+    ("nn.LSTM(12, 4, batch_first=True)", True, ((8, 13, 12), "float32")),
+    ("nn.GRU(12, 4)", False, ((13, 8, 12), "float32")),
 ])
 def test_infer_inputs_from_the_first_layer(tmp_path, layer, batch_first, expected):
     module, _, _ = _module(tmp_path, f"""

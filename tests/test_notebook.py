@@ -166,3 +166,18 @@ def test_dynamic_passes_run_the_cells_program_safely(tmp_path):
     dyn = [d for d in doc["diagnostics"] if d["pass"] in ("graph", "probe")]
     assert dyn, out
     assert all(d["path"] == str(p) and d.get("cell") == 3 for d in dyn), dyn
+
+
+def test_nbformat_warnings_do_not_reach_the_user(tmp_path):
+    raw = json.loads(make_nb(("code", IMPORTS), ("code", MODEL)))
+    for c in raw["cells"]:
+        del c["id"]  # nbformat 4.5 wants ids; nbformat warns (MissingIDFieldWarning)
+    p = tmp_path / "noid.ipynb"
+    p.write_text(json.dumps(raw))
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "nnlint", "--static", "--select", "NN109", str(p)],
+                          capture_output=True, text=True, timeout=120)
+    assert "cell 2:7:13: NN109" in proc.stdout
+    assert proc.stderr == ""

@@ -105,7 +105,7 @@ def _line_and_direct(user: G.UserFile, text: str | None) -> tuple[int | None, bo
     direct = True
     for name, _ in reversed(frames):
         norm = name.replace("\\", "/")
-        if any(w in norm for w in _LIB_WRAPPERS) and "/torch/nn/modules/" not in norm:
+        if any(w in norm for w in _LIB_WRAPPERS):
             continue
         direct = user.owns(name)
         break

@@ -745,7 +745,9 @@ class SourceFacts:
                 if any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in targets):
                     return True
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-                return True  # a bare call: print(...), log(...), buf.append(...)
+                # a bare call: print(...), log(...), buf.append(...) -- but not a pure tensor
+                # function whose result is thrown away (`F.relu(x)` as a statement)
+                return not _pure_call(stmt.value)
         return False
 
     def used_only_conditionally(self, line: int | None) -> bool:
@@ -784,6 +786,25 @@ class SourceFacts:
 
         walk(func, False)
         return reads > 0 and reads == conditional_reads
+
+
+#: tensor functions without side effects: called as a statement, their result is lost
+PURE_FUNCTIONS = (ACTIVATION_FUNCTIONS | PASS_THROUGH_FUNCTIONS | NORM_FUNCTIONS | UPSAMPLE) - {"detach"} | {
+    "add", "sub", "mul", "div", "matmul", "mm", "bmm", "cat", "stack", "sum", "mean", "max", "min", "exp", "log",
+    "sqrt", "abs", "pow", "linear", "conv1d", "conv2d", "conv3d", "max_pool1d", "max_pool2d", "max_pool3d",
+    "embedding", "scaled_dot_product_attention", "where", "clamp", "norm", "einsum"}
+
+
+def _pure_call(call: ast.Call) -> bool:
+    f = call.func
+    if not isinstance(f, ast.Attribute) or f.attr not in PURE_FUNCTIONS:
+        return False
+    base = f.value
+    if isinstance(base, ast.Attribute) and base.attr == "functional":
+        return True  # torch.nn.functional.relu(x)
+    if isinstance(base, ast.Name):
+        return True  # F.relu(x), torch.relu(x), x.relu()
+    return False
 
 
 # ---------------------------------------------------------------------------------------

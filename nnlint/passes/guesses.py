@@ -36,7 +36,23 @@ def input_source(spec: Any) -> str:
         return DECLARED
     if origin.startswith(("the call at line", "file constant")):
         return FILE
+    if _certain(spec):
+        return FILE
     return GUESSED
+
+
+def _certain(spec: Any) -> bool:
+    """A single (batch, in_features) vector input read off the model's first Linear: the
+    only free size is the batch, so nothing was guessed."""
+    args = list(getattr(spec, "args", None) or [])
+    if len(args) != 1 or getattr(spec, "kwargs", None):
+        return False
+    t = args[0]
+    shape = getattr(t, "shape", None)
+    dtype = str(getattr(t, "dtype", ""))
+    origin = str(getattr(spec, "origin", "") or "")
+    return shape is not None and len(shape) == 2 and dtype.startswith("float") and \
+        origin.startswith("inferred from") and "in_features=" in origin and "," not in origin.split(" (")[0]
 
 
 def loss_source(cand: Any, example: Any = None) -> str:
@@ -134,7 +150,7 @@ def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
         new_args = []
         changed = False
         for a in args:
-            if isinstance(a, TensorSpec) and len(a.shape) >= 3 and a.dtype.startswith("float"):
+            if isinstance(a, TensorSpec) and len(a.shape) >= 4 and a.dtype.startswith("float"):
                 shape = (a.shape[0], a.shape[1], *([value] * (len(a.shape) - 2)))
                 changed = changed or shape != a.shape
                 a = dataclasses.replace(a, shape=shape)
@@ -188,8 +204,8 @@ def alternate_spec(model: Any, spec: Any, device: str,
             continue
         seen.add(shp)
         alt = InputSpec(args=[dataclasses.replace(t, shape=shp)], origin=spec.origin + " (second size)")
-        if try_forward(model, alt, device) is None:
-            return alt
+        if try_forward(model, alt, device) is None and _out_batch(model, alt, device) in (None, shp[0]):
+            return alt  # (a size that folds positions into the batch is no plausible input)
     return None
 
 
@@ -206,3 +222,102 @@ def confirm(first: list[Any], rerun: Callable[[], list[Any] | None]) -> tuple[li
     kept = [d for d in first if d.code not in INPUT_DEPENDENT or (d.code, d.module) in seen]
     dropped = [d for d in dependent if (d.code, d.module) not in seen]
     return kept, dropped
+
+
+def _out_batch(model: Any, spec: Any, device: str) -> int | None:
+    import torch
+
+    args, kwargs = spec.make(device)
+    try:
+        with torch.no_grad():
+            out = model(*args, **kwargs)
+    except (Exception, SystemExit):
+        return None
+    from nnlint.passes.probe import _first_tensor
+
+    t = _first_tensor(out)
+    return int(t.shape[0]) if t is not None and t.ndim >= 1 else None
+
+
+def prefer_batch_preserving(model: Any, spec: Any, device: str) -> Any:
+    """A guessed image size at which the output has more or fewer samples than the input
+    (``x.reshape(-1, 7 * 7 * 64)`` at 256×256 folds spatial positions into the batch) is
+    not what the file was written for: look near the size that keeps the batch (84×84 for
+    the DQN above). The spec unchanged when it keeps the batch or no size nearby does."""
+    from nnlint.passes.loader import InputSpec, TensorSpec
+
+    if spec is None or input_source(spec) != GUESSED or spec.kwargs or len(spec.args) != 1:
+        return spec
+    t = spec.args[0]
+    if not isinstance(t, TensorSpec) or len(t.shape) < 4 or not t.dtype.startswith("float"):
+        return spec
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tens of tiny forwards: one thread, no spinning on a busy machine
+    try:
+        return _batch_search(model, spec, t, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _batch_search(model: Any, spec: Any, t: Any, device: str) -> Any:
+    from nnlint.passes.loader import InputSpec
+
+    b = 2
+    small = InputSpec(args=[dataclasses.replace(t, shape=(b, *t.shape[1:]))], origin=spec.origin)
+    got = _out_batch(model, small, device)
+    if got is None or got == b or got % b:
+        return spec
+    nd = len(t.shape) - 2
+    s0 = t.shape[-1]
+    center = s0 / (got / b) ** (1 / nd)
+    lo, hi = max(8, int(center * 0.5)), min(512, int(center * 2) + 1)
+    for s in sorted(range(lo, hi + 1), key=lambda s: (abs(s - center), s))[:120]:
+        cand = InputSpec(args=[dataclasses.replace(t, shape=(b, t.shape[1], *([s] * nd)))], origin=spec.origin)
+        if _out_batch(model, cand, device) == b:
+            return InputSpec(args=[dataclasses.replace(t, shape=(t.shape[0], t.shape[1], *([s] * nd)))],
+                             origin=f"{spec.origin}; {s}×{s}: the size at which the output keeps the batch",
+                             search=spec.search)
+    return spec
+
+
+# ---------------------------------------------------------------------------------------
+# a probe loss that raises because of a bug a rule describes
+
+_LOSS_FAILURES = (
+    (re.compile(r"elements of input should be between 0 and 1"), "bce_range"),
+    (re.compile(r"Target -?\d+ is out of bounds|target .* out of bounds|index -?\d+ is out of bounds|"
+                r"IndexError: Target", re.I), "class_range"),
+)
+
+
+def loss_failure(cand: Any, example: Any, exc: BaseException, output_shapes: list | None = None
+                 ) -> tuple[str, str, int | None] | None:
+    """(code, message, line) when the probe's loss raised because of a bug a rule describes
+    and the loss is the user's (declared, or applied to this model's output in the file);
+    ("NN002", why, None) when the loss was only nnlint's guess; None otherwise."""
+    text = f"{type(exc).__name__}: {exc}"
+    kind = next((k for pat, k in _LOSS_FAILURES if pat.search(text)), None)
+    if kind is None:
+        return None
+    src = loss_source(cand, example)
+    meta = getattr(cand, "meta", None) or {}
+    loss = getattr(cand, "loss_name", None) or "the loss"
+    name = getattr(cand, "name", "the model")
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if src == GUESSED:
+        return ("NN002", f"{name}: the loss nnlint guessed ({loss}) does not fit its output ({first}); "
+                         "declare the loss in nnlint_examples() or [[tool.nnlint.models]] to check it", None)
+    line = meta.get("loss_line")
+    if kind == "bce_range":
+        return ("NN105", f"{loss} applied to the output of {name} raised `{first}`: the output is not a probability "
+                         "(raw logits or an unbounded activation); use BCEWithLogitsLoss on the logits, or apply "
+                         "torch.sigmoid first", line)
+    one_unit = any(isinstance(s, (list, tuple)) and len(s) >= 2 and s[-1] == 1 for s in (output_shapes or [])[:1])
+    if one_unit and loss in ("CrossEntropyLoss", "NLLLoss"):
+        return ("NN107", f"{loss} applied to the 1-unit output of {name} raised `{first}`: with one unit there is "
+                         "one class; use BCEWithLogitsLoss for a binary head, or out_features=number of classes",
+                line)
+    return ("NN502", f"{loss} applied to the output of {name} raised `{first}`: a class index is outside "
+                     "[0, number of output units)", line)

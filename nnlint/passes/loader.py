@@ -37,7 +37,10 @@ from torch import nn
 
 from nnlint.example import EXAMPLE_KEYS, Example
 
-SEQ_LEN = 16
+#: the guessed sequence length: odd and prime, so that it neither divides nor is divided by
+#: the usual batch, head and channel sizes (powers of two) and NN209's shape algebra on
+#: view/reshape stays sharp
+SEQ_LEN = 13
 SIZES_2D = (28, 32, 64, 224, 96, 128, 256, 227, 299)
 SIZES_1D = (16, 32, 64, 128, 256, 512, 1000, 1024, 4096, 16000)
 SIZES_3D = (16, 32, 64, 112)
@@ -1156,7 +1159,7 @@ def _candidates_for_layer(mod: nn.Module, batch: int) -> tuple[list[TensorSpec],
     B, T = batch, SEQ_LEN
     if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
         n = mod.num_embeddings
-        return [TensorSpec((B, t), "int64", 0, n) for t in (T, 8, 4, 1)], "indices below num_embeddings", None
+        return [TensorSpec((B, t), "int64", 0, n) for t in (T, 16, 8, 4, 1)], "indices below num_embeddings", None
     if isinstance(mod, nn.Linear):
         f = mod.in_features
         return [TensorSpec((B, f)), TensorSpec((B, T, f))], f"in_features={f}", None

@@ -84,7 +84,7 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
     return owner_mod is not None and library_class(type(owner_mod))
 
 
-CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
 
 
 def _is_torch_leaf(mod: nn.Module) -> bool:

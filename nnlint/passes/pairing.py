@@ -90,6 +90,8 @@ class Pairing:
     losses: dict[str, list[str]] = field(default_factory=dict)
     #: every loss the file applies to some model's output
     any_paired: bool = False
+    #: model class -> the line of the first loss call applied to its output
+    lines: dict[str, int] = field(default_factory=dict)
     #: model class -> classes whose output it consumes (G's output fed to D: G -> {D})
     feeds: dict[str, set[str]] = field(default_factory=dict)
 
@@ -99,8 +101,9 @@ class Pairing:
 
 
 class _Flow(ast.NodeVisitor):
-    def __init__(self, classes: set[str]) -> None:
+    def __init__(self, classes: set[str], instances: set[str] = frozenset()) -> None:
         self.classes = classes
+        self.instances = set(instances)
         self.models: dict[str, str] = {}  # variable (dotted) -> model class
         self.loss_vars: dict[str, str] = {}  # variable (dotted) -> loss class
         self.result = Pairing()
@@ -116,6 +119,8 @@ class _Flow(ast.NodeVisitor):
                         continue
                     short = name.split(".", 1)[1] if name.startswith("self.") else name
                     cls = _model_class(node.value, self.classes)
+                    if cls is None and name in self.instances:
+                        cls = name  # model = nn.Sequential(...): the variable names the model
                     if cls:
                         self.models[name] = cls
                         self.models.setdefault(short, cls)
@@ -209,6 +214,7 @@ class _Flow(ast.NodeVisitor):
                             lst = self.result.losses.setdefault(src, [])
                             if loss not in lst:
                                 lst.append(loss)
+                            self.result.lines.setdefault(src, node.lineno)
                             self.result.any_paired = True
             # assignments carry the value flow on
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and stmt.value is not None:
@@ -235,24 +241,27 @@ class _Flow(ast.NodeVisitor):
                     self.run_body(inner, env)
 
 
-def pair_losses(text: str, classes: set[str]) -> Pairing:
-    """Which losses the file applies to the output of which of ``classes``."""
+def pair_losses(text: str, classes: set[str], instances: set[str] = frozenset()) -> Pairing:
+    """Which losses the file applies to the output of which of ``classes`` (class or
+    factory names) and of the module-level model ``instances`` (variable names)."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return Pairing()
-    flow = _Flow(set(classes))
+    flow = _Flow(set(classes), instances)
     flow.collect(tree)
     flow.run_body(tree.body, {})
     return flow.result
 
 
 def model_classes(text: str) -> set[str]:
+    """The file's classes and module-level functions (factories build models too)."""
     try:
         tree = ast.parse(text)
     except SyntaxError:
         return set()
-    return {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)}
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)} | \
+        {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
 def looks_non_classifier(name: str) -> bool:
@@ -274,9 +283,10 @@ def apply(cands: list, text: str) -> None:
       assumed for a head whose name says it is not a classifier (Q-network, generator,
       autoencoder, regressor); other file-level loss names stay, marked as guessed."""
     classes = model_classes(text)
-    if not classes:
+    instances = {c.name for c in cands if (getattr(c, "meta", None) or {}).get("instance")}
+    if not classes and not instances:
         return
-    pairing = pair_losses(text, classes)
+    pairing = pair_losses(text, classes, instances)
     for c in cands:
         if getattr(c, "origin", "") == "examples" or getattr(c, "loss", None) is not None:
             continue
@@ -285,6 +295,7 @@ def apply(cands: list, text: str) -> None:
         if paired:
             c.loss_name = paired
             c.meta["loss_source"] = "file"
+            c.meta["loss_line"] = pairing.lines.get(cls_name)
             continue
         if pairing.any_paired or cls_name in pairing.feeds or looks_non_classifier(cls_name):
             c.loss_name = None

@@ -123,6 +123,8 @@ class ProbeResult(list):
         super().__init__(items)
         self.errors: list[str] = errors or []
         self.notes: list[str] = notes or []
+        #: the per-layer measurements (nnlint/passes/probe_stats.py), for --report
+        self.stats: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -247,6 +249,8 @@ class ProbeContext:
     batch_stat_layers: list[str] = field(default_factory=list)
     nonfinite: dict[str, Any] | None = None  # phase, module, leaf, line, op, count
     batch_jacobian: dict[str, Any] | None = None
+    #: NN314: which input positions one output position depends on (nnlint/passes/causal.py)
+    causal_jacobian: dict[str, Any] | None = None
     second_forward: dict[str, Any] | None = None
     overfit: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
@@ -771,6 +775,8 @@ class _Recorder:
             if d.dtype not in (torch.float32, torch.float64):
                 d = d.float()
             b = _batch_dim(d, self.batch)
+            if b is None and d.ndim > 1 and self.batch and d.shape[0] % self.batch == 0:
+                b = 0  # batch and sequence flattened into one dimension (OPT's FFN: (B*T, ffn))
             if kind in ("relu", "relu6"):
                 m = d.amax(dim=b) if b is not None and d.ndim > 1 else d
                 valid = m > -MASK_ABS  # units whose inputs are not all mask constants (NaN: False)
@@ -1112,7 +1118,7 @@ class Probe:
         if "nonfinite_origin" in self.needs and ctx.nonfinite is not None:
             self._step("probe non-finite search")
             self._locate_nonfinite(ctx)
-        if "batch_jacobian" in self.needs or "second_forward" in self.needs:
+        if "batch_jacobian" in self.needs or "second_forward" in self.needs or "causal_jacobian" in self.needs:
             self._step("probe eval-mode checks")
             self._eval_checks(ctx, saved)
         if "overfit" in self.needs and self.settings.get("overfit"):
@@ -1423,6 +1429,7 @@ class Probe:
             p.requires_grad_(False)
         want_jac = "batch_jacobian" in self.needs
         want_twice = "second_forward" in self.needs
+        want_causal = "causal_jacobian" in self.needs
         # eval-mode checks need only a few samples: 3 (an odd size, so it rarely collides
         # with other dimensions) costs well under the main step; the full batch if the
         # model insists on its own batch size
@@ -1431,12 +1438,14 @@ class Probe:
             inputs = _map_tensors(self.inputs, lambda t: t[:EVAL_BATCH] if t.ndim and t.shape[0] == self.batch else t)
         try:
             try:
-                run1 = self._eval_forward(want_jac, inputs)
+                run1 = self._eval_forward(want_jac or want_causal, inputs)
             except Exception:
                 if inputs is self.inputs:
                     raise
                 inputs = self.inputs
-                run1 = self._eval_forward(want_jac, inputs)
+                run1 = self._eval_forward(want_jac or want_causal, inputs)
+            if want_causal:
+                ctx.causal_jacobian = self._causal(run1)
             if want_jac:
                 ctx.batch_jacobian = self._jacobian(run1)
             # drop run 1's autograd graph before run 2 builds its own: peak memory stays
@@ -1545,6 +1554,21 @@ class Probe:
         if records and all(r["other_grad"] > 0 for r in records):
             d = records[0]["input_dim"]
             res["view"] = self._find_view(run["inputs"], x.shape[d], d)
+        return res
+
+    def _causal(self, run: dict[str, Any]) -> dict[str, Any]:
+        """NN314's measurement (nnlint/passes/causal.py), and where the attention is."""
+        from nnlint.passes import causal
+
+        res = causal.measure(run["out"], run["leaf"], run["leaf_kind"])
+        if res.get("leak") is not None:
+            detached = _map_tensors(run["inputs"], lambda t: t.detach())
+
+            def forward() -> Any:
+                _reseed()
+                return self._forward(detached)
+
+            res["attention"] = causal.attention_line(forward, self.path)
         return res
 
     def _find_view(self, inputs: Any, n: int, d: int) -> dict[str, Any] | None:
@@ -1760,7 +1784,7 @@ def _examples_line(path: str) -> int | None:
 def _locate(model: Any, path: str, module: str | None) -> int | None:
     real = os.path.realpath(path)
     if module:
-        p, line = locate.module_line(model, module)
+        p, line = locate.module_line(model, module, prefer_path=path)
         if p is not None and line is not None and os.path.realpath(p) == real:
             return line
     p, line = locate.class_line(type(model))
@@ -1836,6 +1860,12 @@ def run_probe(example: Example, rules: list[Rule], settings: dict[str, Any], pat
     extra = None
     if ctx is not None:
         extra = {"device": ctx.device, "batch": ctx.batch_size}
+        try:
+            from nnlint.passes.probe_stats import summarize
+
+            out.stats = summarize(ctx)
+        except Exception as exc:  # the report is extra; the findings must not depend on it
+            out.notes.append(f"{path}: {model_name}: per-layer statistics unavailable ({type(exc).__name__}: {exc})")
         out.notes.extend(f"{path}: {model_name}: {n}" for n in ctx.notes)
     for rule in rules:
         target = ctx if rule.pass_ == "probe" else data_ctx if rule.pass_ == "data" else None

@@ -75,6 +75,8 @@ class DynamicResult:
     imported: list[str] | None = None
     #: path -> that file's own result (the result cache stores them one by one)
     per_file: dict[str, "DynamicResult"] = field(default_factory=dict)
+    #: the probe's per-layer measurements per model, with --report
+    stats: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,6 +198,7 @@ def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, fol
         "cwd": os.getcwd(),
         "sandbox": folder,
         "codes": codes,
+        "report": bool(getattr(opts, "report", None)),
         "thresholds": cfg.thresholds,
         "timeout": cfg.timeout,
         "device": cfg.device,
@@ -372,6 +375,8 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             result.notes.append(str(e.get("text")))
         elif kind == "verbose":
             result.verbose.append(str(e.get("text")))
+        elif kind == "stats" and isinstance(e.get("stats"), dict):
+            result.stats.append(dict(e["stats"], path=child.path))
         elif kind == "error":
             result.errors.append(str(e.get("text")))
         elif kind == "model_missing":
@@ -469,8 +474,11 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     pending = list(files)
     running: list[Child] = []
     finished: dict[str, DynamicResult] = {}
+    cancel = getattr(opts, "cancel", None)  # a threading.Event (the language server's newer save)
     try:
         while pending or running:
+            if cancel is not None and cancel.is_set():
+                break  # the children still running are killed below
             while pending and len(running) < jobs:
                 path = pending.pop(0)
                 try:
@@ -510,6 +518,10 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
                 pass
             shutil.rmtree(child.folder, ignore_errors=True)
     result.per_file = finished
+    from nnlint.passes import zygote
+
+    if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
+        result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
     for path in files:
         r = finished.get(path)
         if r is None:
@@ -520,6 +532,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
         result.models_not_probed += r.models_not_probed
         result.files_run += 1
         result.verbose.extend(r.verbose)
+        result.stats.extend(r.stats)
         result.notes.extend(r.notes)
         result.errors.extend(r.errors)
     missing = [n for n in result.notes if "--model" in n and "not defined" in n]

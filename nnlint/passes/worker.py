@@ -77,6 +77,26 @@ class Worker:
                        evidence=evidence or {})
         self.send("diagnostic", diagnostic=d.to_dict())
 
+    def rule_finding(self, code: str, message: str, line: int, model: str, guesses: dict | None) -> None:
+        """A finding of another pass's rule seen by the probe (BCELoss raising on a
+        non-probability): reported under that rule, marked so that the same finding from
+        the source pass wins."""
+        if code not in self.codes:
+            return
+        from nnlint.diagnostics import Diagnostic
+        from nnlint.registry import all_rules
+
+        rule = all_rules().get(code)
+        if rule is None:
+            return
+        lines = getattr(self, "text", "").splitlines()
+        src = lines[line - 1] if 0 < line <= len(lines) else ""
+        column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
+        d = Diagnostic(code=code, name=rule.name, severity=rule.severity, message=message, pass_="probe",
+                       path=self.path, line=line, column=column, model=model,
+                       evidence={"seen_by": "probe"}, guesses=guesses)
+        self.send("diagnostic", diagnostic=d.to_dict())
+
     def diagnostics(self, diags: list, guesses: dict | None = None) -> None:
         from nnlint.passes.grouping import group_instances
 
@@ -283,6 +303,7 @@ class Worker:
             spec = inferred.spec
             # a guessed input satisfies the file's own constants first (sequence_length = 28)
             spec = guesses.prefer_file_constants(model, spec, self.text, device, loader.try_forward)
+            spec = guesses.prefer_batch_preserving(model, spec, device)
         self.fix_int_ranges(model, spec)
         self.step("trace", name, line)
         ctx = self.context(cand, model, spec, device, real_example)
@@ -476,7 +497,19 @@ class Worker:
             inner = getattr(exc, "exc", None) or exc.__cause__ or exc
             phase = getattr(exc, "phase", None)
             uline = self.user.line_from_traceback(inner.__traceback__) or self.user.line_from_traceback(exc.__traceback__)
-            if phase is not None or uline is not None:
+            from nnlint.passes import guesses
+
+            hit = guesses.loss_failure(cand, example, inner, example.meta.get("output_shapes")) \
+                if phase == "loss" else None
+            if hit is not None:
+                # the probe's loss raised because of a bug a rule describes: that rule, at the loss line
+                self.not_probed += 1
+                code, text, at = hit
+                if code == "NN002":
+                    self.tool("NN002", text, line, model=name)
+                else:
+                    self.rule_finding(code, text, at or line, name, guesses.describe(cand, spec, example))
+            elif phase is not None or uline is not None:
                 self.not_probed += 1
                 self.tool("NN005", f"the probe's {phase or 'run'} of {name} raised {_exc_text(inner)}",
                           uline or line, model=name)
@@ -513,6 +546,8 @@ class Worker:
                                        f"but not on {_inputs_desc(alt) if alt else 'a second size'}: not reported; "
                                        f"{hint}")
         self.diagnostics(found, guesses.describe(cand, spec, example))
+        if self.req.get("report") and getattr(result, "stats", None):
+            self.send("stats", model=name, stats=result.stats)
         for text in getattr(result, "errors", None) or []:
             self.send("error", text=text)
         for text in getattr(result, "notes", None) or []:
@@ -611,6 +646,14 @@ def _model_line(path: str, cand: Any, spec: Any) -> str:
     loss = cand.loss_name or "none"
     where = {"auto": "named in the file", "examples": "nnlint_examples()", "cli": "named in the file",
              "pyproject": "[[tool.nnlint.models]]"}.get(cand.origin, "") if cand.loss_name else "no loss in the file"
+    src = cand.meta.get("loss_source")
+    if cand.meta.get("objective") == "neutral" and not cand.loss_name:
+        loss, where = "none", f"mean of squared outputs: not a classifier, {cand.meta.get('objective_why')}"
+    elif src == "file" and cand.loss_name:
+        at = cand.meta.get("loss_line")
+        where = f"applied to its output at line {at}" if at else "applied to its output in the file"
+    elif src == "guessed" and cand.loss_name:
+        where = "named in the file but not seen applied to this model's output: a guess"
     return f"{path}:{cand.line or 1}: checked {cand.name}: built by {how}; input {inp}; loss {loss} ({where})"
 
 

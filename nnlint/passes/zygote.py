@@ -36,12 +36,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
 READY_TIMEOUT_S = 120.0
 
 _zygote: "Zygote | None" = None
+_LOCK = threading.RLock()
 _broken: str | None = None  # why the warm worker is off for this process
 
 
@@ -74,7 +76,15 @@ def _env() -> dict[str, str]:
     return env
 
 
-def prestart() -> None:
+def prestart(extra: bool = True) -> None:
+    """Start the zygote (once). ``extra``: also import what the passes load on first use
+    (sympy, networkx, libcst, every rule: ~1 CPU-second), worth it when several files
+    will fork from it, not for one."""
+    with _LOCK:
+        _prestart(extra)
+
+
+def _prestart(extra: bool) -> None:
     global _zygote
     if not usable():
         return
@@ -82,7 +92,7 @@ def prestart() -> None:
         return
     shutdown()  # gone, or started under another environment (PYTHONPATH, ...)
     try:
-        _zygote = Zygote()
+        _zygote = Zygote(extra)
     except OSError as exc:
         _disable(f"cannot start the zygote: {exc}")
 
@@ -91,17 +101,20 @@ def spawn(req: dict[str, Any], folder: str) -> "ForkedProc | None":
     """A child of the zygote running ``req`` with its replies in ``folder``, or None."""
     if not usable():
         return None
-    prestart()
-    if _zygote is None:
+    with _LOCK:
+        prestart()
+        z = _zygote
+    if z is None:
         return None
-    return _zygote.spawn(req, folder)
+    return z.spawn(req, folder)
 
 
 def shutdown() -> None:
     global _zygote
-    if _zygote is not None:
-        _zygote.close()
-        _zygote = None
+    with _LOCK:
+        if _zygote is not None:
+            _zygote.close()
+            _zygote = None
 
 
 atexit.register(shutdown)
@@ -154,13 +167,13 @@ class ForkedProc:
 
 
 class Zygote:
-    def __init__(self) -> None:
+    def __init__(self, extra: bool = True) -> None:
         fd, self.err_path = tempfile.mkstemp(prefix="nnlint-zygote-", suffix=".txt")
         os.close(fd)
         self.env = env = _env()
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nnlint.passes.zygote"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [sys.executable, "-m", "nnlint.passes.zygote", *([] if extra else ["--lean"])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=err, start_new_session=True, env=env)
         self.buf = b""
         self.ready: bool | None = None
@@ -168,12 +181,18 @@ class Zygote:
         self.exits: dict[int, int] = {}
         self.children: set[int] = set()
         self.started = time.monotonic()
+        # the language server runs several files' dynamic passes from threads at once
+        self.lock = threading.RLock()
 
     def alive(self) -> bool:
         return self.proc.poll() is None and self.ready is not False
 
     def pump(self, timeout: float) -> None:
         """Read what the zygote said (waiting up to ``timeout`` for something)."""
+        with self.lock:
+            self._pump(timeout)
+
+    def _pump(self, timeout: float) -> None:
         out = self.proc.stdout
         if out is None:
             return
@@ -227,6 +246,10 @@ class Zygote:
         return self.exits.get(pid)
 
     def spawn(self, req: dict[str, Any], folder: str) -> ForkedProc | None:
+        with self.lock:
+            return self._spawn(req, folder)
+
+    def _spawn(self, req: dict[str, Any], folder: str) -> ForkedProc | None:
         if self.proc.poll() is not None or self.ready is False:
             return None
         try:
@@ -259,8 +282,8 @@ class Zygote:
                 self.proc.stdin.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=2)
+        try:  # a zygote still importing torch would only notice after its imports: no waiting
+            self.proc.wait(timeout=0.5 if self.ready else 0.05)
         except subprocess.TimeoutExpired:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -291,7 +314,7 @@ def _threads() -> int:
         return threading.active_count()
 
 
-def _warm_imports() -> None:
+def _warm_imports(extra: bool = True) -> None:
     """What every child would import first: torch and nnlint's dynamic passes and rules.
     Imports only: no tensor op (no thread pool), no CUDA query (no driver state)."""
     import importlib
@@ -321,10 +344,12 @@ def _warm_imports() -> None:
                     pass
     from nnlint import cache, registry  # noqa: F401
 
+    if not extra:
+        return
     registry.all_rules()
     # what the passes import on first use (measured: a child's first model pulled these in)
     for name in ("networkx", "sympy", "libcst", "libcst.metadata", "torch.fx.experimental.symbolic_shapes",
-                 "torch.utils._sympy.functions", "torch._dynamo"):
+                 "torch.utils._sympy.functions"):
         try:
             importlib.import_module(name)
         except Exception:
@@ -350,12 +375,20 @@ def _child(msg: dict[str, Any]) -> None:
         os.dup2(err, 2)
         for fd in (null, out, err):
             os.close(fd)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGCHLD):
-            signal.signal(sig, signal.SIG_DFL)
-        cwd = msg.get("cwd")
-        if cwd and cwd != _START_CWD:  # where the parent is now, as a fresh worker would be
-            os.chdir(cwd)
-            sys.path[:] = [cwd if p == _START_CWD else p for p in sys.path]
+        # where a fresh worker would run: the private folder's cwd/ and tmp/ that the runner
+        # made (runner.start_child), else the parent's current folder; sys.path[0] follows,
+        # as `python -m` puts the working folder there
+        cwd = os.path.join(folder, "cwd")
+        if not os.path.isdir(cwd):
+            cwd = msg.get("cwd") or _START_CWD
+        os.chdir(cwd)
+        sys.path[:] = [cwd if p == _START_CWD else p for p in sys.path]
+        tmp = os.path.join(folder, "tmp")
+        if os.path.isdir(tmp):
+            os.environ["TMPDIR"] = tmp
+            import tempfile
+
+            tempfile.tempdir = None  # gettempdir() reads TMPDIR again
         private = os.path.join(folder, "cwd")
         if os.path.isdir(private):  # as a fresh worker: run in the private folder (runner.start_child)
             import tempfile
@@ -390,7 +423,7 @@ def main() -> None:
         os.write(out_fd, (json.dumps(obj) + "\n").encode())
 
     try:
-        _warm_imports()
+        _warm_imports(extra="--lean" not in sys.argv[1:])
     except Exception as exc:
         say({"ready": False, "why": f"import failed: {type(exc).__name__}: {exc}"})
         return
@@ -406,6 +439,10 @@ def main() -> None:
             return
     except Exception:
         pass
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the imported objects stay out of the children's collections: fewer copy-on-write pages
     say({"ready": True, "pid": os.getpid()})
     buf = b""
     open_children: set[int] = set()

@@ -75,6 +75,11 @@ NORM_MODULES = {
     "InstanceNorm3d": None, "LocalResponseNorm": None, "RMSNorm": None,
 }
 POOL_PREFIXES = ("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "LPPool")
+UPSAMPLE_MODULES = {"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"}
+#: functional resampling: the values keep what made them (logits stay logits)
+RESAMPLE_FUNCS = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+                  *(f"{p}{d}d" for p in ("avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool")
+                    for d in (1, 2, 3))}
 LOSS_MODULES = {
     "CrossEntropyLoss": "ce", "NLLLoss": "nll", "NLLLoss2d": "nll", "BCELoss": "bce",
     "BCEWithLogitsLoss": "bcewl", "MSELoss": "mse",
@@ -1335,6 +1340,11 @@ class _Analyzer:
             return Val(tag="logits", act=short, at=e, batched=x.batched)
         if functional and short in PASS_FUNCS:
             return x
+        if functional and short in RESAMPLE_FUNCS:
+            if x.tag is None and x.k is None:
+                return Val(batched=x.batched) if x.batched else UNKNOWN
+            return replace(x, items=None, const=None) if x.kdim == "chan" else \
+                replace(x, k=None, kdim=None, items=None, const=None)
         if functional and short == "one_hot":
             return Val(target="onehot")
         if short in ("argmax",) or (short == "max" and (len(pos) >= 2 or "dim" in kw)):
@@ -1347,6 +1357,8 @@ class _Analyzer:
             return x if x.tag in ("softmax", "sigmoid", "log_softmax") else UNKNOWN
         if short == "flatten":
             start = self._const(arg_expr(e, 1, "start_dim"))
+            if x.tag is not None:  # torch.flatten(conv_logits, 1): still logits
+                return replace(x, batched="yes" if start == 1 else None, k=None, kdim=None, items=None, const=None)
             return Val(batched="yes") if start == 1 else UNKNOWN
         if short in ("squeeze", "unsqueeze", "transpose", "permute", "reshape"):
             return self._shape_method(fr, e, x, short, args_offset=1)
@@ -1408,7 +1420,7 @@ class _Analyzer:
         if name == "Flatten":
             start = arg_expr(e, 0, "start_dim")
             return Val(obj=Obj("flatten", name, node=e, batch="yes" if start is None or self._const(start) == 1 else None))
-        if name.startswith(POOL_PREFIXES):
+        if name.startswith(POOL_PREFIXES) or name in UPSAMPLE_MODULES:
             return Val(obj=Obj("pool", name, node=e))
         if name in LOSS_MODULES:
             return Val(obj=Obj("loss", name, node=e, loss=LOSS_MODULES[name]))
@@ -1631,11 +1643,13 @@ class _Analyzer:
         if o.kind == "norm":
             return Val(k=x.k, kdim=x.kdim, head=x.head, batched=o.batch or x.batched)
         if o.kind == "flatten":
-            return Val(batched=o.batch)
+            # flattening keeps what made the values: conv logits stay logits
+            return Val(tag=x.tag, act=x.act, at=x.at, model=x.model, batched=o.batch)
         if o.kind == "pool":
+            # pooling and upsampling keep logits logits (and the channel count)
             if x.kdim == "chan":
-                return Val(k=x.k, kdim="chan", head=x.head, batched=x.batched)
-            return Val(batched=x.batched)
+                return Val(tag=x.tag, act=x.act, at=x.at, k=x.k, kdim="chan", head=x.head, batched=x.batched)
+            return Val(tag=x.tag, act=x.act, at=x.at, batched=x.batched)
         if o.kind == "seq":
             v = x
             if v.batched == "maybe" and not fr.forward:

@@ -56,6 +56,7 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
     code = "NN104"
     name = "softmax-before-cross-entropy"
     fix_applicability = "unsafe"  # the model's other callers may want the activation
+    fix_summary = 'drop the trailing softmax/log_softmax (the call, the `self.act(...)` wrapper or the `nn.Sequential` element)'
     severity = Severity.ERROR
 
     VALID = [
@@ -308,4 +309,4 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
                         f"log_softmax): {fix}, or use NLLLoss on log_softmax outputs")
             edit = fixes.drop_call(ctx, v.at)
             yield Finding(f"{what} {tail}", node=u.call, model=v.model,
-                          fix=self.make_fix(f"drop the {v.act or v.tag}", edit) if edit else None)
+                          fix=self.make_fix(f"drop the {v.act or v.tag}", *edit) if edit else None)

@@ -52,6 +52,7 @@ class BceLogitsMismatch(SourceRule):
     code = "NN105"
     name = "bce-logits-mismatch"
     fix_applicability = "unsafe"
+    fix_summary = 'swap `BCELoss` ↔ `BCEWithLogitsLoss` (`F.binary_cross_entropy` ↔ `..._with_logits`) where the loss is built; not with `pos_weight=`'
     severity = Severity.ERROR
 
     VALID = [
@@ -221,6 +222,29 @@ class BceLogitsMismatch(SourceRule):
             """,
             line=15,
             contains="raw logits",
+        ),
+        Invalid(
+            """
+            import torch.nn as nn
+
+            class SegHead(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(16, 1, 1)
+                    self.up = nn.Upsample(scale_factor=4, mode="bilinear")
+
+                def forward(self, x):
+                    return self.up(self.conv(x))
+
+            model = SegHead()
+            criterion = nn.BCELoss()
+
+            def step(x, mask):
+                return criterion(model(x), mask)
+            """,
+            line=16,
+            contains="BCEWithLogitsLoss",
+            note="the conv's logits pass through nn.Upsample first: still logits",
         ),
     ]
 

@@ -66,6 +66,7 @@ class SoftmaxDim(SourceRule):
     code = "NN108"
     name = "softmax-dim"
     fix_applicability = "unsafe"
+    fix_summary = 'pass `dim=-1` (no dim given) or `dim=1` (dim 0 on a batch); the fix says which it chose'
     severity = Severity.WARNING
 
     VALID = [

@@ -53,6 +53,7 @@ class FunctionalDropoutAlwaysOn(SourceRule):
     name = "functional-dropout-always-on"
     severity = Severity.ERROR
     fix_applicability = "safe"
+    fix_summary = 'pass `training=self.training`'
 
     VALID = [
         Valid(

@@ -62,6 +62,7 @@ class UnregisteredSubmodules(SourceRule):
     code = "NN110"
     name = "unregistered-submodules"
     fix_applicability = "safe"
+    fix_summary = 'wrap the list/tuple in `nn.ModuleList(...)`, a string-keyed dict in `nn.ModuleDict(...)` (`ParameterList`/`ParameterDict` for parameters)'
     severity = Severity.ERROR
 
     VALID = [
@@ -328,7 +329,7 @@ class UnregisteredSubmodules(SourceRule):
                     isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString) for e in value.elements):
                 return None  # ModuleDict needs string keys
         name = f"{prefix}.{wrapper.split('.', 1)[1]}"
-        return self.make_fix(f"wrap it in {wrapper}(...)", fixes.replace(ctx, value, f"{name}({ctx.code(value)})"))
+        return self.make_fix(f"wrap it in {wrapper}(...)", *fixes.wrap(ctx, value, f"{name}(", ")"))
 
     def _plain_container(self, ctx, value, method: cst.FunctionDef, name: str) -> tuple[str, bool] | None:
         """('list'|'dict'|'tuple', holds parameters) when ``value`` is a plain container

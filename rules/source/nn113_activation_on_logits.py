@@ -51,6 +51,7 @@ class ActivationOnLogits(SourceRule):
     code = "NN113"
     name = "activation-on-logits"
     fix_applicability = "unsafe"  # the model's other callers may want the activation
+    fix_summary = 'remove the activation after the final layer'
     severity = Severity.ERROR
 
     VALID = [
@@ -266,4 +267,4 @@ class ActivationOnLogits(SourceRule):
 
     def _fix(self, ctx: SourceContext, v):
         edit = fixes.drop_call(ctx, v.at)
-        return self.make_fix(f"remove the {v.act} after the final layer", edit) if edit else None
+        return self.make_fix(f"remove the {v.act} after the final layer", *edit) if edit else None

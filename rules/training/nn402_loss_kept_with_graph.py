@@ -85,6 +85,7 @@ class LossKeptWithGraph(SourceRule):
     name = "loss-kept-with-graph"
     severity = Severity.WARNING
     fix_applicability = "safe"
+    fix_summary = 'accumulate `loss.item()`'
 
     VALID = [
         Valid(

@@ -71,6 +71,7 @@ class UnshuffledTrainLoader(SourceRule):
     code = "NN405"
     name = "unshuffled-train-loader"
     fix_applicability = "unsafe"  # an IterableDataset or a deliberate order (curriculum) breaks
+    fix_summary = 'pass `shuffle=True`'
     severity = Severity.WARNING
 
     VALID = [

@@ -179,6 +179,17 @@ class OptimizerMissesParameters(SourceRule):
             """,
             note="assigning plain attributes or a parameter's data keeps the same tensors",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            model.encoder = nn.DataParallel(model.encoder)
+            optimizer.step()
+            """,
+            note="a wrapper around the same layer keeps its parameters",
+        ),
     ]
 
     INVALID = [
@@ -272,6 +283,8 @@ class OptimizerMissesParameters(SourceRule):
                                                                            and isinstance(t.target, cst.Subscript))):
                     continue
                 shown = ctx.code(t.target)
+                if any(ctx.code(x.value) == shown for x in st.value.args):
+                    continue  # a wrapper around the same layer (nn.DataParallel(model.fc)) keeps its parameters
                 if _handled(ctx, a, stmts, model, base, at):
                     continue
                 created = ctx.code(st.value.func) if isinstance(st.value, cst.Call) else "a new layer"

@@ -80,6 +80,8 @@ class PaddingNotIgnored(SourceRule):
 
     code = "NN409"
     name = "padding-not-ignored"
+    fix_applicability = "unsafe"
+    fix_summary = 'add `ignore_index=<pad id>` to the loss'
     severity = Severity.WARNING
 
     VALID = [
@@ -139,6 +141,17 @@ class PaddingNotIgnored(SourceRule):
             loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1))
             """,
             note="padding relabelled -100, the default ignore_index",
+        ),
+        Valid(
+            """
+            import torch.nn.functional as F
+            from transformers import DataCollatorForLanguageModeling
+
+            collate = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+            model.config.pad_token_id = tokenizer.pad_token_id
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), batch["labels"][:, 1:].reshape(-1))
+            """,
+            note="a Hugging Face collator pads the labels with -100",
         ),
         Valid(
             """
@@ -227,7 +240,8 @@ class PaddingNotIgnored(SourceRule):
         pad = _padding(ctx)
         if pad is None:
             return
-        relabelled = bool(re.search(r"-\s*100\b", text))
+        # -100 is CrossEntropyLoss's default ignore_index; Hugging Face data collators pad labels with it
+        relabelled = bool(re.search(r"-\s*100\b", text)) or "DataCollator" in text
         a = None
         for call, func in ctx.calls:
             q = ctx.qualname(call)
