@@ -201,3 +201,18 @@ def test_the_guards_refuse_network_and_writes_outside_the_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "ALLOWED" not in proc.stdout and proc.stdout.split()[-1] == "3"
     assert (inside / "ok.txt").exists() and not (tmp_path / "out.txt").exists() and not (tmp_path / "newdir").exists()
+
+
+def test_a_decorated_definition_is_kept_a_registry_decorator_is_how_a_class_is_defined():
+    sl = _slice("""
+        import torch.nn as nn
+        from mmdet.registry import MODELS
+
+        @MODELS.register_module()
+        class Head(nn.Module):
+            pass
+
+        for cfg in []:
+            pass
+    """)
+    assert "class Head" in _kept(sl) and "Head" not in sl.unavailable
