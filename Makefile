@@ -28,6 +28,9 @@ bench: setup
 	$(BIN)/python benchmarks/static_speed.py
 	$(BIN)/python benchmarks/graph_scale.py
 	$(BIN)/python benchmarks/probe_cost.py
+	$(BIN)/python benchmarks/warm_worker.py
+	$(BIN)/python benchmarks/cache_rerun.py
+	$(BIN)/python benchmarks/server_latency.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .nnlint_cache

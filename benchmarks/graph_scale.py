@@ -148,6 +148,22 @@ class Transformer(nn.Module):
         return self.output(self.norm(h)).float()
 '''
 
+#: a 7 B Llama built through transformers (Llama-2 7B's LlamaConfig), nothing downloaded
+HF_LLAMA = '''
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+config = LlamaConfig(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                     num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=2048)
+
+
+def nnlint_examples():
+    return [{"model": lambda: LlamaForCausalLM(config), "inputs": {"input_ids": torch.randint(0, 32000, (1, 128))}}]
+'''
+
+#: the floor a real-architecture file is compared with: the imports every such check needs
+BARE_IMPORT = "import torch, transformers"
+
 REAL_BUILD = '''
 import sys, time, resource, json
 sys.path.insert(0, sys.argv[1])
@@ -181,6 +197,8 @@ def run_case(cmd: list[str], label: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-real", action="store_true", help="skip the real-weights construction of GPT-2-XL")
+    ap.add_argument("--archs", default="bert,gpt2,t5,vit,wav2vec2",
+                    help="transformers architectures (tests/real_models.py) timed per file against a bare import")
     args = ap.parse_args()
     folder = tempfile.mkdtemp(prefix="nnlint-scale-")
     with open(os.path.join(folder, "gpt2_xl.py"), "w") as fh:
@@ -188,7 +206,10 @@ def main() -> int:
     with open(os.path.join(folder, "llama_7b.py"), "w") as fh:
         fh.write(LLAMA)
     nnlint = [sys.executable, "-m", "nnlint", "--isolated", "--exit-zero", "--color", "never"]
+    with open(os.path.join(folder, "hf_llama_7b.py"), "w") as fh:
+        fh.write(HF_LLAMA)
     cases = [
+        ("Llama 7 B via transformers LlamaConfig, graph pass", nnlint + ["--select", "NN0,NN2", os.path.join(folder, "hf_llama_7b.py")]),
         ("GPT-2-XL 1.56 B, graph pass (meta device)", nnlint + ["--select", "NN0,NN2", os.path.join(folder, "gpt2_xl.py")]),
         ("Llama 7 B, graph pass (meta device)", nnlint + ["--select", "NN0,NN2", os.path.join(folder, "llama_7b.py")]),
         ("Llama 7 B, default rules (probe selected -> NN006)", nnlint + [os.path.join(folder, "llama_7b.py")]),
@@ -208,10 +229,26 @@ def main() -> int:
         real["label"] = "GPT-2-XL 1.56 B, real weights (torchinfo-style), construction only"
         real["findings"] = []
         results.append(real)
+    # real architectures: one file each, all passes, next to the bare import floor
+    if args.archs:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests import real_models
+
+        results.append(run_case([sys.executable, "-c", BARE_IMPORT], f"floor: python -c '{BARE_IMPORT}'"))
+        results[-1]["findings"] = []
+        floor = results[-1]["wall_s"]
+        for arch in filter(None, args.archs.split(",")):
+            path = os.path.join(folder, f"hf_{arch}.py")
+            with open(path, "w") as fh:
+                fh.write(real_models.transformers_source(arch))
+            r = run_case(nnlint + [path], f"transformers {arch} file, all passes")
+            r["findings"] = [line for line in r["stdout"].splitlines() if ": NN" in line]
+            r["label"] += f" ({r['wall_s'] / floor:.1f}x floor)"
+            results.append(r)
     print(f"machine: {os.cpu_count()} CPUs; torch run in child processes; targets: < 15 s, < 1024 MB per shape check")
-    print(f"{'case':<58} {'wall s':>8} {'peak RSS MB':>12}")
+    print(f"{'case':<62} {'wall s':>8} {'peak RSS MB':>12}")
     for r in results:
-        print(f"{r['label']:<58} {r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.0f}")
+        print(f"{r['label']:<62} {r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.0f}")
         for f in r["findings"]:
             print(f"    {os.path.basename(f)[:150]}")
         if r.get("rc") not in (None, 0) or r.get("error"):

@@ -37,6 +37,8 @@ class Report:
     path: str
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the probe's per-layer measurements (gradient norms, activation scales, dead fractions)
+    stats: dict[str, Any] | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[Diagnostic]:
         return iter(self.diagnostics)
@@ -46,6 +48,12 @@ class Report:
 
     def __bool__(self) -> bool:  # a Report is truthy when it has findings
         return bool(self.diagnostics)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the same page as ``nnlint --report``: findings, charts, module tree."""
+        from nnlint import report
+
+        return report.render(self.stats, self.diagnostics, fragment=True, title=self.model)
 
     def codes(self) -> list[str]:
         return [d.code for d in self.diagnostics]
@@ -207,6 +215,7 @@ def check(
     errors: list[str] = []
     notes: list[str] = []
     diags: list[Diagnostic] = []
+    stats = None
 
     graph_rules = [r for r in rules if r.pass_ == "graph"]
     unused: list[str] = []
@@ -250,6 +259,7 @@ def check(
             "estimated_bytes": None,
         }
         result = run_probe(example, probe_rules, settings, path, name)
+        stats = getattr(result, "stats", None)
         diags.extend(result)
         errors.extend(getattr(result, "errors", []) or [])
         notes.extend(getattr(result, "notes", []) or [])
@@ -260,4 +270,5 @@ def check(
     if text is not None:
         diags = suppression.apply(diags, {path: text})
     diags.sort(key=lambda d: (d.line, d.code, d.module or "", d.message))
-    return Report(diagnostics=diags, model=name, path=path, errors=errors, notes=notes)
+    return Report(diagnostics=diags, model=name, path=path, errors=errors, notes=notes,
+                  stats=stats)

@@ -19,7 +19,7 @@ from nnlint import config as config_mod
 from nnlint import registry
 from nnlint.config import ConfigError
 
-SUBCOMMANDS = ("check", "rule", "rules")
+SUBCOMMANDS = ("check", "rule", "rules", "clean", "server")
 FORMATS = ("text", "json", "sarif", "github")
 
 
@@ -70,7 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
     check.add_argument("-j", "--jobs", type=int, help="parallel processes (default: CPU count)")
     check.add_argument("-o", "--output-file", type=Path, help="write the report here instead of stdout")
+    check.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    check.add_argument("--cache-dir", help="where the result cache lives (default: .nnlint_cache at the project root)")
     check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour text output (default: on a TTY, unless NO_COLOR)")
+    fx = check.add_argument_group("fixes (source rules; see the fix table in the README)")
+    fx.add_argument("--fix", action="store_true", help="apply safe fixes, then report what is left")
+    fx.add_argument("--unsafe-fixes", action="store_true", help="apply unsafe fixes too (review them: they change behaviour)")
+    fx.add_argument("--diff", action="store_true", help="print the fixes as a unified diff and write nothing")
+    fx.add_argument("--add-noqa", action="store_true", help="append '# noqa: CODE' to every reported line")
+    check.add_argument("--report", type=Path, metavar="DIR",
+                       help="write one self-contained HTML report per checked model into DIR (needs nnlint[report])")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="list each model found: how it was built, its input and loss and where they came from, "
+                            "and every class left out and why (stderr)")
     dyn = check.add_argument_group("graph and probe passes (run user code in a child process)")
     dyn.add_argument("--model", help="class or factory to build (default: discovered)")
     dyn.add_argument("--input-shape", type=_shape, help="example input shape, e.g. 8,3,32,32")
@@ -87,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     rule.add_argument("code", help="a rule code (NN101) or name (reused-layer-input)")
     rules = sub.add_parser("rules", help="list all rules")
     rules.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    clean = sub.add_parser("clean", help="remove the result cache (.nnlint_cache) of the project here")
+    clean.add_argument("path", nargs="?", default=".", help="a folder in the project (default: .)")
+    clean.add_argument("--cache-dir", help="the cache folder to remove (default: the project's)")
+    server = sub.add_parser("server", help="run the language server (LSP over stdio; needs nnlint[lsp])")
+    server.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
     return parser
 
 
@@ -111,6 +128,12 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
             return _cmd_rule(args.code, out, err)
         if args.command == "rules":
             return _cmd_rules(args.format, out)
+        if args.command == "clean":
+            return _cmd_clean(args, out, err)
+        if args.command == "server":
+            from nnlint import server
+
+            return server.main(err)
         return _cmd_check(args, out, err)
     except ConfigError as exc:
         err.write(f"nnlint: configuration error: {exc}\n")
@@ -174,8 +197,31 @@ def _cmd_rules(fmt: str, out: TextIO) -> int:
     return 0
 
 
+def _cmd_clean(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from nnlint import cache
+
+    start = Path(args.path)
+    cfg = config_mod.load(config_mod.find_pyproject(start if start.exists() else Path(".")))
+    if cfg.root is None and start.is_dir():
+        cfg.root = start
+    directory = cache.cache_dir_for(cfg, args.cache_dir)
+    if not directory.exists():
+        out.write(f"no cache at {directory}\n")
+        return 0
+    if not cache.clean(directory):
+        err.write(f"nnlint: {directory} has no nnlint CACHEDIR.TAG; not removing it\n")
+        return 2
+    out.write(f"removed {directory}\n")
+    return 0
+
+
 def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from nnlint import engine
+
+    if not args.static and args.paths and len(args.paths) <= 8 and all(os.path.isfile(p) for p in args.paths):
+        # named files: start the warm worker's torch import now, beside reading the config
+        # and the rules (a one-file run's critical path); a folder waits for its file list
+        engine._prestart_worker(list(args.paths), config_mod.Config(), engine.Options())
 
     if args.isolated:
         cfg = config_mod.Config()
@@ -209,8 +255,51 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     opts = engine.Options(
         static=args.static, jobs=args.jobs, overfit=args.overfit, model=args.model, input_shape=args.input_shape,
         input_dtype=args.input_dtype, kwargs=args.kwargs, data=args.data,
+        cache=not args.no_cache and args.report is None, cache_dir=args.cache_dir,
+        report=str(args.report) if args.report is not None else None,
     )
+    if args.diff or args.fix or args.unsafe_fixes:
+        from nnlint import fixes
+
+        files, problems = engine.collect_files(args.paths, cfg)
+        outcomes = fixes.fix_files(files, rules, cfg, unsafe=args.unsafe_fixes, write=not args.diff)
+        for o in outcomes:
+            if o.error:
+                err.write(f"nnlint: {o.path}: fixes stopped: {o.error}\n")
+        changed = [o for o in outcomes if o.changed]
+        n = sum(sum(o.applied.values()) for o in changed)
+        hidden = sum(o.hidden for o in outcomes)
+        more = f"; {hidden} more with --unsafe-fixes" if hidden else ""
+        if args.diff:
+            for o in changed:
+                out.write(fixes.unified_diff(o))
+            for p in problems:
+                err.write(f"nnlint: error: {p}\n")
+            err.write(f"nnlint: {n} fix{'es' * (n != 1)} available in {len(changed)} file{'s' * (len(changed) != 1)}{more}\n")
+            return 2 if problems else (1 if changed and not args.exit_zero else 0)
+        if n:
+            codes = {}
+            for o in changed:
+                for c, k in o.applied.items():
+                    codes[c] = codes.get(c, 0) + k
+            listing = ", ".join(f"{c} x{k}" for c, k in sorted(codes.items()))
+            err.write(f"nnlint: Fixed {n} problem{'s' * (n != 1)} ({listing}) in {len(changed)} file{'s' * (len(changed) != 1)}{more}.\n")
+        elif hidden:
+            err.write(f"nnlint: no safe fix applies; {hidden} unsafe fix{'es' * (hidden != 1)} with --unsafe-fixes.\n")
     result = engine.lint(args.paths, cfg, opts, rules)
+    if args.add_noqa:
+        from nnlint import fixes
+
+        added = fixes.add_noqa(result.diagnostics)
+        total = sum(added.values())
+        err.write(f"nnlint: Added {total} noqa directive{'s' * (total != 1)} in {sum(1 for v in added.values() if v)} file"
+                  f"{'s' * (sum(1 for v in added.values() if v) != 1)}.\n")
+        return 2 if result.errors else 0
+    if args.report is not None:
+        from nnlint import report as report_mod
+
+        for written in report_mod.write_reports(result, args.report, err):
+            err.write(f"nnlint: report written to {written}\n")
     from nnlint.reporters import REPORTERS
 
     fmt = args.format or "text"
@@ -225,6 +314,9 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             REPORTERS[fmt](result, fh, color=False)
     else:
         REPORTERS[fmt](result, out, color=color)
+    if getattr(args, "verbose", False):
+        for line in result.verbose:
+            err.write(f"nnlint: {line}\n")
     for note in result.notes:
         err.write(f"nnlint: {note}\n")
     for problem in result.errors:

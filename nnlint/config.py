@@ -33,6 +33,7 @@ KNOWN_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "jobs": (int, "parallel processes for the source pass"),
     "overfit-steps": (int, "optimizer steps of the opt-in --overfit probe (NN312)"),
     "models": (list, "[[tool.nnlint.models]] declarations: target, kwargs, inputs, loss"),
+    "cache-dir": (str, "where the result cache lives (default .nnlint_cache at the project root)"),
 }
 
 
@@ -52,6 +53,7 @@ class Config:
     jobs: int | None = None
     overfit_steps: int = 30
     models: list[dict[str, Any]] = field(default_factory=list)
+    cache_dir: str | None = None
     #: directory of the pyproject.toml the settings came from (globs are relative to it)
     root: Path | None = None
     source_file: Path | None = None
@@ -176,6 +178,8 @@ def from_table(table: dict[str, Any], where: str = "[tool.nnlint]") -> Config:
         cfg.jobs = table["jobs"]
     if "overfit-steps" in table:
         cfg.overfit_steps = table["overfit-steps"]
+    if "cache-dir" in table:
+        cfg.cache_dir = str(table["cache-dir"])
     if "models" in table:
         for i, entry in enumerate(table["models"]):
             if not isinstance(entry, dict) or "target" not in entry:

@@ -33,13 +33,28 @@ class Edit:
     end_line: int
     end_column: int
     replacement: str
+    cell: int | None = None  # notebooks: the cell the edit applies to (positions cell-relative)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.cell is None:
+            del out["cell"]
+        return out
 
 
 @dataclass(frozen=True)
 class Fix:
+    """Edits that resolve a finding. ``safe`` fixes keep the program's meaning where the
+    finding is right and are applied by ``--fix``; unsafe ones change behaviour the user
+    must review and need ``--unsafe-fixes`` (ruff's applicability)."""
+
     description: str
     edits: tuple[Edit, ...] = ()
     safe: bool = False
+
+    @property
+    def applicability(self) -> str:
+        return "safe" if self.safe else "unsafe"
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,10 @@ class Diagnostic:
     evidence: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     fix: Fix | None = None
     related: tuple[Location, ...] = ()
+    cell: int | None = None  # notebooks: 1-based cell; line/column are then cell-relative
+    #: where the settings a dynamic finding rests on came from, e.g.
+    #: {"input": "guessed", "loss": "file", "target": "guessed"}; values declared | file | guessed
+    guesses: dict[str, str] | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         # Normalise so every consumer can rely on 1-based, ordered spans.
@@ -85,7 +104,7 @@ class Diagnostic:
 
     @property
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code, self.message)
+        return (self.path, self.cell or 0, self.line, self.column, self.code, self.message)
 
     def with_(self, **changes: Any) -> "Diagnostic":
         return replace(self, **changes)
@@ -112,10 +131,15 @@ class Diagnostic:
             out["fix"] = {
                 "description": self.fix.description,
                 "safe": self.fix.safe,
-                "edits": [asdict(e) for e in self.fix.edits],
+                "edits": [e.to_dict() for e in self.fix.edits],
+                "applicability": self.fix.applicability,
             }
+        if self.cell is not None:
+            out["cell"] = self.cell
         if self.related:
             out["related"] = [asdict(r) for r in self.related]
+        if self.guesses:
+            out["guesses"] = dict(self.guesses)
         return out
 
     @classmethod
@@ -140,9 +164,11 @@ class Diagnostic:
             else Fix(
                 description=fix["description"],
                 edits=tuple(Edit(**e) for e in fix.get("edits", [])),
-                safe=bool(fix.get("safe", False)),
+                safe=bool(fix.get("safe", fix.get("applicability") == "safe")),
             ),
+            cell=d.get("cell"),
             related=tuple(Location(**r) for r in d.get("related", [])),
+            guesses=dict(d["guesses"]) if d.get("guesses") else None,
         )
 
 

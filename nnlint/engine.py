@@ -29,6 +29,11 @@ class Options:
     input_dtype: str | None = None
     kwargs: dict | None = None
     data: str | None = None
+    #: the result cache (nnlint.cache): on for the command line unless --no-cache
+    cache: bool = False
+    #: --report DIR: the probe hands back its per-layer measurements (RunResult.stats)
+    report: str | None = None
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -36,7 +41,14 @@ class RunResult:
     diagnostics: list[Diagnostic]
     files: int
     models: int = 0
+    models_not_checked: int = 0
     models_not_probed: int = 0
+    #: files whose code the dynamic passes ran (they define a model)
+    files_run: int = 0
+    #: the probe's per-layer measurements per model (with Options.report)
+    stats: list = field(default_factory=list)
+    #: --verbose lines: each model, how it was built, its input and loss; classes left out and why
+    verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # usage/internal problems -> exit 2
     notes: list[str] = field(default_factory=list)  # one-line remarks for the user (stderr)
     duration_s: float = 0.0
@@ -75,7 +87,7 @@ def collect_files(paths: Iterable[str], cfg: Config) -> tuple[list[str], list[st
                 and not cfg.is_excluded(Path(dirpath, d))
             )
             for name in sorted(filenames):
-                if name.endswith(".py") and not cfg.is_excluded(Path(dirpath, name)):
+                if name.endswith((".py", ".ipynb")) and not cfg.is_excluded(Path(dirpath, name)):
                     found.append(os.path.normpath(os.path.join(dirpath, name)))  # "a.py", not "./a.py"
         files.extend(_drop_gitignored(found, p))
     seen: set[str] = set()
@@ -125,6 +137,15 @@ def read_source(path: str) -> tuple[str | None, Diagnostic | None]:
         data = Path(path).read_bytes()
     except OSError as exc:
         return bad(f"cannot read file: {exc.strerror or exc}")
+    if path.endswith(".ipynb"):  # the code cells as one program (nnlint/notebook.py)
+        from nnlint import notebook
+
+        try:
+            return notebook.parse(path, data.decode("utf-8-sig")).program, None
+        except UnicodeDecodeError:
+            return bad("not a Jupyter notebook: the file is not UTF-8 text")
+        except notebook.NotebookError as exc:
+            return bad(exc.message, exc.line)
     if b"\0" in data[:8192]:
         return bad("binary file (contains NUL bytes), not Python source")
     try:
@@ -238,27 +259,142 @@ def run_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, jobs
 
 
 # ---------------------------------------------------------------------------------------
+# the result cache and the warm worker (hooks; the work is in nnlint.cache and
+# nnlint.passes.zygote)
+
+
+def _prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
+    """Start the warm worker's zygote now when some file may need the dynamic passes, so
+    that torch's import runs beside the source pass."""
+    try:
+        from nnlint.passes import zygote
+    except ImportError:
+        return
+    if not zygote.usable():
+        return
+    mentions = 0
+    for f in files[:2000]:
+        try:
+            with open(f, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        if b"torch" in data or b"lightning" in data:
+            mentions += 1
+            if mentions > 1:
+                break
+    if mentions or cfg.models or opts.model:
+        zygote.prestart(extra=mentions > 1)
+
+
+def _cached_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, opts: Options, store,
+                        dynamic: bool) -> tuple[list[Diagnostic], list[str], dict[str, str]]:
+    diags: list[Diagnostic] = []
+    texts: dict[str, str] = {}
+    misses = []
+    for f in files:
+        hit = store.get_static(f)
+        if hit is None:
+            misses.append(f)
+            continue
+        text, problem = read_source(f)
+        if text is None:
+            misses.append(f)
+            continue
+        try:
+            diags.extend(Diagnostic.from_dict(d) for d in hit)
+        except (KeyError, TypeError, ValueError):
+            misses.append(f)
+            continue
+        texts[f] = text
+    if dynamic and misses:
+        _prestart_worker(files, cfg, opts)
+    new, errors, new_texts = run_source_pass(misses, rules, cfg, opts.jobs) if misses else ([], [], {})
+    diags.extend(new)
+    texts.update(new_texts)
+    by_path: dict[str, list[dict]] = {f: [] for f in misses}
+    for d in new:
+        by_path.setdefault(d.path, []).append(d.to_dict())
+    for f in misses:
+        if f in new_texts and not any(e.startswith(f"{f}:") for e in errors):
+            store.put_static(f, by_path.get(f, []))
+    return diags, errors, texts
+
+
+def _cached_dynamic(candidates: list[str], store, diags: list[Diagnostic], result: RunResult) -> list[str]:
+    """Adds the cached dynamic results to ``diags``/``result``; returns the files to run."""
+    misses = []
+    for f in candidates:
+        hit = store.get_dynamic(f)
+        if hit is None:
+            misses.append(f)
+            continue
+        try:
+            found = [Diagnostic.from_dict(d) for d in hit["diagnostics"]]
+        except (KeyError, TypeError, ValueError):
+            misses.append(f)
+            continue
+        diags.extend(found)
+        result.models += int(hit.get("models") or 0)
+        result.models_not_probed += int(hit.get("models_not_probed") or 0)
+        if hasattr(result, "models_not_checked"):
+            result.models_not_checked += int(hit.get("models_not_checked") or 0)
+        if hasattr(result, "files_run"):
+            result.files_run += 1  # its code was run, when the entry was made
+        result.notes.extend(str(n) for n in hit.get("notes") or [])
+        if hasattr(result, "verbose"):
+            result.verbose.extend(str(n) for n in hit.get("verbose") or [])
+    return misses
+
+
+# ---------------------------------------------------------------------------------------
 # the whole run
 
 
 def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) -> RunResult:
     started = time.perf_counter()
     files, errors = collect_files(paths, cfg)
-    diags, internal, texts = run_source_pass(files, rules, cfg, opts.jobs)
+    store = None
+    if getattr(opts, "cache", False):
+        from nnlint import cache as cache_mod
+
+        if not cache_mod.disabled_by_env():
+            store = cache_mod.Cache(cache_mod.cache_dir_for(cfg, getattr(opts, "cache_dir", None)), cfg, opts,
+                                    [r.code for r in rules])
+    dynamic_rules = [r for r in rules if r.pass_ in ("graph", "probe", "data")]
+    dynamic = not opts.static and bool(dynamic_rules or any(r.pass_ == "tool" for r in rules))
+    if dynamic and store is None:
+        _prestart_worker(files, cfg, opts)  # torch's import overlaps the source pass
+    if store is not None:
+        diags, internal, texts = _cached_source_pass(files, rules, cfg, opts, store, dynamic)
+    else:
+        diags, internal, texts = run_source_pass(files, rules, cfg, opts.jobs)
     errors.extend(internal)
     result = RunResult(diagnostics=[], files=len(files), errors=errors)
 
-    dynamic_rules = [r for r in rules if r.pass_ in ("graph", "probe", "data")]
-    if not opts.static and (dynamic_rules or any(r.pass_ == "tool" for r in rules)):
+    if dynamic:
         from nnlint.passes import runner
 
         syntax_broken = {d.path for d in diags if d.code == "NN001"}
         candidates = [f for f in files if f in texts and f not in syntax_broken and runner.wants(f, texts[f], cfg, opts)]
+        if store is not None and candidates and not getattr(opts, "model", None):
+            candidates = _cached_dynamic(candidates, store, diags, result)
         if candidates or cfg.models or getattr(opts, "model", None):
             dyn = runner.run_dynamic(candidates, texts, cfg, opts, rules)
+            if store is not None and not getattr(opts, "model", None):
+                for path, r in dyn.per_file.items():
+                    if not r.errors:
+                        store.put_dynamic(path, [d.to_dict() for d in r.diagnostics], r.models,
+                                          r.models_not_probed, r.notes, r.imported,
+                                          extra={"models_not_checked": r.models_not_checked,
+                                                 "verbose": r.verbose})
             diags.extend(dyn.diagnostics)
             result.models += dyn.models
             result.models_not_probed += dyn.models_not_probed
+            result.models_not_checked += dyn.models_not_checked
+            result.files_run += dyn.files_run
+            result.stats.extend(dyn.stats)
+            result.verbose.extend(dyn.verbose)
             result.notes.extend(dyn.notes)
             result.errors.extend(dyn.errors)
             for path, text in dyn.texts.items():
@@ -268,9 +404,29 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     diags = [d for d in diags if d.code in selected or d.pass_ == "tool" and d.code == "NN001"]
     diags = [d for d in diags if not any(d.code.startswith(c) for c in cfg.ignored_codes_for(d.path))]
     diags = suppression.apply(diags, texts)
+    diags = _to_cells(diags, [f for f in files if f.endswith(".ipynb") and f in texts])
+    # a finding the probe saw by a loss raising (evidence seen_by=probe) yields to the same
+    # rule's static finding at that line: one finding per cause
+    static = {(d.path, d.line, d.code) for d in diags if d.pass_ == "source"}
+    diags = [d for d in diags if not ((d.evidence or {}).get("seen_by") == "probe" and (d.path, d.line, d.code) in static)]
     unique = {}
     for d in diags:
-        unique.setdefault((d.path, d.line, d.column, d.code, d.message, d.module), d)
+        unique.setdefault((d.path, d.cell, d.line, d.column, d.code, d.message, d.module), d)
     result.diagnostics = sorted(unique.values(), key=lambda d: d.sort_key)
     result.duration_s = time.perf_counter() - started
     return result
+
+
+def _to_cells(diags: list[Diagnostic], notebooks: list[str]) -> list[Diagnostic]:
+    """Diagnostics of notebooks (positions in the cells' program) at their cell and line."""
+    if not notebooks:
+        return diags
+    from nnlint import notebook
+
+    books = {}
+    for path in notebooks:
+        try:
+            books[path] = notebook.parse(path, Path(path).read_bytes().decode("utf-8-sig"))
+        except (OSError, UnicodeDecodeError, notebook.NotebookError):
+            continue
+    return [notebook.map_diagnostic(books[d.path], d) if d.path in books and d.cell is None else d for d in diags]

@@ -73,6 +73,10 @@ class Rule:
     needs: ClassVar[frozenset[str]] = frozenset()
     #: rules that are off unless selected by exact code or an opt-in flag
     opt_in: ClassVar[bool] = False
+    #: "safe" or "unsafe" when the rule offers a fix (``yield Finding(..., fix=self.make_fix(...))``)
+    fix_applicability: ClassVar[str | None] = None
+    #: what the fix does, for the README's fix table
+    fix_summary: ClassVar[str] = ""
     VALID: ClassVar[list[Valid | str]] = []
     INVALID: ClassVar[list[Invalid]] = []
 
@@ -83,6 +87,11 @@ class Rule:
 
     def check(self, ctx: Any) -> Iterable[Finding]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def make_fix(self, description: str, *edits: Any) -> Fix:
+        """A fix of this rule's applicability; ``edits`` from the helpers in ``nnlint.fixes``."""
+        assert self.fix_applicability in ("safe", "unsafe"), f"{self.code}: set fix_applicability"
+        return Fix(description, tuple(edits), safe=self.fix_applicability == "safe")
 
     @classmethod
     def docs(cls) -> str:

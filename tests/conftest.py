@@ -27,6 +27,9 @@ def _enable_cpu_torchvision() -> None:
 
 
 _enable_cpu_torchvision()
+# the result cache stays off in tests (they lint fixtures in this checkout); the cache's
+# own tests turn it on with a temporary cache folder
+os.environ.setdefault("NNLINT_NO_CACHE", "1")
 
 
 @pytest.fixture

@@ -276,7 +276,8 @@ def test_two_inputs_each_from_its_own_layer(tmp_path):
 
 def test_import_failure_points_at_the_users_line(tmp_path):
     path = tmp_path / "broken.py"
-    path.write_text("import os\n\ndef helper():\n    return int('x')\n\nVALUE = helper()\n")
+    path.write_text("import os\n\ndef helper():\n    return int('x')\n\nVALUE = helper()\n\n"
+                    "class Net:\n    def width(self):\n        return VALUE\n")
     with pytest.raises(loader.ImportFailure) as info:
         loader.import_file(str(path))
     assert info.value.line == 4 and isinstance(info.value.exc, ValueError)
@@ -367,11 +368,13 @@ def test_a_training_script_is_not_run_at_import(tmp_path, work):
     module, path, _ = _module(tmp_path, SCRIPT.replace("{work}", work.replace("\n", "\n    ")))
     assert not Path(path).with_suffix(".ran").exists()
     assert module.HIDDEN == 16 and str(module.device) in ("cpu", "cuda")
-    assert not hasattr(module, "model")  # not built: a call the script makes, dropped with the work
+    assert isinstance(module.model, torch.nn.Module)  # a module-level model is built (and checked), not trained
     assert isinstance(module.Net(), torch.nn.Module)
 
 
-def test_a_script_whose_model_needs_a_computed_value_is_imported_whole(tmp_path):
+def test_a_script_is_never_imported_whole_a_value_from_a_loop_is_not_computed(tmp_path):
+    """What a model needs is computed when it is a pure function of the file (WIDTH from
+    its own helper); what a loop fills (RUNS) is not, and nothing else of the script runs."""
     module, _, _ = _module(tmp_path, """
         import torch.nn as nn
 
@@ -389,20 +392,27 @@ def test_a_script_whose_model_needs_a_computed_value_is_imported_whole(tmp_path)
         for i in range(3):
             RUNS.append(i)
     """)
-    assert module.WIDTH == 16 and module.RUNS == [0, 1, 2] and module.Net().fc.out_features == 16
+    assert module.WIDTH == 16 and not hasattr(module, "RUNS") and module.Net().fc.out_features == 16
 
 
-def test_a_module_without_module_level_work_is_imported_as_is(tmp_path):
+def test_a_module_without_module_level_work_runs_only_what_its_models_need(tmp_path):
     module, _, _ = _module(tmp_path, """
         import torch.nn as nn
         print("chatter")
         LAYERS = [nn.Linear(2, 2) for _ in range(2)]
+        HIDDEN = 3
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(2, HIDDEN)
     """)
-    assert len(module.LAYERS) == 2
+    assert module.HIDDEN == 3 and not hasattr(module, "LAYERS")
 
 
-def test_a_script_that_fills_a_registry_the_model_reads_is_imported_whole(tmp_path):
-    module, _, _ = _module(tmp_path, """
+def test_a_registry_filled_by_a_loop_makes_the_model_nn002_never_a_whole_import(tmp_path):
+    path = tmp_path / "registry.py"
+    path.write_text(textwrap.dedent("""
         import torch.nn as nn
 
         ACTIVATIONS = {}
@@ -414,5 +424,12 @@ def test_a_script_that_fills_a_registry_the_model_reads_is_imported_whole(tmp_pa
                 super().__init__()
                 self.fc = nn.Linear(4, 4)
                 self.act = ACTIVATIONS[act]()
-    """)
-    assert set(module.ACTIVATIONS) == {"relu", "gelu"} and isinstance(module.Net().act, torch.nn.GELU)
+
+            def forward(self, x):
+                return self.act(self.fc(x))
+    """))
+    module = loader.import_file(str(path))
+    assert module.ACTIVATIONS == {}  # kept (the class reads it), but the loop that fills it is not run
+    cands = loader.find_candidates(module, str(path), path.read_text(), {})
+    (net,) = cands
+    assert net.problem and "ACTIVATIONS" in net.problem and "line 5" in net.problem

@@ -158,7 +158,8 @@ def test_json_validates_against_the_contract(result):
     jsonschema.validate(doc, schema, cls=jsonschema.validators.validator_for(schema))
     assert doc["version"] == 1
     assert doc["nnlint_version"] == nnlint.__version__
-    assert doc["summary"] == {"files": 2, "models": 0, "models_not_probed": 0, "errors": 4, "warnings": 0,
+    assert doc["summary"] == {"files": 2, "models": 0, "models_not_checked": 0, "models_not_probed": 0, "errors": 4,
+                              "warnings": 0,
                               "infos": 1, "duration_s": 0.0}
     nan = next(d for d in doc["diagnostics"] if d["code"] == "NN004")
     assert nan["evidence"] == {"nodes": 3, "ratio": "nan", "shape": [8, 3, 32, 32]}
@@ -256,7 +257,22 @@ def test_text_summary_line():
     res = engine.RunResult(diagnostics=[], files=1)
     assert text.summary_line(res) == "All checks passed: 1 file in 0.00s."
     res.files, res.models, res.models_not_probed = 3, 2, 1
-    assert text.summary_line(res) == "All checks passed: 3 files, 2 models checked, 1 not probed (see NN002) in 0.00s."
+    assert text.summary_line(res) == "All checks passed: 3 files, 2 models found: 2 checked, 1 not probed in 0.00s."
+
+
+def test_summary_says_what_was_not_checked_and_never_all_passed_when_nothing_was():
+    """Issue 11.4: found / checked / not checked (with the NN002 count), and a run that
+    checked no model of a file defining models never ends with 'All checks passed'."""
+    res = engine.RunResult(diagnostics=[], files=1)
+    res.files_run = 1
+    assert text.summary_line(res) == "No problems found, but no model was checked: 1 file, 0 models found: 0 checked in 0.00s."
+    nn002 = Diagnostic(code="NN002", name="model-not-checked", severity=Severity.INFO, message="m", pass_="tool",
+                       path="a.py", line=1, column=1)
+    res = engine.RunResult(diagnostics=[nn002], files=2, models=3, models_not_checked=1)
+    res.files_run = 2
+    assert text.summary_line(res).startswith("Found 1 problem (0 errors, 0 warnings, 1 info): 2 files, 4 models found: "
+                                             "3 checked, 1 not checked (1 NN002) in ")
+    assert json_report.as_dict(res)["summary"]["models_not_checked"] == 1
 
 
 def test_text_has_no_escapes_without_colour(result):

@@ -205,8 +205,9 @@ def test_declarations_pyproject_and_cli_flags(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_worker_protocol_keeps_user_stdout_out_of_the_replies(tmp_path):
     path = tmp_path / "chatty.py"
-    path.write_text("import os, torch\nprint('{\"event\": \"done\"}')\nos.write(1, b'raw fd write\\n')\n"
-                    "class Net(torch.nn.Module):\n    def forward(self, x):\n        return x\n")
+    # a class body runs when the file is imported (module-level statements of a script do not)
+    path.write_text("import os, torch\nclass Net(torch.nn.Module):\n    print('{\"event\": \"done\"}')\n"
+                    "    os.write(1, b'raw fd write\\n')\n    def forward(self, x):\n        return x\n")
     req = {"path": str(path), "codes": ["NN002", "NN003"], "batch_size": 8}
     proc = subprocess.run([sys.executable, "-m", "nnlint.passes.worker"], input=json.dumps(req).encode(),
                           capture_output=True, timeout=120)

@@ -745,7 +745,9 @@ class SourceFacts:
                 if any(isinstance(t, (ast.Attribute, ast.Subscript)) for t in targets):
                     return True
             if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-                return True  # a bare call: print(...), log(...), buf.append(...)
+                # a bare call: print(...), log(...), buf.append(...) -- but not a pure tensor
+                # function whose result is thrown away (`F.relu(x)` as a statement)
+                return not _pure_call(stmt.value)
         return False
 
     def used_only_conditionally(self, line: int | None) -> bool:
@@ -784,6 +786,25 @@ class SourceFacts:
 
         walk(func, False)
         return reads > 0 and reads == conditional_reads
+
+
+#: tensor functions without side effects: called as a statement, their result is lost
+PURE_FUNCTIONS = (ACTIVATION_FUNCTIONS | PASS_THROUGH_FUNCTIONS | NORM_FUNCTIONS | UPSAMPLE) - {"detach"} | {
+    "add", "sub", "mul", "div", "matmul", "mm", "bmm", "cat", "stack", "sum", "mean", "max", "min", "exp", "log",
+    "sqrt", "abs", "pow", "linear", "conv1d", "conv2d", "conv3d", "max_pool1d", "max_pool2d", "max_pool3d",
+    "embedding", "scaled_dot_product_attention", "where", "clamp", "norm", "einsum"}
+
+
+def _pure_call(call: ast.Call) -> bool:
+    f = call.func
+    if not isinstance(f, ast.Attribute) or f.attr not in PURE_FUNCTIONS:
+        return False
+    base = f.value
+    if isinstance(base, ast.Attribute) and base.attr == "functional":
+        return True  # torch.nn.functional.relu(x)
+    if isinstance(base, ast.Name):
+        return True  # F.relu(x), torch.relu(x), x.relu()
+    return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -865,11 +886,22 @@ class GraphContext:
             if mod is not None and is_leaf(mod):
                 for sub, _ in mod.named_modules(prefix=q):
                     ran.add(sub)
-        return ran
+        from nnlint.passes.ownership import with_aliases
+
+        return with_aliases(ran, self.aliases)
+
+    @cached_property
+    def aliases(self) -> list[set[str]]:
+        """Names of one module/parameter object registered several times (tied weights)."""
+        from nnlint.passes.ownership import alias_groups
+
+        return alias_groups(self.model)
 
     @cached_property
     def params_read(self) -> set[str]:
-        return set(self.trace.params_read)
+        from nnlint.passes.ownership import with_aliases
+
+        return with_aliases(set(self.trace.params_read), self.aliases)
 
     # walking -----------------------------------------------------------------------------
     def node(self, idx: int) -> GNode:
@@ -1064,6 +1096,15 @@ def build_context(model: nn.Module, args: tuple, kwargs: dict, *, path: str, mod
         source = SourceFacts(source_text)
     with preserved(model):
         trace, why = trace_fx(model, args, kwargs, user)
+        if trace is None:
+            # Python control flow fx cannot follow: torch.export runs it on fake tensors
+            from nnlint.passes.capture_export import trace_export
+
+            exported, why_export = trace_export(model, args, kwargs, user)
+            if exported is not None:
+                trace, why = exported, None
+            else:
+                why = f"{why}; torch.export: {why_export}"
         fallback = trace is None
         if trace is None or trace.failure is not None:
             # fx could not trace, or its interpretation failed: the eager run is the authority
@@ -1108,6 +1149,12 @@ class RuleCrash:
     exc: BaseException
 
 
+def is_library_finding(ctx: GraphContext, code: str, module: str | None, line: int | None) -> bool:
+    from nnlint.passes.ownership import is_library_finding as check
+
+    return check(ctx, code, module, line)
+
+
 def run_rules(ctx: GraphContext, rules: list[Rule]) -> tuple[list[Diagnostic], list[RuleCrash]]:
     out: list[Diagnostic] = []
     crashes: list[RuleCrash] = []
@@ -1116,6 +1163,8 @@ def run_rules(ctx: GraphContext, rules: list[Rule]) -> tuple[list[Diagnostic], l
             continue
         try:
             for f in rule.check(ctx):
+                if is_library_finding(ctx, rule.code, f.module, f.line):
+                    continue  # inside a class the user did not write: nothing to act on
                 out.append(to_diagnostic(rule, ctx, f))
         except Exception as exc:  # a rule bug must not hide the other rules' findings
             crashes.append(RuleCrash(rule.code, exc))

@@ -208,14 +208,16 @@ class ImportFailure(Exception):
         self.where = where
 
 
-def import_file(path: str) -> Any:
-    """Import ``path`` like Python would run it as part of its package (relative imports
-    work), without running its ``if __name__ == "__main__":`` block.
+#: the slice each imported user module was run from (module name -> slicing.Slice)
+SLICES: dict[str, Any] = {}
 
-    A training script that does its work at module level (a loop, a ``with`` block, a
-    call of its own ``main()``/``train()`` or a ``trainer.fit(...)``) is not run: only its
-    imports, definitions and cheap assignments are executed (see ``definitions_only``).
-    When that leaves a name the definitions need undefined, the file is imported whole."""
+
+def import_file(path: str) -> Any:
+    """Import ``path`` like Python would as part of its package (relative imports work),
+    running only the slice of its module level that its models need (``slicing``): imports,
+    definitions and the values they read, never the script's work (loops, data sets,
+    downloads, checkpoints, ``__main__``). The file is never imported whole: a model that
+    needs a value only the script computes is reported (NN002), not built."""
     real = os.path.realpath(path)
     folder = os.path.dirname(real)
     stem = os.path.splitext(os.path.basename(real))[0]
@@ -234,22 +236,20 @@ def import_file(path: str) -> Any:
         sys.path.insert(0, folder)
         name = stem if stem.isidentifier() and stem not in sys.modules and stem not in sys.builtin_module_names \
             and stem not in getattr(sys, "stdlib_module_names", ()) else f"_nnlint_user_{abs(hash(real))}"
-    reduced = _script_definitions(real)
-    if reduced is not None:
-        try:
-            return _exec_file(name, real, reduced, in_package)
-        except ImportFailure as f:
-            if not isinstance(f.exc, (NameError, AttributeError)):
-                raise
-            # a definition needs something the script computes: import it whole
-    if in_package:
-        try:
-            return importlib.import_module(name)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise _import_failure(exc, real) from None
-    return _exec_file(name, real, None, False)
+    from nnlint.passes import slicing
+
+    try:
+        with open(real, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ImportFailure(exc, None, None) from None
+    try:
+        tree = ast.parse(data, real)
+    except (SyntaxError, ValueError) as exc:
+        raise _import_failure(exc, real) from None
+    sl = slicing.slice_body(tree.body)
+    SLICES[name] = sl
+    return _exec_file(name, real, slicing.compile_slice(sl, real), in_package)
 
 
 def _exec_file(name: str, real: str, code: Any, in_package: bool) -> Any:
@@ -278,186 +278,6 @@ def _exec_file(name: str, real: str, code: Any, in_package: bool) -> Any:
         sys.modules.pop(name, None)
         raise _import_failure(exc, real) from None
     return module
-
-
-#: calls cheap and side-effect free enough to keep at module level in a script
-_CHEAP_CALLS = {
-    "int", "float", "str", "bool", "tuple", "list", "dict", "set", "frozenset", "len", "range", "getattr",
-    "Path", "pathlib.Path", "os.path.join", "os.path.dirname", "os.path.abspath", "os.environ.get", "os.getenv",
-    "torch.device", "torch.cuda.is_available", "torch.backends.mps.is_available", "namedtuple",
-    "collections.namedtuple", "TypeVar", "typing.TypeVar", "field", "dataclasses.field", "partial",
-    "functools.partial", "re.compile", "logging.getLogger",
-}
-#: method names whose module-level call means "the script trains or evaluates now"
-_WORK_METHODS = {"fit", "train", "run", "main", "evaluate", "validate", "test", "predict"}
-
-
-def _script_definitions(real: str) -> Any:
-    """The code of ``real`` less its module-level work, when it is a script; else None."""
-    try:
-        with open(real, "rb") as fh:
-            tree = ast.parse(fh.read(), real)
-    except (OSError, SyntaxError, ValueError):
-        return None
-    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    if not _does_work(tree.body, defined):
-        return None
-    full = {n for stmt in tree.body for n in _stores(stmt)}
-    mutated = _mutations(tree.body)
-    tree.body = definitions_only(tree.body)
-    dropped = full - {n for stmt in tree.body for n in _stores(stmt)}
-    dropped |= {n for n, count in mutated.items() if count > _mutations(tree.body).get(n, 0)}
-    if dropped & _names_models_need(tree.body):
-        return None  # a model class needs a value the script computes: import it whole
-    return compile(tree, real, "exec", dont_inherit=True)
-
-
-#: methods that change the object they are called on (a module-level registry filled in a loop)
-_MUTATORS = {"append", "extend", "insert", "update", "add", "setdefault", "register", "pop", "remove", "clear"}
-
-
-def _mutations(body: list[ast.stmt]) -> dict[str, int]:
-    """How often module-level code (not function or class bodies) changes each name's
-    object in place: `REGISTRY[k] = v`, `CFG.x = 1`, `LAYERS.append(...)`."""
-    counts: dict[str, int] = {}
-    stack: list[ast.AST] = list(body)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        root = None
-        if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            root = node.value
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
-            root = node.func.value
-        while isinstance(root, (ast.Attribute, ast.Subscript)):
-            root = root.value
-        if isinstance(root, ast.Name):
-            counts[root.id] = counts.get(root.id, 0) + 1
-        stack.extend(ast.iter_child_nodes(node))
-    return counts
-
-
-def _stores(stmt: ast.stmt) -> set[str]:
-    """Module-level names ``stmt`` binds."""
-    out = set()
-    for node in ast.walk(stmt):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            out.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is stmt:
-            out.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            out.update((a.asname or a.name).split(".")[0] for a in node.names)
-    return out
-
-
-def _names_models_need(body: list[ast.stmt]) -> set[str]:
-    """Names loaded by the classes and ``nnlint_examples()`` kept, and by the functions
-    of the file they call, transitively: what building and running a model may read."""
-    funcs = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    todo = [n for n in body if isinstance(n, ast.ClassDef)] + [funcs[k] for k in ("nnlint_examples",) if k in funcs]
-    seen: set[int] = set()
-    names: set[str] = set()
-    while todo:
-        node = todo.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for name in _free_names(node, frozenset()):
-            names.add(name)
-            if name in funcs:
-                todo.append(funcs[name])
-    return names
-
-
-def _free_names(node: ast.AST, local: frozenset[str]) -> set[str]:
-    """Names ``node`` reads that are not local to a function around the read (a method's
-    ``x`` parameter is not the script's module-level ``x``)."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-        a = node.args
-        params = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p is not None}
-        body = node.body if isinstance(node.body, list) else [node.body]
-        stores = {n.id for b in body for n in ast.walk(b) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        inner = local | params | stores
-        out: set[str] = set()
-        for d in (*a.defaults, *a.kw_defaults, *getattr(node, "decorator_list", [])):
-            if d is not None:
-                out |= _free_names(d, local)
-        for b in body:
-            out |= _free_names(b, inner)
-        return out
-    if isinstance(node, ast.Name):
-        return {node.id} if isinstance(node.ctx, ast.Load) and node.id not in local else set()
-    out = set()
-    for child in ast.iter_child_nodes(node):
-        out |= _free_names(child, local)
-    return out
-
-
-def _is_main_guard(stmt: ast.stmt) -> bool:
-    t = stmt.test if isinstance(stmt, ast.If) else None
-    return (isinstance(t, ast.Compare) and isinstance(t.left, ast.Name) and t.left.id == "__name__"
-            and len(t.comparators) == 1 and isinstance(t.comparators[0], ast.Constant)
-            and t.comparators[0].value == "__main__")
-
-
-def _does_work(body: list[ast.stmt], defined: set[str]) -> bool:
-    for stmt in body:
-        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
-            return True
-        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            func = stmt.value.func
-            if isinstance(func, ast.Name) and func.id in defined:
-                return True
-            if isinstance(func, ast.Attribute) and func.attr in _WORK_METHODS:
-                return True
-        if isinstance(stmt, ast.If) and not _is_main_guard(stmt) and _does_work(stmt.body + stmt.orelse, defined):
-            return True
-        if isinstance(stmt, ast.Try) and _does_work(stmt.body, defined):
-            return True
-    return False
-
-
-def definitions_only(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Imports, definitions, docstrings and assignments of cheap values; ``if`` and
-    ``try`` blocks keep what is left of them (``if torch.cuda.is_available(): ...``,
-    ``try: import x except ImportError: ...``)."""
-    out: list[ast.stmt] = []
-    for stmt in body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                             ast.Global, ast.Pass)):
-            out.append(stmt)
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
-            out.append(stmt)  # docstring
-        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None and _cheap(stmt.value):
-            out.append(stmt)
-        elif isinstance(stmt, ast.AnnAssign) and stmt.value is None:
-            out.append(stmt)
-        elif isinstance(stmt, ast.If) and not _is_main_guard(stmt):
-            stmt.body = definitions_only(stmt.body) or [ast.copy_location(ast.Pass(), stmt)]
-            stmt.orelse = definitions_only(stmt.orelse)
-            out.append(stmt)
-        elif isinstance(stmt, ast.Try):
-            stmt.body = definitions_only(stmt.body) or [ast.copy_location(ast.Pass(), stmt)]
-            for h in stmt.handlers:
-                h.body = definitions_only(h.body) or [ast.copy_location(ast.Pass(), h)]
-            stmt.orelse = definitions_only(stmt.orelse)
-            stmt.finalbody = definitions_only(stmt.finalbody)
-            out.append(stmt)
-    return out
-
-
-def _cheap(value: ast.expr) -> bool:
-    """No call in ``value`` (lambda bodies aside) but to ``_CHEAP_CALLS``."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Lambda):
-            continue
-        if isinstance(node, ast.Call) and _dotted(node.func) not in _CHEAP_CALLS:
-            return False
-        stack.extend(ast.iter_child_nodes(node))
-    return True
 
 
 def _import_failure(exc: BaseException, real: str) -> ImportFailure:
@@ -960,7 +780,123 @@ def find_candidates(module: Any, path: str, text: str, req: dict[str, Any]) -> l
                           build=fn, loss_name=loss_name)]
     for cls in auto_classes(module, facts):
         cands.append(_auto(module, cls, facts, req, batch, loss_name))
+    return _more_candidates(module, path, text, facts, req, batch, loss_name, cands)
+
+
+#: what discovery left out and why, for ``--verbose`` (filled by find_candidates)
+DISCOVERY_NOTES: list[str] = []
+
+
+def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: dict[str, Any], batch: int,
+                     loss_name: str | None, cands: list[Candidate]) -> list[Candidate]:
+    """Module-level instances and factories, and the models that need a value the script
+    computes (see ``discovery``); notes for ``--verbose`` on every class left out."""
+    from nnlint.passes import discovery
+
+    DISCOVERY_NOTES.clear()
+    sl = SLICES.get(module.__name__)
+    try:
+        body = ast.parse(text).body
+    except SyntaxError:
+        return cands
+    class_nodes = {n.name: n for n in body if isinstance(n, ast.ClassDef)}
+    found = {c.name for c in cands}
+    # classes of the file that the slice could not define (a decorator or base it needs is not computed)
+    for name, cf in facts.classes.items():
+        if getattr(module, name, None) is None and sl is not None and name in sl.unavailable \
+                and re.search(r"Module|Sequential|Lightning", " ".join(cf.bases)):
+            line, why = sl.unavailable[name]
+            cands.append(Candidate(name=name, line=cf.line, origin="auto", loss_name=loss_name,
+                                   problem=f"its definition needs a value the script computes ({why})"))
+            found.add(name)
+    # models that read a value only the script computes
+    for c in cands:
+        node = class_nodes.get(c.name)
+        if c.origin != "auto" or node is None or c.problem and c.name not in facts.classes:
+            continue
+        missing = discovery.needed_unavailable(body, discovery._methods_that_build(node), sl)
+        via = None
+        if not missing and c.problem and sl is not None:
+            for _, call, _ in facts.classes[c.name].calls:
+                args = [*call.args, *(k.value for k in call.keywords)]
+                missing = sl.missing_for({n for a in args for n in _names_in(a)})
+                if missing:
+                    via = f"the call at line {call.lineno}"
+                    break
+        if missing:
+            c.problem = discovery.missing_text(missing, via)
+            c.meta.pop("attempts", None)
+        fetch = discovery.downloads(body, discovery._methods_that_build(node))
+        if fetch is not None and not c.problem:
+            c.problem = (f"building it downloads weights (line {fetch[0]}: {fetch[1]}), and nnlint never downloads; "
+                         "pass pretrained=False/weights=None in a declaration")
+            c.meta.pop("attempts", None)
+    # skipped classes, never silently
+    for name, cf in facts.classes.items():
+        obj = getattr(module, name, None)
+        if name in found or not _is_module_class(obj) or getattr(obj, "__module__", None) != module.__name__:
+            continue
+        why = discovery.why_skipped(name, obj, facts, BASE_NAME)
+        if why:
+            DISCOVERY_NOTES.append(f"{name} (line {cf.line}) not checked on its own: {why}")
+    # loss modules of the file (class ContrastiveLoss(nn.Module)) are not models
+    for c in list(cands):
+        if c.origin == "auto" and discovery.LOSS_NAME.search(c.name) and c.name in facts.classes:
+            cands.remove(c)
+            DISCOVERY_NOTES.append(f"{c.name} (line {c.line}) not checked: a loss module, not a model")
+    # module-level instances of other types: nn.Sequential, transformers and torchvision models
+    for name, obj, line in discovery.instances(module, text, set(facts.classes)):
+        c = _declared(module, path, name, obj, {}, origin="auto", batch=batch)
+        c.line = c.line or line
+        c.loss_name = loss_name
+        hf = discovery.config_inputs(obj, batch)
+        if hf is not None:
+            c.inputs = InputSpec(kwargs={k: TensorSpec(**v) for k, v in hf.items()},
+                                 origin=f"{type(obj).__name__}'s config")
+        c.meta["how"] = f"the module-level instance `{name}` (line {line})"
+        cands.append(c)
+        found.add(name)
+    # module-level models the slice could not build (weights to download, a size read from data)
+    for name, (line, callee) in (sl.instances.items() if sl is not None else []):
+        if name in found or name not in sl.unavailable or callee.split(".")[0] in facts.classes \
+                or getattr(module, name, None) is not None:
+            continue
+        why = sl.unavailable[name][1]
+        cands.append(Candidate(name=name, line=line, origin="auto", loss_name=loss_name,
+                               problem=f"the module-level model `{name}` (line {line}) is {why[0].lower() + why[1:]}"))
+        found.add(name)
+    # factories: def resnet50(pretrained=False): return ResNet(...)
+    covered = {c.name for c in cands if c.meta.get("attempts")}
+    per_class: dict[str, str] = {}
+    for name, fn, line in discovery.factories(module, text)[:16]:
+        if name in found:
+            continue
+        cls_name = discovery.returned_class(body, name)
+        if cls_name in covered:
+            DISCOVERY_NOTES.append(f"{name}() (line {line}) builds {cls_name}, which is checked as a class")
+            continue
+        if cls_name and cls_name in per_class:
+            DISCOVERY_NOTES.append(f"{name}() (line {line}) builds {cls_name} like {per_class[cls_name]}(), "
+                                   "which is checked; not built again")
+            continue
+        if cls_name:
+            per_class[cls_name] = name
+            cands = [c for c in cands if not (c.name == cls_name and c.origin == "auto" and not c.meta.get("attempts"))]
+        c = _declared(module, path, name, fn, {}, origin="auto", batch=batch)
+        c.line = line
+        c.loss_name = loss_name
+        c.meta["how"] = f"the factory {name}() (line {line})"
+        node = next((n for n in body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+        missing = discovery.needed_unavailable(body, [node], sl) if node is not None else []
+        if missing:
+            c.problem = discovery.missing_text(missing)
+        cands.append(c)
+        found.add(name)
     return cands
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
 def _declared(module: Any, path: str, name: str, obj: Any, kwargs: dict, origin: str, batch: int) -> Candidate:

@@ -169,11 +169,48 @@ def module_line(model: Any, qualname: str, prefer_path: str | None = None) -> tu
             key = ".".join(parts[depth:end])
             if key in table:
                 return path, table[key]
+    if want is not None:
+        # a library model configured by the user's code: `model.fc = nn.Linear(...)`
+        for end in range(len(parts), 0, -1):
+            line = attribute_assignment_line(want, parts[end - 1])
+            if line is not None:
+                return prefer_path, line
     for owner in reversed(owners):
         path, line = class_line(type(owner))
         if path is not None and (want is None or os.path.realpath(path) == want):
             return path, line
     return class_line(type(model)) if want is None else (None, None)
+
+
+def attribute_assignment_line(path: str, attr: str) -> int | None:
+    """The line of the one statement in ``path`` that assigns ``<obj>.attr = ...`` outside a
+    class body's methods' ``self`` (e.g. ``model.fc = nn.Linear(512, 10)``); None when there
+    is none or several."""
+    if attr.isdigit():
+        return None
+    tree = _parsed(path)
+    if tree is None:
+        return None
+    hits = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Attribute) and t.attr == attr for t in targets):
+                hits.append(node.lineno)
+    return hits[0] if len(hits) == 1 else None
+
+
+_PARSED: dict[str, Any] = {}
+
+
+def _parsed(path: str) -> Any:
+    if path not in _PARSED:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                _PARSED[path] = ast.parse(fh.read())
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+            _PARSED[path] = None
+    return _PARSED[path]
 
 
 def _index(mod: Any, p: str) -> Any:

@@ -123,6 +123,8 @@ class ProbeResult(list):
         super().__init__(items)
         self.errors: list[str] = errors or []
         self.notes: list[str] = notes or []
+        #: the per-layer measurements (nnlint/passes/probe_stats.py), for --report
+        self.stats: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -773,6 +775,8 @@ class _Recorder:
             if d.dtype not in (torch.float32, torch.float64):
                 d = d.float()
             b = _batch_dim(d, self.batch)
+            if b is None and d.ndim > 1 and self.batch and d.shape[0] % self.batch == 0:
+                b = 0  # batch and sequence flattened into one dimension (OPT's FFN: (B*T, ffn))
             if kind in ("relu", "relu6"):
                 m = d.amax(dim=b) if b is not None and d.ndim > 1 else d
                 valid = m > -MASK_ABS  # units whose inputs are not all mask constants (NaN: False)
@@ -953,7 +957,12 @@ class _Loss:
                                  note="the model returned no floating tensor; loss = sum of all outputs")
             self.fn = lambda o: sum((t.float().sum() for t in _all_tensors(o) if t.requires_grad), torch.zeros(()))
             return
-        if loss_name:
+        neutral = isinstance(ex.meta, dict) and ex.meta.get("objective") == "neutral"
+        if neutral and not loss_name:
+            # not a classifier (Q-values, a generator, an autoencoder): no cross-entropy assumption
+            kind, source = "mean_square", f"not a classifier ({ex.meta.get('objective_why') or 'no loss applied to it'})"
+            classes = None
+        elif loss_name:
             kind = _loss_kind(str(loss_name))
             source = "file"
         elif classes:
@@ -1775,7 +1784,7 @@ def _examples_line(path: str) -> int | None:
 def _locate(model: Any, path: str, module: str | None) -> int | None:
     real = os.path.realpath(path)
     if module:
-        p, line = locate.module_line(model, module)
+        p, line = locate.module_line(model, module, prefer_path=path)
         if p is not None and line is not None and os.path.realpath(p) == real:
             return line
     p, line = locate.class_line(type(model))
@@ -1793,9 +1802,9 @@ def _source_lines(path: str) -> list[str]:
 
 
 def to_diagnostic(rule: Rule, f: Finding, model: Any, path: str, model_name: str, extra: dict[str, Any] | None = None,
-                  lines: list[str] | None = None) -> Diagnostic:
+                  lines: list[str] | None = None, default_line: int | None = None) -> Diagnostic:
     line = f.line if f.line is not None else _locate(model, path, f.module)
-    line = line or 1
+    line = line or default_line or 1  # a library model: the user's line that builds it
     evidence = dict(f.evidence)
     if extra:
         evidence.setdefault("probe", extra)
@@ -1851,6 +1860,12 @@ def run_probe(example: Example, rules: list[Rule], settings: dict[str, Any], pat
     extra = None
     if ctx is not None:
         extra = {"device": ctx.device, "batch": ctx.batch_size}
+        try:
+            from nnlint.passes.probe_stats import summarize
+
+            out.stats = summarize(ctx)
+        except Exception as exc:  # the report is extra; the findings must not depend on it
+            out.notes.append(f"{path}: {model_name}: per-layer statistics unavailable ({type(exc).__name__}: {exc})")
         out.notes.extend(f"{path}: {model_name}: {n}" for n in ctx.notes)
     for rule in rules:
         target = ctx if rule.pass_ == "probe" else data_ctx if rule.pass_ == "data" else None
@@ -1858,7 +1873,8 @@ def run_probe(example: Example, rules: list[Rule], settings: dict[str, Any], pat
             continue
         try:
             for f in rule.check(target):
-                out.append(to_diagnostic(rule, f, example.model, path, model_name, extra, lines))
+                out.append(to_diagnostic(rule, f, example.model, path, model_name, extra, lines,
+                                         default_line=(example.meta or {}).get("line")))
         except Exception as exc:  # a rule bug must not hide the others' findings
             out.errors.append(f"{path}: {model_name}: internal error: rule {rule.code} crashed "
                               f"({type(exc).__name__}: {exc}); other rules ran. Please report this.")

@@ -52,16 +52,31 @@ MODULE_CLASS = re.compile(
 )
 ANY_CLASS_WITH_BASES = re.compile(r"^class[ \t]+\w+[ \t]*\(([^)]+)\)", re.M)
 EXAMPLES_FN = re.compile(r"^def[ \t]+nnlint_examples[ \t]*\(", re.M)
+#: a module-level model instance or a factory's return that is not a class of the file:
+#: ``G = nn.Sequential(...)``, ``model = AutoModelForCausalLM.from_config(cfg)``, ``net = resnet18()``
+MODULE_MODEL = re.compile(
+    r"^(?:[A-Za-z_]\w*[ \t]*=|[ \t]+return)[ \t]*(?:[\w.]*\.)?(?:Sequential|from_config|\w+For[A-Z]\w*|"
+    r"resnet\d+|vgg\d+\w*|vit_\w+|mobilenet\w*|efficientnet\w*|densenet\d+|create_model)[ \t]*\(", re.M)
 
 
 @dataclass
 class DynamicResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     models: int = 0
+    models_not_checked: int = 0
     models_not_probed: int = 0
+    #: files whose code was run to find models
+    files_run: int = 0
     notes: list[str] = field(default_factory=list)
+    verbose: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
+    #: the in-project files the child imported (None: unknown); set on per-file results
+    imported: list[str] | None = None
+    #: path -> that file's own result (the result cache stores them one by one)
+    per_file: dict[str, "DynamicResult"] = field(default_factory=dict)
+    #: the probe's per-layer measurements per model, with --report
+    stats: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------
@@ -76,7 +91,7 @@ def wants(path: str, text: str, cfg: Any, opts: Any) -> bool:
         return True
     if "torch" not in text and "lightning" not in text:
         return False
-    if EXAMPLES_FN.search(text) or MODULE_CLASS.search(text):
+    if EXAMPLES_FN.search(text) or MODULE_CLASS.search(text) or MODULE_MODEL.search(text):
         return True
     # a subclass of a module class defined in the same file (class Net(Base))
     local = set(re.findall(r"^class[ \t]+(\w+)", text, re.M))
@@ -172,13 +187,18 @@ class Child:
     killed_for: str | None = None
     peak_rss: int = 0
     out_pos: int = 0
+    program: str | None = None  # a notebook: the generated program the child runs instead
 
 
 def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, folder: str) -> dict[str, Any]:
     return {
         "version": 1,
         "path": path,
+        "abs_path": os.path.abspath(path),
+        "cwd": os.getcwd(),
+        "sandbox": folder,
         "codes": codes,
+        "report": bool(getattr(opts, "report", None)),
         "thresholds": cfg.thresholds,
         "timeout": cfg.timeout,
         "device": cfg.device,
@@ -205,20 +225,48 @@ def _child_env() -> dict[str, str]:
     import nnlint
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(nnlint.__file__)))
-    if root in [os.path.abspath(p or os.getcwd()) for p in sys.path] and os.path.abspath(os.getcwd()) != root:
+    if root in [os.path.abspath(p or os.getcwd()) for p in sys.path]:  # the child's cwd is not ours
         env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), root) if p)
     return env
 
 
-def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int) -> Child:
+def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int,
+                text: str | None = None) -> Child:
+    """The child runs in ``folder/cwd`` with ``TMPDIR=folder/tmp``: whatever user code writes
+    with a relative path or through ``tempfile`` lands in the private folder, deleted with it;
+    ``sandbox`` refuses the network and writes anywhere else (see its docstring)."""
     folder = tempfile.mkdtemp(prefix="nnlint-")
     req = _request(path, cfg, opts, codes, threads, folder)
+    program = None
+    if path.endswith(".ipynb") and text is not None:
+        # a notebook runs as its code cells' program (nnlint/notebook.py), written to our own
+        # temp folder, never beside the notebook; the script filter applies to it as to a .py
+        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) or "notebook"
+        program = os.path.join(folder, f"{stem}.py")
+        with open(program, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        req["path"] = req["abs_path"] = program
+        req["sys_path"] = os.path.dirname(os.path.abspath(path))  # the notebook's own imports
+    for sub in ("cwd", "tmp"):
+        os.mkdir(os.path.join(folder, sub))
+    from nnlint.passes import zygote
+
+    forked = zygote.spawn(req, folder)  # the warm worker: a fork of a process that imported torch
+    if forked is not None:
+        return Child(path=path, proc=forked, folder=folder, started=time.monotonic(),  # type: ignore[arg-type]
+                     timeout=float(cfg.timeout), memory_limit=memory_limit, program=program)
     out = open(os.path.join(folder, "out.jsonl"), "wb")
     err = open(os.path.join(folder, "err.txt"), "wb")
+    env = _child_env()
+    env["TMPDIR"] = os.path.join(folder, "tmp")
+    # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
+    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")  # torch sets it in our environ
+    env["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nnlint.passes.worker"],
-            stdin=subprocess.PIPE, stdout=out, stderr=err, start_new_session=True, env=_child_env(),
+            stdin=subprocess.PIPE, stdout=out, stderr=err, start_new_session=True, env=env,
+            cwd=os.path.join(folder, "cwd"),
         )
     finally:
         out.close()
@@ -230,7 +278,7 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     except BrokenPipeError:
         pass
     return Child(path=path, proc=proc, folder=folder, started=time.monotonic(), timeout=float(cfg.timeout),
-                 memory_limit=memory_limit)
+                 memory_limit=memory_limit, program=program)
 
 
 def _kill(child: Child, reason: str) -> None:
@@ -310,6 +358,8 @@ def _gb(n: float) -> str:
 
 def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], text: str | None = None) -> None:
     events = _read_events(child)
+    if child.program:  # a notebook's program: report at the notebook (lines map to cells later)
+        events = json.loads(json.dumps(events).replace(json.dumps(child.program)[1:-1], json.dumps(child.path)[1:-1]))
     done = next((e for e in events if e.get("event") == "done"), None)
     last_step = None
     for e in events:
@@ -323,12 +373,18 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             last_step = e
         elif kind == "note":
             result.notes.append(str(e.get("text")))
+        elif kind == "verbose":
+            result.verbose.append(str(e.get("text")))
+        elif kind == "stats" and isinstance(e.get("stats"), dict):
+            result.stats.append(dict(e["stats"], path=child.path))
         elif kind == "error":
             result.errors.append(str(e.get("text")))
         elif kind == "model_missing":
             result.notes.append(f"{child.path}: --model {e.get('name')}: not defined in this file")
     if done is not None and child.killed_for is None:
+        result.imported = done.get("files") if isinstance(done.get("files"), list) else None
         result.models += int(done.get("models", 0))
+        result.models_not_checked += int(done.get("models_not_checked", 0))
         result.models_not_probed += int(done.get("models_not_probed", 0))
         return
     result.models += sum(1 for e in events if e.get("event") == "model")  # checked before the crash
@@ -378,7 +434,7 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             code="NN005", name=rule.name, severity=rule.severity, message=f"the run {what}", pass_="tool",
             path=child.path, line=line, column=column, end_column=len(src.rstrip()) + 1 if src.strip() else None,
             model=model if model != "nnlint_examples" else None, evidence=evidence))
-    result.models_not_probed += 1
+    result.models_not_checked += 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -418,12 +474,15 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     pending = list(files)
     running: list[Child] = []
     finished: dict[str, DynamicResult] = {}
+    cancel = getattr(opts, "cancel", None)  # a threading.Event (the language server's newer save)
     try:
         while pending or running:
+            if cancel is not None and cancel.is_set():
+                break  # the children still running are killed below
             while pending and len(running) < jobs:
                 path = pending.pop(0)
                 try:
-                    running.append(start_child(path, cfg, opts, codes, threads, limit))
+                    running.append(start_child(path, cfg, opts, codes, threads, limit, texts.get(path)))
                 except OSError as exc:
                     r = finished.setdefault(path, DynamicResult())
                     r.errors.append(f"{path}: cannot start a child process: {exc}")
@@ -458,13 +517,22 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
             except (ProcessLookupError, PermissionError):
                 pass
             shutil.rmtree(child.folder, ignore_errors=True)
+    result.per_file = finished
+    from nnlint.passes import zygote
+
+    if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
+        result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
     for path in files:
         r = finished.get(path)
         if r is None:
             continue
         result.diagnostics.extend(r.diagnostics)
         result.models += r.models
+        result.models_not_checked += r.models_not_checked
         result.models_not_probed += r.models_not_probed
+        result.files_run += 1
+        result.verbose.extend(r.verbose)
+        result.stats.extend(r.stats)
         result.notes.extend(r.notes)
         result.errors.extend(r.errors)
     missing = [n for n in result.notes if "--model" in n and "not defined" in n]

@@ -32,9 +32,13 @@ class Worker:
     def __init__(self, req: dict[str, Any], proto: TextIO) -> None:
         self.req = req
         self.proto = proto
-        self.path: str = req["path"]
+        #: the path as the user gave it (reported), and where the file is: the child runs in
+        #: a private temporary folder, so a relative path is resolved by the parent
+        self.display: str = req["path"]
+        self.path: str = req.get("abs_path") or req["path"]
         self.codes: set[str] = set(req.get("codes") or [])
         self.models = 0
+        self.not_checked = 0
         self.not_probed = 0
         self._real_examples: Any = None
         self._data: Any = None
@@ -43,6 +47,13 @@ class Worker:
     # protocol ---------------------------------------------------------------------------
     def send(self, event: str, **payload: Any) -> None:
         payload["event"] = event
+        if self.display != self.path:
+            d = payload.get("diagnostic")
+            if isinstance(d, dict) and d.get("path") == self.path:
+                d["path"] = self.display
+            for key in ("text",):
+                if isinstance(payload.get(key), str):
+                    payload[key] = payload[key].replace(self.path, self.display)
         self.proto.write(json.dumps(payload, default=str) + "\n")
         self.proto.flush()
 
@@ -66,8 +77,32 @@ class Worker:
                        evidence=evidence or {})
         self.send("diagnostic", diagnostic=d.to_dict())
 
-    def diagnostics(self, diags: list) -> None:
-        for d in diags:
+    def rule_finding(self, code: str, message: str, line: int, model: str, guesses: dict | None) -> None:
+        """A finding of another pass's rule seen by the probe (BCELoss raising on a
+        non-probability): reported under that rule, marked so that the same finding from
+        the source pass wins."""
+        if code not in self.codes:
+            return
+        from nnlint.diagnostics import Diagnostic
+        from nnlint.registry import all_rules
+
+        rule = all_rules().get(code)
+        if rule is None:
+            return
+        lines = getattr(self, "text", "").splitlines()
+        src = lines[line - 1] if 0 < line <= len(lines) else ""
+        column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
+        d = Diagnostic(code=code, name=rule.name, severity=rule.severity, message=message, pass_="probe",
+                       path=self.path, line=line, column=column, model=model,
+                       evidence={"seen_by": "probe"}, guesses=guesses)
+        self.send("diagnostic", diagnostic=d.to_dict())
+
+    def diagnostics(self, diags: list, guesses: dict | None = None) -> None:
+        from nnlint.passes.grouping import group_instances
+
+        for d in group_instances(list(diags)):
+            if guesses and d.pass_ in ("graph", "probe", "data") and not d.guesses:
+                d = d.with_(guesses=dict(guesses))
             self.send("diagnostic", diagnostic=d.to_dict())
 
     # the run ----------------------------------------------------------------------------
@@ -92,17 +127,35 @@ class Worker:
             self.send("error", text=f"{self.path}: cannot read: {exc}")
             return
         sys.argv = [self.path]  # user code that parses argv at import sees no options
+        if self.req.get("sys_path"):  # a notebook's program: its own folder's modules import
+            sys.path.insert(0, self.req["sys_path"])
+        if self.req.get("cwd") and self.req["cwd"] not in sys.path:
+            sys.path.append(self.req["cwd"])  # where `python -m` would have found the user's modules
+        if self.req.get("sandbox"):
+            from nnlint.passes import sandbox
+
+            sandbox.install(self.req["sandbox"])
         try:
             module = loader.import_file(self.path)
         except loader.ImportFailure as f:
             where = "" if f.line is not None or not f.where else f" (raised in {f.where})"
             self.tool("NN003", f"importing the file raised {_exc_text(f.exc)}{where}", f.line or 1)
+            self.report_blocked()
             return
+        sl = loader.SLICES.get(module.__name__)
+        if sl is not None and sl.reduced:
+            self.send("verbose", text=f"{self.display}: ran only the definitions and the values they need "
+                                      f"({len(sl.dropped_lines)} module-level statements of the script left out)")
         self.user = graph.UserFile(self.path)
         self.facts = graph.SourceFacts(self.text)
         self.module = module
         self.step("discover")
         cands = loader.find_candidates(module, self.path, self.text, self.req)
+        for text in getattr(loader, "DISCOVERY_NOTES", []):
+            self.send("verbose", text=f"{self.display}: {text}")
+        from nnlint.passes import pairing
+
+        pairing.apply(cands, self.text)  # which loss goes with which model: by value flow
         if self.req.get("model") and not cands:
             self.send("model_missing", name=self.req["model"])
         for cand in cands:
@@ -115,10 +168,24 @@ class Worker:
                 line = self.user.line_from_traceback(exc.__traceback__)
                 if line is not None:
                     self.tool("NN005", f"{cand.name}: {_exc_text(exc)}", line, model=cand.name)
-                    self.not_probed += 1
+                    self.not_checked += 1
                 else:
                     self.send("error", text=f"{self.path}: internal error while checking {cand.name}: "
                                             f"{_exc_text(exc)} at {_where(exc)}; please report this")
+        self.report_blocked()
+
+    def report_blocked(self) -> None:
+        """Say what the guards refused (a download, a write outside the temporary folder)."""
+        try:
+            from nnlint.passes import sandbox
+        except ImportError:
+            return
+        seen: set[str] = set()
+        for what in sandbox.blocked():
+            if what not in seen:
+                seen.add(what)
+                self.send("note", text=f"{self.display}: refused while linting ({what}); nnlint never downloads or "
+                                       "writes outside its temporary folder")
 
     def load_rules(self) -> None:
         import importlib
@@ -154,7 +221,7 @@ class Worker:
         loader = self.loader
         batch = int(self.req.get("batch_size") or 8)
         if cand.problem:
-            self.not_probed += 1
+            self.not_checked += 1
             hint = loader.declaration_hint(cand, self.path, cand.inputs, batch)
             self.tool("NN002", f"{cand.name} was not checked: {cand.problem}; {hint}", cand.line, model=cand.name)
             return
@@ -185,6 +252,7 @@ class Worker:
                 continue
             build = fn
             spec = spec or attempt_spec
+            cand.meta.setdefault("how", desc)
             break
         if build is None:
             why, exc = errors[-1] if errors else ("no way to build it", None)
@@ -206,7 +274,7 @@ class Worker:
             self.check_model(cand, meta_model, build, spec, device="meta")
 
     def build_failed(self, cand: Any, why: str, exc: BaseException | None = None) -> None:
-        self.not_probed += 1
+        self.not_checked += 1
         if cand.declared:
             line = self.user.line_from_traceback(exc.__traceback__) if exc is not None else None
             at = f" at line {line}" if line and line != cand.line else ""
@@ -219,6 +287,7 @@ class Worker:
     def check_model(self, cand: Any, model: Any, build: Any, spec: Any, device: str,
                     real_example: Any = None) -> None:
         graph, loader = self.graph, self.loader
+        from nnlint.passes import guesses
         batch = int(self.req.get("batch_size") or 8)
         name = cand.name
         line = cand.line
@@ -226,12 +295,15 @@ class Worker:
             self.step("forward", name, line)
             inferred = loader.infer_inputs(model, batch, device=device, deadline=time.monotonic() + 20)
             if inferred.spec is None:
-                self.not_probed += 1
+                self.not_checked += 1
                 hint = loader.declaration_hint(cand, self.path, None, batch)
                 self.tool("NN002", f"{name} was built but no input could be inferred ({inferred.reason}); {hint}",
                           line, model=name)
                 return
             spec = inferred.spec
+            # a guessed input satisfies the file's own constants first (sequence_length = 28)
+            spec = guesses.prefer_file_constants(model, spec, self.text, device, loader.try_forward)
+            spec = guesses.prefer_batch_preserving(model, spec, device)
         self.fix_int_ranges(model, spec)
         self.step("trace", name, line)
         ctx = self.context(cand, model, spec, device, real_example)
@@ -240,7 +312,7 @@ class Worker:
             info = graph.model_info(None, model)
             budget = self.budget()
             if info["param_bytes"] * 2 > budget:
-                self.not_probed += 1
+                self.not_checked += 1
                 self.tool("NN006", f"{name} cannot be shape-checked on the meta device ({ctx.failure.exc_type}: "
                                    f"{_first_line(ctx.failure.message)}) and is too large to run for real "
                                    f"({_gb(info['param_bytes'])} of weights > budget {_gb(budget)}); graph and "
@@ -250,7 +322,7 @@ class Worker:
             try:
                 model = real_example.model if real_example is not None else build()
             except Exception as exc:
-                self.not_probed += 1
+                self.not_checked += 1
                 self.tool("NN005", f"building {name} for real failed: {_exc_text(exc)}", line, model=name)
                 return
             device = "cpu"
@@ -258,6 +330,16 @@ class Worker:
             ctx = self.context(cand, model, spec, device, real_example)
         failure = ctx.failure
         if failure is not None:
+            guessed = guesses.input_source(spec) == guesses.GUESSED
+            if failure.kind == "shape" and guessed and not (ctx.input_search or {}).get("exhausted") \
+                    and (cand.declared or failure.first_layer_ran):
+                # a guessed input that fails is not a finding: the guess may be what is wrong
+                self.not_probed += 1
+                hint = loader.declaration_hint(cand, self.path, spec, batch)
+                self.tool("NN002", f"{name} was built, but its forward rejected the guessed input "
+                                   f"{_inputs_desc(spec)} ({failure.exc_type}: {_first_line(failure.message)}); "
+                                   f"nnlint cannot tell a shape bug from a wrong guess; {hint}", line, model=name)
+                return
             if failure.kind == "shape" and (cand.declared or failure.first_layer_ran):
                 if not (ctx.input_search or {}).get("exhausted"):
                     self.step("forward", name, line)
@@ -265,13 +347,13 @@ class Worker:
                     if fits or ctx.input_search or cand.declared:
                         ctx.input_search = {**(ctx.input_search or {}), "fits": fits, "declared": cand.declared}
             elif cand.declared:
-                self.not_probed += 1
+                self.not_checked += 1
                 self.tool("NN005", f"the forward of {name} on {_inputs_desc(spec)} raised "
                                    f"{failure.exc_type}: {_first_line(failure.message)}", failure.line or line,
                           model=name, module=failure.module)
                 return
             else:
-                self.not_probed += 1
+                self.not_checked += 1
                 hint = loader.declaration_hint(cand, self.path, spec, batch)
                 self.tool("NN002", f"{name} was built, but its forward rejected the inferred input "
                                    f"{_inputs_desc(spec)} ({failure.exc_type}: {_first_line(failure.message)}); {hint}",
@@ -279,11 +361,12 @@ class Worker:
                 return
         self.models += 1
         self.send("model", name=name)
+        self.send("verbose", text=_model_line(self.display, cand, spec))
         if ctx.classes is None:
             ctx.classes = _classes(ctx)
         self.step("forward", name, line)
         diags, crashes = graph.run_rules(ctx, self.graph_rules)
-        self.diagnostics(diags)
+        self.diagnostics(diags, guesses.describe(cand, spec, real_example))
         for c in crashes:
             self.send("error", text=f"{self.path}: internal error: rule {c.code} crashed on {name} "
                                     f"({type(c.exc).__name__}: {c.exc} at {_where(c.exc)}); other rules ran. "
@@ -300,10 +383,14 @@ class Worker:
             args, kwargs = self.graph.split_inputs(real_example.inputs)
         else:
             args, kwargs = spec.make(device)
-        return self.graph.build_context(
+        ctx = self.graph.build_context(
             model, args, kwargs, path=self.path, model_name=cand.name, user=self.user, source=self.facts,
             inputs_desc=_inputs_desc(spec), input_search=spec.search, loss_name=cand.loss_name,
             classes=cand.classes, model_line=cand.line, module_lines=cand.meta.get("module_lines"))
+        from nnlint.passes.guesses import input_source
+
+        ctx.input_source = input_source(spec)  # rules word a fix only from a declared/file input
+        return ctx
 
     def fix_int_ranges(self, model: Any, spec: Any) -> None:
         """An integer input declared without a range (--input-dtype long) gets indices below
@@ -410,7 +497,19 @@ class Worker:
             inner = getattr(exc, "exc", None) or exc.__cause__ or exc
             phase = getattr(exc, "phase", None)
             uline = self.user.line_from_traceback(inner.__traceback__) or self.user.line_from_traceback(exc.__traceback__)
-            if phase is not None or uline is not None:
+            from nnlint.passes import guesses
+
+            hit = guesses.loss_failure(cand, example, inner, example.meta.get("output_shapes")) \
+                if phase == "loss" else None
+            if hit is not None:
+                # the probe's loss raised because of a bug a rule describes: that rule, at the loss line
+                self.not_probed += 1
+                code, text, at = hit
+                if code == "NN002":
+                    self.tool("NN002", text, line, model=name)
+                else:
+                    self.rule_finding(code, text, at or line, name, guesses.describe(cand, spec, example))
+            elif phase is not None or uline is not None:
                 self.not_probed += 1
                 self.tool("NN005", f"the probe's {phase or 'run'} of {name} raised {_exc_text(inner)}",
                           uline or line, model=name)
@@ -418,7 +517,37 @@ class Worker:
                 self.send("error", text=f"{self.path}: internal error in the probe of {name}: {_exc_text(exc)} "
                                         f"at {_where(exc)}; please report this")
             return
-        self.diagnostics(list(result or []))
+        from nnlint.passes import guesses
+
+        found = list(result or [])
+        if guesses.input_source(spec) == guesses.GUESSED and example.target is None:
+            # a finding that rests on a guessed input must hold on a second plausible input
+            def rerun() -> list | None:
+                alt = guesses.alternate_spec(example.model, spec, "cpu", self.loader.try_forward)
+                if alt is None:
+                    return None
+                self.step("probe second input", name, line)
+                ex2 = Example(model=example.model, inputs=alt.as_example_inputs("cpu"), loss=example.loss,
+                              target=None, name=example.name, classes=example.classes, meta=dict(example.meta))
+                rules = [r for r in self.probe_rules if r.code in guesses.INPUT_DEPENDENT]
+                try:
+                    return list(run_probe(ex2, rules, settings, self.path, name) or [])
+                except Exception:
+                    return None
+                finally:
+                    rerun.alt = alt  # type: ignore[attr-defined]
+
+            found, dropped = guesses.confirm(found, rerun)
+            if dropped:
+                alt = getattr(rerun, "alt", None)
+                codes = ", ".join(sorted({d.code for d in dropped}))
+                hint = self.loader.declaration_hint(cand, self.path, spec, int(self.req.get("batch_size") or 8))
+                self.send("note", text=f"{self.path}: {name}: {codes} seen on the guessed input {_inputs_desc(spec)} "
+                                       f"but not on {_inputs_desc(alt) if alt else 'a second size'}: not reported; "
+                                       f"{hint}")
+        self.diagnostics(found, guesses.describe(cand, spec, example))
+        if self.req.get("report") and getattr(result, "stats", None):
+            self.send("stats", model=name, stats=result.stats)
         for text in getattr(result, "errors", None) or []:
             self.send("error", text=text)
         for text in getattr(result, "notes", None) or []:
@@ -469,7 +598,7 @@ class Worker:
             try:
                 examples = [self.real_example(i) for i in range(len(self.real_examples()))]
             except Exception as exc:
-                self.not_probed += 1
+                self.not_checked += 1
                 self.tool("NN005", f"nnlint_examples() raised {_exc_text(exc)}",
                           self.user.line_from_traceback(exc.__traceback__) or cand.line)
                 return
@@ -507,6 +636,25 @@ class Worker:
         if not hasattr(ex.model, "parameters") and callable(ex.model):
             ex.model = ex.model()
         return ex
+
+
+def _model_line(path: str, cand: Any, spec: Any) -> str:
+    """``--verbose``: a checked model, how it was built, its input and loss and their sources."""
+    how = cand.meta.get("how") or {"examples": "nnlint_examples()", "cli": "--model", "pyproject": "[[tool.nnlint.models]]"}.get(
+        cand.origin, cand.name)
+    inp = f"{spec.describe()} ({spec.origin or 'inferred from its first layer'})" if spec is not None else "?"
+    loss = cand.loss_name or "none"
+    where = {"auto": "named in the file", "examples": "nnlint_examples()", "cli": "named in the file",
+             "pyproject": "[[tool.nnlint.models]]"}.get(cand.origin, "") if cand.loss_name else "no loss in the file"
+    src = cand.meta.get("loss_source")
+    if cand.meta.get("objective") == "neutral" and not cand.loss_name:
+        loss, where = "none", f"mean of squared outputs: not a classifier, {cand.meta.get('objective_why')}"
+    elif src == "file" and cand.loss_name:
+        at = cand.meta.get("loss_line")
+        where = f"applied to its output at line {at}" if at else "applied to its output in the file"
+    elif src == "guessed" and cand.loss_name:
+        where = "named in the file but not seen applied to this model's output: a guess"
+    return f"{path}:{cand.line or 1}: checked {cand.name}: built by {how}; input {inp}; loss {loss} ({where})"
 
 
 def _seed_user_rngs() -> None:
@@ -591,8 +739,9 @@ def _mem_available() -> int:
         return 4 << 30
 
 
-def main() -> None:
-    req = json.loads(sys.stdin.read() or "{}")
+def main(req: dict[str, Any] | None = None) -> None:
+    if req is None:  # a fresh process; the warm worker's fork passes the request in
+        req = json.loads(sys.stdin.read() or "{}")
     proto = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     # user prints go to stderr: fd 1 and sys.stdout both
     os.dup2(2, 1)
@@ -610,7 +759,14 @@ def main() -> None:
         if isinstance(exc, KeyboardInterrupt):
             raise
         worker.send("error", text=f"{worker.path}: internal error: {_exc_text(exc)} at {_where(exc)}; please report this")
-    worker.send("done", models=worker.models, models_not_probed=worker.not_probed)
+    try:  # what the result depends on besides the file itself (the result cache's key)
+        from nnlint.cache import project_files_imported
+
+        imported: list[str] | None = project_files_imported()
+    except Exception:
+        imported = None
+    worker.send("done", models=worker.models, models_not_checked=worker.not_checked,
+                models_not_probed=worker.not_probed, files=imported)
     proto.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown and user atexit handlers

@@ -25,7 +25,9 @@ def write(result: Any, stream: TextIO, color: bool = False) -> None:
                 ("col", d.column),
                 ("endLine", d.end_line),
                 ("endColumn", d.end_column),
-                ("title", f"{d.code} {d.name}"),
+                ("title", f"{d.code} {d.name}" + (f" (cell {d.cell})" if d.cell else "")),
             )
         )
-        stream.write(f"::{LEVEL[d.severity.value]} {props}::{_escape_data(f'{d.code} {d.message}')}\n")
+        # a notebook: GitHub has no cells, so the message says where (line/col are cell-relative)
+        where = f"cell {d.cell}, line {d.line}: " if d.cell else ""
+        stream.write(f"::{LEVEL[d.severity.value]} {props}::{_escape_data(f'{d.code} {where}{d.message}')}\n")

@@ -20,6 +20,7 @@ def as_dict(result: Any) -> dict[str, Any]:
         "summary": {
             "files": result.files,
             "models": result.models,
+            "models_not_checked": getattr(result, "models_not_checked", 0),
             "models_not_probed": result.models_not_probed,
             "errors": result.count(Severity.ERROR),
             "warnings": result.count(Severity.WARNING),

@@ -41,7 +41,7 @@ def as_dict(result: Any) -> dict[str, Any]:
         res: dict[str, Any] = {
             "ruleId": d.code,
             "level": LEVEL[d.severity.value],
-            "message": {"text": d.message},
+            "message": {"text": f"cell {d.cell}: {d.message}" if d.cell else d.message},
             "locations": [
                 {
                     "physicalLocation": {
@@ -57,6 +57,8 @@ def as_dict(result: Any) -> dict[str, Any]:
             ],
             "properties": {"pass": d.pass_, "model": d.model, "module": d.module, "evidence": d.evidence},
         }
+        if d.cell:  # a notebook: the region is relative to this cell (1-based among all cells)
+            res["properties"]["cell"] = d.cell
         if d.code in index:
             res["ruleIndex"] = index[d.code]
         if d.related:

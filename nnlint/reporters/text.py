@@ -19,14 +19,28 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary_line(result: Any) -> str:
+    """``Found 2 problems (...): 1 file, 3 models found: 2 checked, 1 not checked (1 NN002) in 1.2s.``
+    Never "All checks passed" when the files define models and none of them was checked."""
     e, w, i = (result.count(s) for s in (Severity.ERROR, Severity.WARNING, Severity.INFO))
     total = e + w + i
-    head = "All checks passed" if total == 0 else f"Found {_plural(total, 'problem')} ({e} error{'s' * (e != 1)}, {_plural(w, 'warning')}, {i} info)"
+    checked = result.models
+    not_checked = getattr(result, "models_not_checked", 0)
+    not_probed = result.models_not_probed
+    ran = getattr(result, "files_run", 0)
+    if total:
+        head = f"Found {_plural(total, 'problem')} ({e} error{'s' * (e != 1)}, {_plural(w, 'warning')}, {i} info)"
+    elif ran and not checked:
+        head = "No problems found, but no model was checked"
+    else:
+        head = "All checks passed"
     parts = [f"{_plural(result.files, 'file')}"]
-    if result.models or result.models_not_probed:
-        parts.append(f"{_plural(result.models, 'model')} checked")
-    if result.models_not_probed:
-        parts.append(f"{result.models_not_probed} not probed (see NN002)")
+    if ran or checked or not_checked or not_probed:
+        nn002 = sum(1 for d in getattr(result, "diagnostics", []) if d.code == "NN002")
+        found = f"{_plural(checked + not_checked, 'model')} found: {checked} checked"
+        found += f", {not_checked} not checked ({nn002} NN002)" if not_checked else ""
+        parts.append(found)
+    if not_probed:
+        parts.append(f"{not_probed} not probed")
     return f"{head}: {', '.join(parts)} in {result.duration_s:.2f}s."
 
 
@@ -47,9 +61,15 @@ def _wants_rich(stream: TextIO, color: bool | None) -> bool:
         return False
 
 
+def where(d: Any) -> str:
+    """``path:line:col``, or ``nb.ipynb:cell 3:5:9`` in a notebook (as ruff prints it)."""
+    cell = getattr(d, "cell", None)
+    return f"{d.path}:cell {cell}:{d.line}:{d.column}" if cell else f"{d.path}:{d.line}:{d.column}"
+
+
 def _line(d: Any) -> str:
     module = f" [{d.module}]" if d.module else ""
-    return f"{d.path}:{d.line}:{d.column}: {d.code} {d.severity.value}: {d.message}{module}"
+    return f"{where(d)}: {d.code} {d.severity.value}: {d.message}{module}"
 
 
 def write(result: Any, stream: TextIO, color: bool | None = None) -> None:
@@ -70,7 +90,7 @@ def write(result: Any, stream: TextIO, color: bool | None = None) -> None:
         console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=False, no_color=True)
     for d in result.diagnostics:
         line = Text()
-        line.append(f"{d.path}:{d.line}:{d.column}:", style="bold")
+        line.append(f"{where(d)}:", style="bold")
         line.append(" ")
         line.append(d.code, style=STYLE[d.severity.value])
         line.append(f" {d.severity.value}: ", style=STYLE[d.severity.value])

@@ -138,7 +138,9 @@ class ShapeMismatch(GraphRule):
             expects = expected_input(mod)
             if expects:
                 msg += f"; it {expects}"
-            hint = _fix_hint(mod, f.in_shapes)
+            # "in_features=N would fit" only when the input is declared or read from the file:
+            # on a guessed input N is a guess too
+            hint = _fix_hint(mod, f.in_shapes) if getattr(ctx, "input_source", "declared") != "guessed" else ""
             if hint:
                 msg += f" ({hint})"
             line = ctx.module_line(f.module) or f.line

@@ -52,6 +52,25 @@ class DeadSubmodule(GraphRule):
     VALID = [
         Valid(
             """
+            import torch
+            import torch.nn as nn
+
+            class Inception(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.branches = nn.ModuleList([nn.Conv2d(3, 4, k, padding=k // 2) for k in (1, 3, 5)])
+                    self.head = nn.Linear(4, 10)
+
+                def forward(self, x):
+                    outs = []
+                    for branch in self.branches:
+                        outs.append(branch(x))
+                    return self.head(torch.stack(outs).sum(0).mean((2, 3)))
+            """,
+            note="the return after the loop over parallel branches",
+        ),
+        Valid(
+            """
             import torch.nn as nn
 
             class Net(nn.Module):
@@ -139,6 +158,26 @@ class DeadSubmodule(GraphRule):
             line=7,
             contains="drop",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Inception(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.branches = nn.ModuleList([nn.Conv2d(3, 4, k, padding=k // 2) for k in (1, 3, 5)])
+                    self.head = nn.Linear(4, 10)
+
+                def forward(self, x):
+                    outs = []
+                    for branch in self.branches:
+                        outs.append(branch(x))
+                        return self.head(torch.stack(outs).sum(0).mean((2, 3)))
+            """,
+            line=14,
+            contains="branches.1",
+        ),
     ]
 
     def check(self, ctx) -> Iterator[Finding]:
@@ -161,6 +200,15 @@ class DeadSubmodule(GraphRule):
             last = q.rsplit(".", 1)[-1]
             if last.isdigit() or parent and parent in ctx.modules and _is_container(ctx.modules[parent]) and \
                     any(e.startswith(parent + ".") for e in executed):
+                exit_line = _loop_exits_early(ctx, parent) if last.isdigit() and parent not in reported and \
+                    any(e.startswith(parent + ".") for e in executed) else None
+                if exit_line is not None:
+                    reported.append(parent)
+                    yield Finding(
+                        f"{ctx.describe_module(q)} is never executed by {ctx.model_name}.forward: the loop over "
+                        f"{parent} leaves at its first item (the {exit_line[1]} at line {exit_line[0]} is inside the "
+                        f"for body), so only {parent}.0 runs. Move the {exit_line[1]} out of the loop",
+                        line=exit_line[0], module=q, evidence={"reason": "loop exits early", "container": parent})
                 continue  # a container used in part (`self.layers[:n]`): deliberate
             if not list(mod.parameters()) and not list(mod.children()) and not _is_layer(mod):
                 continue
@@ -239,3 +287,26 @@ def _is_leaf_with(mod, q: str) -> bool:
     from nnlint.passes.graph import is_leaf
 
     return is_leaf(mod)
+
+
+def _loop_exits_early(ctx, container: str) -> tuple[int, str] | None:
+    """(line, 'return'|'break') when a ``for … in self.<container>`` loop in the file has an
+    unconditional return/break directly in its body: only the first item ever runs."""
+    import ast
+
+    tree = ctx.source.tree
+    if tree is None:
+        return None
+    attr = container.rsplit(".", 1)[-1]
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.For):
+            continue
+        it = node.iter
+        while isinstance(it, ast.Call) and it.args:  # enumerate(self.x), zip(self.x, ...)
+            it = it.args[0]
+        if not (isinstance(it, ast.Attribute) and it.attr == attr):
+            continue
+        for stmt in node.body:
+            if isinstance(stmt, (ast.Return, ast.Break)):
+                return stmt.lineno, "return" if isinstance(stmt, ast.Return) else "break"
+    return None

@@ -48,6 +48,24 @@ class DeadComputation(GraphRule):
     VALID = [
         Valid(
             """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(8, 16)
+                    self.fc2 = nn.Linear(16, 4)
+
+                def forward(self, x):
+                    x = self.fc1(x)
+                    x = F.relu(x)
+                    return self.fc2(x)
+            """,
+            note="the activation's result is used (the look-alike of the discarded `F.relu(x)` statement)",
+        ),
+        Valid(
+            """
             import torch
             import torch.nn as nn
 
@@ -88,6 +106,25 @@ class DeadComputation(GraphRule):
             """,
             line=12,
             contains="tanh",
+        ),
+        Invalid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(8, 16)
+                    self.fc2 = nn.Linear(16, 4)
+
+                def forward(self, x):
+                    x = self.fc1(x)
+                    F.relu(x)
+                    return self.fc2(x)
+            """,
+            line=12,
+            contains="relu",
         ),
     ]
 

@@ -90,6 +90,68 @@ class MissingNonlinearity(GraphRule):
             """,
             note="U-Net upsampling and a depthwise-separable conv",
         ),
+        Valid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class SRNet(nn.Module):
+                def __init__(self, nf=16):
+                    super().__init__()
+                    self.conv_first = nn.Conv2d(3, nf, 3, padding=1)
+                    self.trunk = nn.Sequential(nn.Conv2d(nf, nf, 3, padding=1), nn.LeakyReLU(0.2),
+                                               nn.Conv2d(nf, nf, 3, padding=1), nn.LeakyReLU(0.2))
+                    self.conv_last = nn.Conv2d(nf, 3, 3, padding=1)
+
+                def forward(self, x):
+                    feat = self.conv_first(x)
+                    feat = feat + self.trunk(feat)
+                    return self.conv_last(F.leaky_relu(feat, 0.2))
+            """,
+            note="ESRGAN: the first conv has no activation by design, its output also feeds the long skip",
+        ),
+        Valid(
+            """
+            import torch.nn as nn
+
+            class Stage(nn.Module):
+                def __init__(self, cin=8, cout=16):
+                    super().__init__()
+                    self.down = nn.Conv2d(cin, cout, 2, stride=2)
+                    self.dw = nn.Conv2d(cout, cout, 7, padding=3, groups=cout)
+                    self.norm = nn.BatchNorm2d(cout)
+                    self.pw1 = nn.Conv2d(cout, 4 * cout, 1)
+                    self.act = nn.GELU()
+                    self.pw2 = nn.Conv2d(4 * cout, cout, 1)
+
+                def forward(self, x):
+                    x = self.down(x)
+                    return self.pw2(self.act(self.pw1(self.norm(self.dw(x)))))
+            """,
+            note="ConvNeXt: a downsample conv followed by a depthwise 7×7 conv",
+        ),
+        Valid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class PreActNet(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.stem = nn.Conv2d(3, 8, 3, padding=1)
+                    self.conv1 = nn.Conv2d(8, 16, 3, padding=1, stride=2)
+                    self.bn1 = nn.BatchNorm2d(16)
+                    self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
+                    self.bn2 = nn.BatchNorm2d(16)
+                    self.shortcut = nn.Conv2d(8, 16, 1, stride=2)
+
+                def forward(self, x):
+                    x = self.stem(x)
+                    out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+                    return F.relu(out + self.shortcut(x))
+            """,
+            note="a 1×1 linear projection shortcut summed with the main path",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -125,7 +187,9 @@ class MissingNonlinearity(GraphRule):
                 continue
             a, b = ctx.module(prev.target if prev.op == "call_module" else None), \
                 ctx.module(n.target if n.op == "call_module" else None)
-            if _separable(a, b) or _bottleneck(a, b):
+            if _separable(a, b) or _bottleneck(a, b) or _grouped(b):
+                continue
+            if _feeds_other_path(ctx, prev, between, n) or _projection_shortcut(ctx, n, b):
                 continue
             via = ", ".join(sorted({p.module_type or p.target for p in between}))
             name_a = ctx.describe_module(prev.target) if a is not None else f"{prev.target}() in {prev.scope or 'forward'}"
@@ -151,6 +215,42 @@ def _separable(a, b) -> bool:
         if a.groups > 1 and a.groups == a.in_channels and all(k == 1 for k in b.kernel_size):
             return True
         if b.groups > 1 and b.groups == b.in_channels and all(k == 1 for k in a.kernel_size):
+            return True
+    return False
+
+
+def _grouped(b) -> bool:
+    """A conv followed by a depthwise or grouped conv (ConvNeXt's downsample conv, then the
+    stage's depthwise 7×7): the grouped conv mixes only within groups, the pair does not
+    collapse into one ordinary conv."""
+    import torch.nn as nn
+
+    return isinstance(b, nn.modules.conv._ConvNd) and b.groups > 1
+
+
+def _feeds_other_path(ctx, prev, between, n) -> bool:
+    """The first layer's output also feeds a skip/residual path (ESRGAN's first conv, whose
+    output is also added back after the trunk): it is a feature extractor by design."""
+    chain = [prev, *reversed(between)]
+    for i, node in enumerate(chain):
+        nxt = chain[i + 1] if i + 1 < len(chain) else n
+        if any(c.idx != nxt.idx for c in ctx.consumers(node.idx)):
+            return True
+    return False
+
+
+def _projection_shortcut(ctx, n, b) -> bool:
+    """A 1×1 (or Linear) projection whose output is summed with another path: a linear
+    projection shortcut (ResNet's downsample) is linear on purpose."""
+    import torch.nn as nn
+
+    one_by_one = isinstance(b, nn.Linear) or (isinstance(b, nn.modules.conv._ConvNd)
+                                              and all(k == 1 for k in b.kernel_size))
+    if not one_by_one:
+        return False
+    for c in ctx.consumers(n.idx):
+        if c.op in ("call_function", "call_method") and str(c.target).rstrip("_") in ("add", "iadd", "__add__", "sub") \
+                and len(ctx.tensor_inputs(c)) >= 2:
             return True
     return False
 

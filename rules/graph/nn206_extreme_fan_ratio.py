@@ -58,6 +58,23 @@ class ExtremeFanRatio(GraphRule):
             """,
             note="a one-output regression head",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Classifier(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.features = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(),
+                                                  nn.Conv2d(64, 1000, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(7))
+                    self.fc = nn.Linear(1000 * 7 * 7, 10)
+
+                def forward(self, x):
+                    return self.fc(torch.flatten(self.features(x), 1))
+            """,
+            note="the flatten of a 1000×7×7 feature map: in_features is that map's size by construction",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -99,6 +116,8 @@ class ExtremeFanRatio(GraphRule):
                 continue
             if fan_out <= 2 and q in heads or fan_in <= 2:
                 continue
+            if isinstance(mod, nn.Linear) and _flattens_feature_map(ctx, q, fan_in):
+                continue
             direction = f"{ratio:,.0f}× narrower" if ratio >= limit else f"{1 / ratio:,.0f}× wider"
             yield Finding(
                 f"{ctx.describe_module(q)}: its output is {direction} than its input ({fan_in:,} → {fan_out:,} "
@@ -119,3 +138,46 @@ def _heads(ctx) -> set[str]:
         if node is not None and node.op == "call_module":
             out.add(node.target)
     return out
+
+
+FLATTENS = {"flatten", "view", "reshape", "Flatten"}
+
+
+def _flattens_feature_map(ctx, q: str, in_features: int) -> bool:
+    """The Linear reads a flatten of the previous feature map and its in_features is that
+    map's size (``Linear(1000·7·7 → 10)`` after a 1000×7×7 map): the width is right by
+    construction, the classifier head of a CNN."""
+    for n in ctx.nodes:
+        if n.op != "call_module" or n.target != q:
+            continue
+        _prev, path = ctx.producer_through_pass(n)
+        for p in path:
+            name = p.module_type if p.op == "call_module" else str(p.target)
+            if name not in FLATTENS:
+                continue
+            ins = ctx.tensor_inputs(p)
+            shape = ins[0].shape if ins else None
+            if shape and len(shape) >= 3:
+                size = 1
+                for d in shape[1:]:
+                    size *= int(d)
+                if size == in_features and _downsampled(ctx, shape):
+                    return True
+    return False
+
+
+def _downsampled(ctx, shape) -> bool:
+    """The flattened map is smaller, spatially, than the model's input (the network pooled
+    or strided down to it, as a CNN's classifier head does); a full-resolution map
+    flattened straight into a few units is still flagged."""
+    positions = 1
+    for d in shape[2:]:
+        positions *= int(d)
+    for i in ctx.placeholders:
+        s = ctx.nodes[i].shape
+        if s and len(s) == len(shape):
+            full = 1
+            for d in s[2:]:
+                full *= int(d)
+            return positions < full
+    return False

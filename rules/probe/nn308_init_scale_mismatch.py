@@ -199,6 +199,29 @@ class InitScaleMismatch(ProbeRule):
             """,
             note="Kaiming in fan_out mode (torchvision's choice), depthwise conv included",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class SqueezeHead(nn.Module):
+                def __init__(self, num_classes=10):
+                    super().__init__()
+                    self.features = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2), nn.ReLU(),
+                                                  nn.Conv2d(32, 64, 3), nn.ReLU())
+                    self.final_conv = nn.Conv2d(64, num_classes, 1)
+                    self.classifier = nn.Sequential(nn.Dropout(0.5), self.final_conv, nn.ReLU(),
+                                                    nn.AdaptiveAvgPool2d(1))
+                    nn.init.normal_(self.final_conv.weight, mean=0.0, std=0.01)
+
+                def forward(self, x):
+                    return torch.flatten(self.classifier(self.features(x)), 1)
+
+            def nnlint_examples():
+                return [{"model": SqueezeHead(), "inputs": torch.randn(8, 3, 32, 32)}]
+            """,
+            note="SqueezeNet: the final logit conv is initialised small on purpose",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -250,6 +273,7 @@ class InitScaleMismatch(ProbeRule):
     def check(self, ctx) -> Iterator[Finding]:
         limit = self.t["max_ratio"]
         normalized = any(m.type.endswith(NORMS) for m in ctx.modules.values())
+        last = max((lay.order for lay in ctx.layers if not lay.embedding), default=None)
         for layer in ctx.layers:
             if layer.embedding or layer.zero_init or not layer.feeds or not layer.fan_in:
                 continue
@@ -264,6 +288,8 @@ class InitScaleMismatch(ProbeRule):
                 continue
             if ratio < 1 and normalized:
                 continue  # small on purpose (std 0.02 under LayerNorm): the next norm rescales
+            if ratio < 1 and layer.order == last:
+                continue  # the final (logit) layer initialised small on purpose (SqueezeNet's std 0.01)
             ref, scheme = exp[ratios.index(ratio)]
             direction = "too large" if ratio > 1 else "too small"
             yield Finding(

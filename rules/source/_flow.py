@@ -75,6 +75,11 @@ NORM_MODULES = {
     "InstanceNorm3d": None, "LocalResponseNorm": None, "RMSNorm": None,
 }
 POOL_PREFIXES = ("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "LPPool")
+UPSAMPLE_MODULES = {"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"}
+#: functional resampling: the values keep what made them (logits stay logits)
+RESAMPLE_FUNCS = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+                  *(f"{p}{d}d" for p in ("avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool")
+                    for d in (1, 2, 3))}
 LOSS_MODULES = {
     "CrossEntropyLoss": "ce", "NLLLoss": "nll", "NLLLoss2d": "nll", "BCELoss": "bce",
     "BCEWithLogitsLoss": "bcewl", "MSELoss": "mse",
@@ -189,6 +194,7 @@ class LossUse:
     input: Val
     target_expr: cst.BaseExpression | None
     target: Val
+    ctor: Any = None  # a loss module: the call that built it (nn.BCELoss()), for fixes
 
 
 @dataclass(eq=False)
@@ -1334,6 +1340,11 @@ class _Analyzer:
             return Val(tag="logits", act=short, at=e, batched=x.batched)
         if functional and short in PASS_FUNCS:
             return x
+        if functional and short in RESAMPLE_FUNCS:
+            if x.tag is None and x.k is None:
+                return Val(batched=x.batched) if x.batched else UNKNOWN
+            return replace(x, items=None, const=None) if x.kdim == "chan" else \
+                replace(x, k=None, kdim=None, items=None, const=None)
         if functional and short == "one_hot":
             return Val(target="onehot")
         if short in ("argmax",) or (short == "max" and (len(pos) >= 2 or "dim" in kw)):
@@ -1346,6 +1357,8 @@ class _Analyzer:
             return x if x.tag in ("softmax", "sigmoid", "log_softmax") else UNKNOWN
         if short == "flatten":
             start = self._const(arg_expr(e, 1, "start_dim"))
+            if x.tag is not None:  # torch.flatten(conv_logits, 1): still logits
+                return replace(x, batched="yes" if start == 1 else None, k=None, kdim=None, items=None, const=None)
             return Val(batched="yes") if start == 1 else UNKNOWN
         if short in ("squeeze", "unsqueeze", "transpose", "permute", "reshape"):
             return self._shape_method(fr, e, x, short, args_offset=1)
@@ -1407,7 +1420,7 @@ class _Analyzer:
         if name == "Flatten":
             start = arg_expr(e, 0, "start_dim")
             return Val(obj=Obj("flatten", name, node=e, batch="yes" if start is None or self._const(start) == 1 else None))
-        if name.startswith(POOL_PREFIXES):
+        if name.startswith(POOL_PREFIXES) or name in UPSAMPLE_MODULES:
             return Val(obj=Obj("pool", name, node=e))
         if name in LOSS_MODULES:
             return Val(obj=Obj("loss", name, node=e, loss=LOSS_MODULES[name]))
@@ -1584,7 +1597,8 @@ class _Analyzer:
             return
         fr.rec.dims.append(DimUse(e, x, fr.cls if fr.forward else None, display))
 
-    def _loss(self, fr: _Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val]) -> None:
+    def _loss(self, fr: _Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val],
+              ctor: Any = None) -> None:
         if fr.mute:
             return
         inp = arg_expr(e, 0, "input")
@@ -1593,7 +1607,7 @@ class _Analyzer:
             return
         inp_val = kw["input"] if "input" in kw else (pos[0] if pos else UNKNOWN)
         tgt_val = kw["target"] if "target" in kw else (pos[1] if len(pos) > 1 else UNKNOWN)
-        fr.rec.losses.append(LossUse(kind, display, e, inp, inp_val, tgt, tgt_val))
+        fr.rec.losses.append(LossUse(kind, display, e, inp, inp_val, tgt, tgt_val, ctor))
 
     def _apply(self, fr: _Frame, e: cst.Call, callee: Val, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
         o = callee.obj
@@ -1605,7 +1619,7 @@ class _Analyzer:
             return self._call_function(fr, e, o, pos, kw, star)
         if o.kind == "loss":
             if not star:
-                self._loss(fr, e, o.loss, o.name, pos, kw)  # type: ignore[arg-type]
+                self._loss(fr, e, o.loss, o.name, pos, kw, o.node)  # type: ignore[arg-type]
             return UNKNOWN
         if star:
             return UNKNOWN
@@ -1629,11 +1643,13 @@ class _Analyzer:
         if o.kind == "norm":
             return Val(k=x.k, kdim=x.kdim, head=x.head, batched=o.batch or x.batched)
         if o.kind == "flatten":
-            return Val(batched=o.batch)
+            # flattening keeps what made the values: conv logits stay logits
+            return Val(tag=x.tag, act=x.act, at=x.at, model=x.model, batched=o.batch)
         if o.kind == "pool":
+            # pooling and upsampling keep logits logits (and the channel count)
             if x.kdim == "chan":
-                return Val(k=x.k, kdim="chan", head=x.head, batched=x.batched)
-            return Val(batched=x.batched)
+                return Val(tag=x.tag, act=x.act, at=x.at, k=x.k, kdim="chan", head=x.head, batched=x.batched)
+            return Val(tag=x.tag, act=x.act, at=x.at, batched=x.batched)
         if o.kind == "seq":
             v = x
             if v.batched == "maybe" and not fr.forward:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -54,6 +55,8 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
 
     code = "NN104"
     name = "softmax-before-cross-entropy"
+    fix_applicability = "unsafe"  # the model's other callers may want the activation
+    fix_summary = 'drop the trailing softmax/log_softmax (the call, the `self.act(...)` wrapper or the `nn.Sequential` element)'
     severity = Severity.ERROR
 
     VALID = [
@@ -304,4 +307,6 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
             else:
                 tail = (f"and is passed to {loss_name(u)}, which applies log_softmax itself (redundant "
                         f"log_softmax): {fix}, or use NLLLoss on log_softmax outputs")
-            yield Finding(f"{what} {tail}", node=u.call, model=v.model)
+            edit = fixes.drop_call(ctx, v.at)
+            yield Finding(f"{what} {tail}", node=u.call, model=v.model,
+                          fix=self.make_fix(f"drop the {v.act or v.tag}", *edit) if edit else None)

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import libcst as cst
+
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -48,6 +51,8 @@ class BceLogitsMismatch(SourceRule):
 
     code = "NN105"
     name = "bce-logits-mismatch"
+    fix_applicability = "unsafe"
+    fix_summary = 'swap `BCELoss` ↔ `BCEWithLogitsLoss` (`F.binary_cross_entropy` ↔ `..._with_logits`) where the loss is built; not with `pos_weight=`'
     severity = Severity.ERROR
 
     VALID = [
@@ -218,6 +223,29 @@ class BceLogitsMismatch(SourceRule):
             line=15,
             contains="raw logits",
         ),
+        Invalid(
+            """
+            import torch.nn as nn
+
+            class SegHead(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv = nn.Conv2d(16, 1, 1)
+                    self.up = nn.Upsample(scale_factor=4, mode="bilinear")
+
+                def forward(self, x):
+                    return self.up(self.conv(x))
+
+            model = SegHead()
+            criterion = nn.BCELoss()
+
+            def step(x, mask):
+                return criterion(model(x), mask)
+            """,
+            line=16,
+            contains="BCEWithLogitsLoss",
+            note="the conv's logits pass through nn.Upsample first: still logits",
+        ),
     ]
 
     def check(self, ctx: SourceContext) -> Iterator[Finding]:
@@ -236,4 +264,18 @@ class BceLogitsMismatch(SourceRule):
             else:
                 continue
             seen.add(id(u.call))
-            yield Finding(msg, node=u.call, model=v.model)
+            yield Finding(msg, node=u.call, model=v.model, fix=self._fix(ctx, u))
+
+    def _fix(self, ctx: SourceContext, u):
+        """Swap BCELoss <-> BCEWithLogitsLoss (F.binary_cross_entropy <-> ..._with_logits) where
+        the loss is built or called; not when pos_weight= (BCELoss has none) is passed."""
+        names = {"BCELoss": "BCEWithLogitsLoss", "BCEWithLogitsLoss": "BCELoss",
+                 "binary_cross_entropy": "binary_cross_entropy_with_logits",
+                 "binary_cross_entropy_with_logits": "binary_cross_entropy"}
+        call = u.ctor if isinstance(u.ctor, cst.Call) else u.call
+        if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in names:
+            return None
+        if any(a.keyword is not None and a.keyword.value == "pos_weight" for a in call.args):
+            return None
+        new = names[call.func.attr.value]
+        return self.make_fix(f"use {new}", fixes.replace(ctx, call.func.attr, new))

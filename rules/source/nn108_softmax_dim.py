@@ -4,6 +4,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -64,6 +65,8 @@ class SoftmaxDim(SourceRule):
 
     code = "NN108"
     name = "softmax-dim"
+    fix_applicability = "unsafe"
+    fix_summary = 'pass `dim=-1` (no dim given) or `dim=1` (dim 0 on a batch); the fix says which it chose'
     severity = Severity.WARNING
 
     VALID = [
@@ -278,6 +281,7 @@ class SoftmaxDim(SourceRule):
                 "1-D and 3-D inputs), which normalises across the batch of an (N, T, C) tensor; pass "
                 "dim=-1 (the class dimension) explicitly",
                 node=call,
+                fix=self._fix(ctx, call, index, "-1", "the last dimension"),
             )
         fl = flow(ctx)
         for d in fl.dims:
@@ -298,4 +302,22 @@ class SoftmaxDim(SourceRule):
                 "batch, not across the classes of each sample: use dim=1 (or dim=-1)",
                 node=d.node,
                 model=d.cls,
+                fix=self._dim_fix(ctx, d.node),
             )
+
+    def _dim_fix(self, ctx: SourceContext, node: cst.CSTNode):
+        if not isinstance(node, cst.Call):
+            return None
+        q = normalize_torch_name(ctx.qualname(node.func) or "")
+        index = SOFTMAX_FUNCS.get(q, SOFTMAX_MODULES.get(q))
+        if index is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in LAST_NAMES:
+            index = 0  # x.softmax(0): the method's first argument
+        if index is None or arg_expr(node, index, "dim") is None:
+            return None
+        return self._fix(ctx, node, index, "1", "the dimension after the batch")
+
+    def _fix(self, ctx: SourceContext, call: cst.Call, index: int, value: str, what: str):
+        """Unsafe: the right dimension depends on the tensor's layout; the fix says which it chose."""
+        dim = arg_expr(call, index, "dim")
+        edit = fixes.add_keyword(ctx, call, "dim", value) if dim is None else fixes.replace(ctx, dim, value)
+        return self.make_fix(f"pass dim={value} ({what}; check that it holds the classes)", edit)

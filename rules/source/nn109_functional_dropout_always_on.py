@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Iterator
 
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -51,6 +52,8 @@ class FunctionalDropoutAlwaysOn(SourceRule):
     code = "NN109"
     name = "functional-dropout-always-on"
     severity = Severity.ERROR
+    fix_applicability = "safe"
+    fix_summary = 'pass `training=self.training`'
 
     VALID = [
         Valid(
@@ -165,4 +168,5 @@ class FunctionalDropoutAlwaysOn(SourceRule):
                 f"or use nn.{'Dropout' if short == 'dropout' else short.title()} as a submodule",
                 node=call,
                 model=func.cls.name,
+                fix=self.make_fix("pass training=self.training", fixes.add_keyword(ctx, call, "training", "self.training")),
             )

@@ -4,6 +4,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -60,6 +61,8 @@ class UnregisteredSubmodules(SourceRule):
 
     code = "NN110"
     name = "unregistered-submodules"
+    fix_applicability = "safe"
+    fix_summary = 'wrap the list/tuple in `nn.ModuleList(...)`, a string-keyed dict in `nn.ModuleDict(...)` (`ParameterList`/`ParameterDict` for parameters)'
     severity = Severity.ERROR
 
     VALID = [
@@ -312,7 +315,21 @@ class UnregisteredSubmodules(SourceRule):
                 f"(the optimizer), .to()/.cuda(), .train()/.eval() and state_dict() never see them; wrap it in {fix}(...)",
                 node=stmt,
                 model=cls.name,
+                fix=self._fix(ctx, value, container, fix),
             )
+
+    def _fix(self, ctx: SourceContext, value: cst.BaseExpression, container: str, wrapper: str):
+        """Wrap the container in nn.ModuleList/ModuleDict (ParameterList/Dict), spelled as the
+        file imports torch.nn; dicts only when every key is a string literal."""
+        prefix = fixes.torch_nn_prefix(ctx)
+        if prefix is None or container == "set":
+            return None
+        if container == "dict":
+            if not isinstance(value, cst.Dict) or not all(
+                    isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString) for e in value.elements):
+                return None  # ModuleDict needs string keys
+        name = f"{prefix}.{wrapper.split('.', 1)[1]}"
+        return self.make_fix(f"wrap it in {wrapper}(...)", *fixes.wrap(ctx, value, f"{name}(", ")"))
 
     def _plain_container(self, ctx, value, method: cst.FunctionDef, name: str) -> tuple[str, bool] | None:
         """('list'|'dict'|'tuple', holds parameters) when ``value`` is a plain container

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -49,6 +50,8 @@ class ActivationOnLogits(SourceRule):
 
     code = "NN113"
     name = "activation-on-logits"
+    fix_applicability = "unsafe"  # the model's other callers may want the activation
+    fix_summary = 'remove the activation after the final layer'
     severity = Severity.ERROR
 
     VALID = [
@@ -259,4 +262,9 @@ class ActivationOnLogits(SourceRule):
                 f"logits: {v.act} {effect}; remove the activation after the final layer",
                 node=v.at,
                 model=v.model,
+                fix=self._fix(ctx, v),
             )
+
+    def _fix(self, ctx: SourceContext, v):
+        edit = fixes.drop_call(ctx, v.at)
+        return self.make_fix(f"remove the {v.act} after the final layer", *edit) if edit else None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -49,6 +50,8 @@ class MissingZeroGrad(SourceRule):
 
     code = "NN401"
     name = "missing-zero-grad"
+    fix_applicability = "unsafe"  # gradient accumulation over several batches may be deliberate
+    fix_summary = 'insert `optimizer.zero_grad()` above the statement that calls `backward()`'
     severity = Severity.ERROR
 
     VALID = [
@@ -253,4 +256,12 @@ class MissingZeroGrad(SourceRule):
                 f"each iteration (or after the step)",
                 node=step.anchor,
                 evidence={"loop_line": first_line(ctx, loop)},
+                fix=self._fix(ctx, back.anchor, opt),
             )
+
+    def _fix(self, ctx: SourceContext, back: cst.CSTNode, opt: str | None):
+        """``opt.zero_grad()`` on its own line above the statement that calls backward()."""
+        stmt = fixes.statement_of(ctx, back)
+        if not opt or stmt is None:
+            return None
+        return self.make_fix(f"call {opt}.zero_grad() before backward()", fixes.insert_line_before(ctx, stmt, f"{opt}.zero_grad()"))

@@ -5,6 +5,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -83,6 +84,8 @@ class LossKeptWithGraph(SourceRule):
     code = "NN402"
     name = "loss-kept-with-graph"
     severity = Severity.WARNING
+    fix_applicability = "safe"
+    fix_summary = 'accumulate `loss.item()`'
 
     VALID = [
         Valid(
@@ -299,7 +302,14 @@ class LossKeptWithGraph(SourceRule):
                     f"`{target}` then keeps every iteration's graph alive and memory grows each step; "
                     f"accumulate `{loss}.item()` (or `{loss}.detach()`) instead",
                     node=node,
+                    fix=self._fix(ctx, value, scope.losses),
                 )
+
+    def _fix(self, ctx: SourceContext, value: cst.BaseExpression, losses: set[str]):
+        target = _detach_point(value, losses)
+        if target is None:
+            return None
+        return self.make_fix(f"accumulate `{ctx.code(target)}.item()`", fixes.insert_after(ctx, target, ".item()"))
 
 
 def _over_batches(a: Analysis, loop: cst.For | cst.While, parent: dict[int, cst.For | cst.While]) -> bool:
@@ -338,6 +348,20 @@ def _accumulation(st: cst.CSTNode) -> tuple[str, cst.BaseExpression, cst.CSTNode
             return target, call.args[0].value, call
         if m == "update" and any(k in last_part(target).lower() for k in ("meter", "loss", "avg")):
             return target, call.args[0].value, call
+    return None
+
+
+def _detach_point(expr: cst.BaseExpression, losses: set[str]) -> cst.BaseExpression | None:
+    """The sub-expression of ``expr`` that carries the loss's graph (as ``_graph_ref``
+    finds it), to append ``.item()`` to: ``loss`` in ``loss * n``, ``loss.mean()`` whole."""
+    if isinstance(expr, (cst.Name, cst.Attribute)):
+        return expr if dotted(expr) in losses else None
+    if isinstance(expr, cst.BinaryOperation):
+        return _detach_point(expr.left, losses) or _detach_point(expr.right, losses)
+    if isinstance(expr, cst.UnaryOperation):
+        return _detach_point(expr.expression, losses)
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and _graph_ref(expr, losses):
+        return expr
     return None
 
 

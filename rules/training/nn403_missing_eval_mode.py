@@ -342,6 +342,41 @@ class MissingEvalMode(SourceRule):
             """,
             note="a TorchScript model keeps the mode it was saved in",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            model = nn.Linear(10, 2)
+            correct = 0
+            with torch.no_grad():
+                for x, y in test_loader:
+                    correct += (model(x).argmax(1) == y).sum().item()
+            """,
+            note="a bare nn.Linear: eval() would change nothing",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True, dropout=0)
+                    self.fc = nn.Linear(16, 4)
+
+                def forward(self, x):
+                    out, _ = self.lstm(x)
+                    return self.fc(out)
+
+            model = Tagger()
+            with torch.no_grad():
+                for x, y in val_loader:
+                    preds = model(x).argmax(-1)
+            """,
+            note="an LSTM with dropout=0 computes the same in train and eval mode",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -483,6 +518,30 @@ class MissingEvalMode(SourceRule):
             line=3,
             contains="before the loop",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.lstm = nn.LSTM(8, 16, num_layers=2, batch_first=True, dropout=0.3)
+                    self.fc = nn.Linear(16, 4)
+
+                def forward(self, x):
+                    out, _ = self.lstm(x)
+                    return self.fc(out)
+
+            model = Tagger()
+            with torch.no_grad():
+                for x, y in val_loader:
+                    preds = model(x).argmax(-1)
+            """,
+            line=17,
+            contains="model.eval()",
+            note="the same LSTM with dropout between its layers",
+        ),
     ]
 
     def check(self, ctx: SourceContext) -> Iterator[Finding]:
@@ -592,11 +651,58 @@ def _mode_free(ctx: SourceContext, a: Analysis, model: str) -> bool:
         while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in (
                 "to", "cuda", "cpu", "float", "double", "half"):
             v = v.func.value
+        if isinstance(v, cst.Call) and _builtin_mode_free(ctx, v, memo):
+            continue  # model = nn.Linear(10, 2); model = nn.LSTM(8, 16): eval() changes nothing
         if not (isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in ctx.class_by_name):
             return False
         if not _class_mode_free(ctx, v.func.value, memo):
             return False
     return True
+
+
+_RNNS = {"RNN", "LSTM", "GRU"}
+_RNN_CELLS = {"RNNCell", "LSTMCell", "GRUCell"}
+
+
+def _rnn_mode_free(call: cst.Call) -> bool:
+    """An nn.RNN/LSTM/GRU without dropout (the argument absent or 0; positional index 5)
+    computes the same in train and eval mode."""
+    value = None
+    for i, a in enumerate(call.args):
+        if a.keyword is not None and a.keyword.value == "dropout":
+            value = a.value
+        elif a.keyword is None and a.star == "" and i == 5:
+            value = a.value
+        elif a.star:
+            return False
+    if value is None:
+        return True
+    return isinstance(value, (cst.Integer, cst.Float)) and float(value.value) == 0.0
+
+
+def _builtin_mode_free(ctx: SourceContext, call: cst.Call, memo: dict[str, bool]) -> bool:
+    """A built-in torch.nn layer (or an nn.Sequential of such layers and of this file's
+    mode-free classes) that computes the same in train and eval mode."""
+    q = ctx.qualname(call.func) or ""
+    if not q.startswith("torch.nn.") or q.startswith(("torch.nn.functional.", "torch.nn.init.")):
+        return False
+    last = q.rsplit(".", 1)[-1]
+    if last in _RNN_CELLS:
+        return True
+    if last in _RNNS:
+        return _rnn_mode_free(call)
+    if last == "Sequential":
+        for a in call.args:
+            v = a.value
+            if a.star or not isinstance(v, cst.Call):
+                return False
+            if isinstance(v.func, cst.Name) and v.func.value in ctx.class_by_name:
+                if not _class_mode_free(ctx, v.func.value, memo):
+                    return False
+            elif not _builtin_mode_free(ctx, v, memo):
+                return False
+        return True
+    return last in _MODE_FREE_LAYERS and last not in ("ModuleList", "ModuleDict", "Module")
 
 
 def _class_mode_free(ctx: SourceContext, name: str, memo: dict[str, bool]) -> bool:
@@ -622,7 +728,11 @@ def _class_mode_free(ctx: SourceContext, name: str, memo: dict[str, bool]) -> bo
         elif q.startswith("torch.nn.init.") or (q.startswith("torch.") and not q.startswith("torch.nn.")):
             continue
         elif q.startswith("torch.nn."):
-            if q.rsplit(".", 1)[-1] not in _MODE_FREE_LAYERS:
+            last = q.rsplit(".", 1)[-1]
+            if last in _RNNS:
+                if not _rnn_mode_free(node):
+                    return False
+            elif last not in _MODE_FREE_LAYERS and last not in _RNN_CELLS:
                 return False
         elif isinstance(func, cst.Name):
             if func.value in ctx.class_by_name:

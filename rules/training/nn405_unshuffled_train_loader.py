@@ -5,6 +5,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -69,6 +70,8 @@ class UnshuffledTrainLoader(SourceRule):
 
     code = "NN405"
     name = "unshuffled-train-loader"
+    fix_applicability = "unsafe"  # an IterableDataset or a deliberate order (curriculum) breaks
+    fix_summary = 'pass `shuffle=True`'
     severity = Severity.WARNING
 
     VALID = [
@@ -247,6 +250,8 @@ class UnshuffledTrainLoader(SourceRule):
                 f"visits the samples in the same order, so batches are correlated and training converges slower "
                 f"or worse; pass shuffle=True (or sampler=DistributedSampler(...) when distributed)",
                 node=call,
+                fix=self.make_fix("pass shuffle=True", fixes.replace(ctx, shuffle.value, "True") if shuffle is not None
+                                  else fixes.add_keyword(ctx, call, "shuffle", "True")),
             )
 
 

@@ -5,6 +5,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -80,6 +81,8 @@ class StepOrder(SourceRule):
 
     code = "NN406"
     name = "step-order"
+    fix_applicability = "unsafe"  # the order may be deliberate (accumulation, closures)
+    fix_summary = 'move `clip_grad_norm_`/`clip_grad_value_` above `optimizer.step()`, or a `zero_grad()` between backward and step above `backward()` (whole lines at the same indentation; never with a GradScaler)'
     severity = Severity.ERROR
 
     VALID = [
@@ -290,6 +293,14 @@ class StepOrder(SourceRule):
                         yield finding
 
 
+def _move_fix(ctx: SourceContext, node: cst.CSTNode, before: cst.CSTNode, what: str):
+    """Move ``node``'s statement above ``before``'s; never with a GradScaler (unscale_ first)."""
+    if "scaler" in ctx.code(before) or "scaler" in ctx.code(node):
+        return None
+    edits = fixes.move_statement_before(ctx, node, before)
+    return StepOrder.make_fix(StepOrder(), what, *edits) if edits else None
+
+
 def _where(ctx: SourceContext, owner: cst.CSTNode) -> str:
     if isinstance(owner, (cst.For, cst.While)):
         return f"loop at line {first_line(ctx, owner)}"
@@ -403,6 +414,7 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
                     f"(line {first_line(ctx, step.node)}) in the {_where(ctx, owner)}: it clears the gradients before the step "
                     f"uses them, so the model does not learn; call zero_grad() before backward() or after step()",
                     node=z.node,
+                    fix=_move_fix(ctx, z.node, e.node, "move it before backward()"),
                 )
             break
     # 3. clipping after the step it was meant for
@@ -418,6 +430,7 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
                 f"gradients, so clipping has no effect; move it between `backward()` and `{opt}.step()` (with a "
                 f"GradScaler, after `scaler.unscale_({opt})`)",
                 node=e.node,
+                fix=_move_fix(ctx, e.node, last.node, f"move it before `{opt}.step()`"),
             )
 
 

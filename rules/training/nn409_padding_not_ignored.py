@@ -80,6 +80,8 @@ class PaddingNotIgnored(SourceRule):
 
     code = "NN409"
     name = "padding-not-ignored"
+    fix_applicability = "unsafe"
+    fix_summary = 'add `ignore_index=<pad id>` to the loss'
     severity = Severity.WARNING
 
     VALID = [

@@ -63,6 +63,8 @@ class HiddenStateNotDetached(SourceRule):
 
     code = "NN410"
     name = "hidden-state-not-detached"
+    fix_applicability = "unsafe"
+    fix_summary = '`.detach()` the carried hidden state where it is passed back in'
     severity = Severity.ERROR
 
     VALID = [
