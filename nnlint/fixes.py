@@ -395,8 +395,9 @@ def fix_text(path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bo
     for _ in range(MAX_ITERATIONS):
         try:
             diags, book = lint_text(path, current, rules, cfg, force)
-        except ValueError as exc:
-            out.error = str(exc)
+        except ValueError as exc:  # unparsable (NN001 reports it) or not a notebook
+            if current != text:
+                out.error = str(exc)
             break
         chosen = applicable(diags, unsafe)
         if not chosen:

@@ -224,7 +224,7 @@ def test_graph_fixtures_report_exactly_the_marked_lines():
     assert nn201.module == "fc1" and nn201.model == "Net" and nn201.path.endswith("wrong_in_features.py")
     (nn002,) = by_file["needs_declaration.py"]
     assert "def nnlint_examples():" in nn002.message and "[[tool.nnlint.models]]" in nn002.message
-    assert "nanogpt.py" not in by_file  # GPT(GPTConfig()), zero configuration: traced whole by torch.export
+    assert by_file.get("nanogpt.py", []) == []  # GPT(GPTConfig()), zero configuration, traced whole
     # every model was built and checked except the one that needs a declaration
     assert result.models == 19 and result.models_not_checked == 1 and result.models_not_probed == 0
     assert not result.notes, result.notes

@@ -52,6 +52,7 @@ class BatchMixing(ProbeRule):
     code = "NN310"
     name = "batch-mixing"
     severity = Severity.ERROR
+    supersedes = ("NN209",)  # at a view/reshape line both describe the same scrambled axes
     needs = frozenset({"batch_jacobian"})
     thresholds = {"rtol": 1e-6}
 
