@@ -33,7 +33,7 @@ def _nn314(model, inputs):
 def test_small_gpt_with_and_without_the_causal_mask():
     torch.manual_seed(0)
     tokens = torch.randint(0, 101, (4, 13))
-    assert not _nn314(_load("fixtures/probe/clean_causal_lm.py").MiniGPT(), tokens)
+    assert not _nn314(_load("fixtures/probe/clean_causal_leak.py").MiniGPT(), tokens)
     (d,) = _nn314(_load("fixtures/probe/seed_causal_leak.py").MiniGPT(), tokens)
     assert d.line == 27 and "(t, t+k) = (0, 1)" in d.message, d.message
     assert d.evidence["leak"] == 1 and d.evidence["leak_grad"] > 0
@@ -77,7 +77,7 @@ def test_nn209_is_silent_on_real_decoders():
     torch.manual_seed(0)
     nano = mod.GPT(mod.GPTConfig(block_size=16, vocab_size=101, n_layer=2, n_head=2, n_embd=32, dropout=0.0))
     gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=101))
-    mini = _load("fixtures/probe/clean_causal_lm.py").MiniGPT()
+    mini = _load("fixtures/probe/clean_causal_leak.py").MiniGPT()
     for model in (nano, gpt2, mini):
         report = nnlint.check(model, torch.randint(0, 101, (4, 13)), select=["NN209"], device="cpu")
         assert not report.by_code("NN209") and not report.errors, str(report)
