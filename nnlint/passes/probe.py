@@ -210,6 +210,9 @@ class LossInfo:
     source: str  # "declared" | "file" | "inferred from the output shape (8, 10)" | "fallback"
     classes: int | None = None
     note: str = ""
+    #: with guessed (random) class targets: the loss averaged over every possible target,
+    #: which does not depend on the draw (a batch of random targets is a noisy estimate)
+    expected: float | None = None
 
     @property
     def chance(self) -> float | None:
@@ -888,6 +891,16 @@ def _class_dim(out: torch.Tensor, k: int | None) -> int | None:
     return None
 
 
+def _over_targets(kind: str, cdim: int) -> Callable[[Any], torch.Tensor]:
+    """The cross-entropy (or NLL) averaged over every possible class target: what a batch
+    of uniformly random targets estimates, exactly (label smoothing averages out too)."""
+    def over_targets(o: Any) -> torch.Tensor:
+        p = _first_tensor(o).detach().float()
+        per = -p.mean(cdim) if kind == "nll" else torch.logsumexp(p, cdim) - p.mean(cdim)
+        return per.mean()
+    return over_targets
+
+
 class _Loss:
     """A loss closure with a fixed target, built once from the first output. ``fn`` is the
     loss whose value is reported; ``total`` adds, when nnlint chose the loss, the mean
@@ -899,6 +912,7 @@ class _Loss:
         self.gen = gen
         self.fn: Callable[[Any], torch.Tensor]
         self.info: LossInfo
+        self.expected_fn: Callable[[Any], torch.Tensor] | None = None
         self._build(out, integer_inputs)
 
     def total(self, out: Any) -> torch.Tensor:
@@ -944,6 +958,8 @@ class _Loss:
             if target is None and prim is not None:
                 if kind in ("cross_entropy", "nll") and cdim is None:
                     kind = "declared"
+                if kind in ("cross_entropy", "nll") and getattr(declared, "weight", None) is None:
+                    self.expected_fn = _over_targets(kind, cdim)
                 target = self._target(kind if kind != "declared" else "mse", prim, k, cdim)
             elif isinstance(target, torch.Tensor) and prim is not None:
                 target = target.to(prim.device)
@@ -990,6 +1006,8 @@ class _Loss:
                     return fn(p, tgt)
 
                 self.fn = ce
+                if not isinstance(target, torch.Tensor):
+                    self.expected_fn = _over_targets(kind, cdim)
                 self.info = LossInfo(value=float("nan"), kind=kind, source=source, classes=k)
                 return
         if kind in ("bce", "bce_logits", "mse"):
@@ -1107,6 +1125,11 @@ class Probe:
             rec.close()
         info = self.loss.info
         info.value = loss_value
+        if self.loss.expected_fn is not None:
+            try:
+                info.expected = float(self.loss.expected_fn(out).item())
+            except Exception:
+                info.expected = None
         ctx = self._collect(rec, out, info, grads_available)
         del out, loss
         # zero grads now read: free them before the extra runs
