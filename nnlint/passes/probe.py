@@ -186,6 +186,9 @@ class Layer:
     in_std: float | None
     out_std: float | None
     feeds: str | None = None  # the activation kind its output goes into directly
+    #: its output goes straight into a BatchNorm: the layer is scale-invariant, so its relative
+    #: gradient grows as its weights shrink (1/‖W‖²) and says nothing about an explosion
+    batch_normed: bool = False
 
 
 @dataclass
@@ -594,6 +597,7 @@ class _Recorder:
         self.grad_order: dict[str, int] = {}
         self.grad_counter = 0
         self.produced: dict[int, tuple[weakref.ref, str]] = {}
+        self.batch_normed: set[str] = set()  # layers whose output goes straight into a BatchNorm
         self.acts: list[tuple[ActivationStat, torch.Tensor | None]] = []
         self.act_calls: dict[tuple[str, int | None], int] = {}
         self.param_ids = {id(p): n for n, p in model.named_parameters()}
@@ -676,6 +680,11 @@ class _Recorder:
                                                   leaf=name in self.leaf_names)
                 self.order += 1
             st.calls += 1
+            if isinstance(mod, _BATCH_NORMS):
+                x = _first_tensor(args)
+                ref = self.produced.get(id(x)) if x is not None else None
+                if ref is not None and ref[0]() is x:
+                    self.batch_normed.add(ref[1])
             if self.stats and name in self.weight_names and name not in self.in_stats:
                 x = _first_tensor(args)
                 if x is not None and x.numel():
@@ -899,6 +908,9 @@ def _over_targets(kind: str, cdim: int) -> Callable[[Any], torch.Tensor]:
         per = -p.mean(cdim) if kind == "nll" else torch.logsumexp(p, cdim) - p.mean(cdim)
         return per.mean()
     return over_targets
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 class _Loss:
@@ -1283,6 +1295,7 @@ class Probe:
                 zero_init=any(s.zero_weight for s in stats),
                 zero_grad=all(s.grad in ("none", "zero", "frozen") for s in stats),
                 in_std=st.in_std, out_std=st.out_std, feeds=feeds.get(name),
+                batch_normed=name in rec.batch_normed,
             ))
 
         # output

@@ -214,7 +214,7 @@ class VanishingGradient(ProbeRule):
         # head gradient scales with the objective nnlint chose) is not a gradient that vanishes
         half = len(layers) // 2
         body = math.log10(statistics.median(l.rel for l in layers[half:]) / statistics.median(l.rel for l in layers[:half]))
-        if body < self.t["body_share"] * orders:
+        if len(layers) >= 4 and body < self.t["body_share"] * orders:  # a trend needs two layers a half
             return
         # the first layer that already lost `orders` magnitudes, counting back from the head
         worst = next((l for l in layers if math.log10(last.rel / l.rel) >= self.t["orders"]), first)
