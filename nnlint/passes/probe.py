@@ -908,8 +908,12 @@ def _over_targets(kind: str, cdim: int) -> Callable[[Any], torch.Tensor]:
     """The cross-entropy (or NLL) averaged over every possible class target: what a batch
     of uniformly random targets estimates, exactly (label smoothing averages out too)."""
     def over_targets(o: Any) -> torch.Tensor:
-        p = _first_tensor(o).detach().float()
-        per = -p.mean(cdim) if kind == "nll" else torch.logsumexp(p, cdim) - p.mean(cdim)
+        p = _first_tensor(o).detach().double()
+        if kind == "nll":
+            per = -p.mean(cdim)
+        else:  # shifted by the max first: huge equal logits would round logsumexp - mean to 0
+            z = p - p.amax(cdim, keepdim=True)
+            per = torch.logsumexp(z, cdim) - z.mean(cdim)
         return per.mean()
     return over_targets
 
