@@ -156,7 +156,8 @@ def _optimizer_checks(model: Any, optimizer: Any, select: list[str] | None, igno
         hook = getattr(rule, "check_optimizer", None)
         if hook is None:
             continue
-        r = rule((thresholds or {}).get(rule.code))
+        # Any: check_optimizer is an optional hook (found by getattr above), not part of Rule
+        r: Any = rule((thresholds or {}).get(rule.code))
         for f in r.check_optimizer(model, optimizer):
             out.append(to_diagnostic(r, f, model, path, name, lines=lines))
     return out
@@ -221,6 +222,7 @@ def check(
     unused: list[str] = []
     probe_rules = [r for r in rules if r.pass_ in ("probe", "data")]
     if graph_rules:
+        run_graph: Callable[..., tuple[list[Diagnostic], dict[str, Any]]] | None
         try:
             from nnlint.passes.graph import run_graph
         except ImportError:

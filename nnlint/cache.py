@@ -226,7 +226,7 @@ class Cache:
             os.replace(tmp, target)
         except (OSError, TypeError, ValueError):
             try:
-                os.unlink(tmp)  # type: ignore[possibly-undefined]
+                os.unlink(tmp)  # NameError: mkstemp itself failed
             except (OSError, NameError):
                 pass
 

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import NoReturn, Sequence, TextIO
 
 import nnlint
 from nnlint import config as config_mod
@@ -48,7 +48,7 @@ def _json_obj(value: str) -> dict:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 already; keep its message short
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 already; keep its message short
         self.print_usage(sys.stderr)
         self.exit(2, f"nnlint: error: {message}\n")
 
@@ -278,7 +278,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"nnlint: {n} fix{'es' * (n != 1)} available in {len(changed)} file{'s' * (len(changed) != 1)}{more}\n")
             return 2 if problems else (1 if changed and not args.exit_zero else 0)
         if n:
-            codes = {}
+            codes: dict[str, int] = {}
             for o in changed:
                 for c, k in o.applied.items():
                     codes[c] = codes.get(c, 0) + k

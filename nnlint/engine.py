@@ -409,7 +409,7 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     # rule's static finding at that line: one finding per cause
     static = {(d.path, d.line, d.code) for d in diags if d.pass_ == "source"}
     diags = [d for d in diags if not ((d.evidence or {}).get("seen_by") == "probe" and (d.path, d.line, d.code) in static)]
-    unique = {}
+    unique: dict[tuple[object, ...], Diagnostic] = {}
     for d in diags:
         unique.setdefault((d.path, d.cell, d.line, d.column, d.code, d.message, d.module), d)
     result.diagnostics = sorted(unique.values(), key=lambda d: d.sort_key)

@@ -23,9 +23,12 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from nnlint.diagnostics import Diagnostic, Edit
+
+if TYPE_CHECKING:
+    from nnlint.rule import Rule
 
 MAX_ITERATIONS = 10
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -454,7 +457,7 @@ def _lines(text: str, cell: bool = False) -> list[str]:
     return lines
 
 
-def fix_files(files: list[str], rules: list[Any], cfg: Any, unsafe: bool, write: bool) -> list[FixOutcome]:
+def fix_files(files: list[str], rules: Sequence[type[Rule] | Rule], cfg: Any, unsafe: bool, write: bool) -> list[FixOutcome]:
     outcomes = []
     fixable = [r for r in rules if getattr(r, "pass_", "") == "source"]
     instances = [r(cfg.thresholds.get(r.code)) if isinstance(r, type) else r for r in fixable]

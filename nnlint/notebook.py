@@ -213,7 +213,7 @@ def _value_end(s: str, i: int) -> int:
 
 def _members(s: str, i: int) -> list[tuple[str, int, int]]:
     """(key, value start, value end) of the object starting at ``s[i]``."""
-    out = []
+    out: list[tuple[str, int, int]] = []
     i = _skip_ws(s, i + 1)
     if s[i] == "}":
         return out
@@ -260,7 +260,8 @@ def _dump_source(raw: str, start: int, end: int, text: str) -> str:
     if "\n" not in sep:  # `["a", "b"]` on one line
         return "[" + ", ".join(json.dumps(x, ensure_ascii=ascii_only) for x in lines) + "]"
     line_start = raw.rfind("\n", 0, start) + 1
-    outer = re.match(r"[ \t]*", raw[line_start:start]).group(0)
+    indent = re.match(r"[ \t]*", raw[line_start:start])  # always matches, perhaps empty
+    outer = indent.group(0) if indent else ""
     return "[" + sep + ("," + sep).join(json.dumps(x, ensure_ascii=ascii_only) for x in lines) + "\n" + outer + "]"
 
 

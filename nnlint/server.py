@@ -164,7 +164,7 @@ class DocState:
     save_cancel: threading.Event | None = None
 
 
-class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
+class NnlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("nnlint", __version__)
         self.docs: dict[str, DocState] = {}

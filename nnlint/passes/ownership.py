@@ -66,7 +66,8 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
     modules = ctx.modules
     if module is None:
         # a finding about the model's own forward (NN207) or an op at its top level
-        return line is None and library_class(type(ctx.model))
+        cls: type = type(ctx.model)  # type[Any] is not Hashable to mypy, a plain type is
+        return line is None and library_class(cls)
     mod = modules.get(module)
     submodule = code in ("NN202", "NN206") or (mod is not None and _is_torch_leaf(mod))
     owner = owner_path(modules, module, submodule)
@@ -81,7 +82,8 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
             return False
         owner = owner.rsplit(".", 1)[0] if "." in owner else ""
         owner_mod = modules.get(owner)
-    return owner_mod is not None and library_class(type(owner_mod))
+    owner_cls: type = type(owner_mod)
+    return owner_mod is not None and library_class(owner_cls)
 
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)

@@ -101,7 +101,7 @@ class Pairing:
 
 
 class _Flow(ast.NodeVisitor):
-    def __init__(self, classes: set[str], instances: set[str] = frozenset()) -> None:
+    def __init__(self, classes: set[str], instances: set[str] | frozenset[str] = frozenset()) -> None:
         self.classes = classes
         self.instances = set(instances)
         self.models: dict[str, str] = {}  # variable (dotted) -> model class
@@ -230,18 +230,18 @@ class _Flow(ast.NodeVisitor):
                         else:
                             env[name] = set(srcs)
             for field_ in ("body", "orelse", "finalbody", "handlers"):
-                sub = getattr(stmt, field_, None)
-                if isinstance(sub, list) and sub and isinstance(sub[0], (ast.stmt, ast.excepthandler)):
+                block = getattr(stmt, field_, None)
+                if isinstance(block, list) and block and isinstance(block[0], (ast.stmt, ast.excepthandler)):
                     inner: list[ast.stmt] = []
-                    for s in sub:
-                        inner.extend(s.body if isinstance(s, ast.excepthandler) else [s])
+                    for s in block:
+                        inner.extend(s.body if isinstance(s, ast.ExceptHandler) else [s])
                     if isinstance(stmt, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)) and field_ == "body":
                         # `for x, y in loader:` / `with torch.no_grad():` bind nothing from models
                         pass
                     self.run_body(inner, env)
 
 
-def pair_losses(text: str, classes: set[str], instances: set[str] = frozenset()) -> Pairing:
+def pair_losses(text: str, classes: set[str], instances: set[str] | frozenset[str] = frozenset()) -> Pairing:
     """Which losses the file applies to the output of which of ``classes`` (class or
     factory names) and of the module-level model ``instances`` (variable names)."""
     try:

@@ -84,7 +84,7 @@ def _hook(event: str, args: tuple) -> None:
         bad = next((p for p in paths if not _allowed(p)), None)
         if bad is not None:
             _state["blocked"].append(f"write: {event} {os.fsdecode(bad)}")
-            raise PermissionError(f"nnlint: {event} outside its temporary folder is off while linting ({bad})")
+            raise PermissionError(f"nnlint: {event} outside its temporary folder is off while linting ({os.fsdecode(bad)})")
 
 
 def install(folder: str | None = None) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 #: builtins and plain helpers with no I/O
 SAFE_NAMES = {
@@ -155,7 +155,7 @@ def free_names(node: ast.AST, local: frozenset[str] = frozenset()) -> set[str]:
         inner = local | params | (stores - globs)
         out: set[str] = set()
         for d in (*a.defaults, *a.kw_defaults, *getattr(node, "decorator_list", []), *(
-                [node.returns] if getattr(node, "returns", None) is not None else [])):
+                [returns] if (returns := getattr(node, "returns", None)) is not None else [])):
             if d is not None:
                 out |= free_names(d, local)
         for b in body:
@@ -340,7 +340,7 @@ class _Judge:
         return ok
 
 
-def _iterates_data(loop: ast.AST) -> bool:
+def _iterates_data(loop: ast.For | ast.While) -> bool:
     """A loop over something that is not a range/literal: an epoch or data loop."""
     if isinstance(loop, ast.While):
         return True
@@ -355,7 +355,7 @@ def _iterates_data_expr(node: ast.AST) -> bool:
     return any(w in text for w in ("loader", "dataset", "data_iter", "batches", "epoch"))
 
 
-def _is_work_expr(stmt: ast.stmt) -> bool:
+def _is_work_expr(stmt: ast.stmt) -> TypeGuard[ast.Expr]:
     return isinstance(stmt, ast.Expr) and not isinstance(stmt.value, ast.Constant)
 
 
@@ -378,7 +378,7 @@ def slice_body(body: list[ast.stmt]) -> Slice:
                     "to", "float", "double", "eval", "train", "cpu"):
                 call = call.func.value
             for n in stores(s):
-                found_instances.setdefault(n, (s.lineno, dotted(call.func) if isinstance(call, ast.Call) else "?"))
+                found_instances.setdefault(n, (s.lineno, (dotted(call.func) or "?") if isinstance(call, ast.Call) else "?"))
     changed = True
     while changed:
         changed = False

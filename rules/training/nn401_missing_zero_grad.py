@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import libcst as cst
+
 from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
