@@ -26,6 +26,7 @@ from __future__ import annotations
 import inspect
 import operator
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -51,6 +52,7 @@ def _export(model: nn.Module, args: tuple, kwargs: dict) -> Any:
 
 def export_program(model: nn.Module, args: tuple, kwargs: dict) -> tuple[Any, dict, str | None]:
     """(exported program or None, the kwargs it was exported with, why it failed)."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import FrameType
 from typing import Any, Callable
 
 import torch
@@ -105,7 +106,7 @@ class _Finder(TorchFunctionMode):
         self._cache: dict[str, bool] = {}
 
     def _user_frame(self) -> tuple[int, str] | None:
-        f = sys._getframe(2)
+        f: FrameType | None = sys._getframe(2)
         while f is not None:
             name = f.f_code.co_filename
             hit = self._cache.get(name)

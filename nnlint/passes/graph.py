@@ -360,14 +360,14 @@ def trace_fx(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> tup
         graph = tracer.trace(model, concrete_args=concrete or None)
         gm = fx.GraphModule(tracer.root, graph)
     except (Exception, SystemExit) as exc:  # fx's TraceError, or user code that rejects proxies
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, f"{type(exc).__name__}: {first[:200]}"
+        head = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, f"{type(exc).__name__}: {head[:200]}"
     finally:
         model.train(was_training)
 
     order = [n for n in graph.nodes if n.op == "placeholder"]
     run_args = []
-    for ph, name in zip(order, sig.parameters):
+    for _ph, name in zip(order, sig.parameters):
         run_args.append(values[name] if name in values else concrete.get(name))
 
     shapes: dict[Any, Any] = {}
@@ -453,9 +453,9 @@ def trace_fx(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> tup
     trace = Trace(nodes=nodes, output=output, placeholders=placeholders, executed=executed,
                   params_read=params_read, fx=True)
     if "node" in failed:
-        n, exc = failed["node"], failed["exc"]
-        kind = classify_error(exc)
-        f = Failure(kind=kind, exc_type=type(exc).__name__, message=str(exc).strip(),
+        n, error = failed["node"], failed["exc"]
+        kind = classify_error(error)
+        f = Failure(kind=kind, exc_type=type(error).__name__, message=str(error).strip(),
                     line=n.meta.get("nnlint_line") or user.line_from_stack_trace(n.stack_trace))
         f.in_shapes = [s for s in (_shape(shapes.get(i)) for i in n.all_input_nodes) if s is not None]
         if n.op == "call_module":
@@ -844,6 +844,9 @@ class GraphContext:
         self.model_line = model_line
         #: lines known from elsewhere (the items of a factory's nn.Sequential), by qualname
         self.module_lines = module_lines or {}
+        #: where the example input came from (passes/guesses.py: declared, file, guessed);
+        #: the worker sets it, rules word a fix only from a declared/file input
+        self.input_source = "declared"
         self.modules: dict[str, nn.Module] = dict(model.named_modules())
         self.g = nx.DiGraph()
         self.g.add_nodes_from(n.idx for n in self.nodes)
@@ -1106,11 +1109,12 @@ def build_context(model: nn.Module, args: tuple, kwargs: dict, *, path: str, mod
             else:
                 why = f"{why}; torch.export: {why_export}"
         fallback = trace is None
-        if trace is None or trace.failure is not None:
+        fx_failure = trace.failure if trace is not None else None
+        if trace is None or fx_failure is not None:
             # fx could not trace, or its interpretation failed: the eager run is the authority
             eager = trace_eager(model, args, kwargs, user)
-            if trace is not None and eager.failure is None:
-                fallback, why = True, f"the fx graph failed where eager forward works ({trace.failure.exc_type})"
+            if fx_failure is not None and eager.failure is None:
+                fallback, why = True, f"the fx graph failed where eager forward works ({fx_failure.exc_type})"
             elif trace is not None:
                 fallback = False  # keep fx's view but eager's failure (it names the module)
                 eager.fx = True

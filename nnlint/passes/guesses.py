@@ -151,9 +151,9 @@ def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
         changed = False
         for a in args:
             if isinstance(a, TensorSpec) and len(a.shape) >= 4 and a.dtype.startswith("float"):
-                shape = (a.shape[0], a.shape[1], *([value] * (len(a.shape) - 2)))
-                changed = changed or shape != a.shape
-                a = dataclasses.replace(a, shape=shape)
+                new_shape = (a.shape[0], a.shape[1], *([value] * (len(a.shape) - 2)))
+                changed = changed or new_shape != a.shape
+                a = dataclasses.replace(a, shape=new_shape)
             new_args.append(a)
         if changed:
             out.append((InputSpec(args=new_args, kwargs=dict(spec.kwargs),

@@ -147,7 +147,7 @@ def _rss(pid: int) -> int:
 
 
 def _children(pid: int) -> list[int]:
-    out = []
+    out: list[int] = []
     try:
         for tid in os.listdir(f"/proc/{pid}/task"):
             try:
@@ -310,7 +310,7 @@ def _kill(child: Child, reason: str) -> None:
 
 
 def _read_events(child: Child) -> list[dict[str, Any]]:
-    events = []
+    events: list[dict[str, Any]] = []
     try:
         with open(os.path.join(child.folder, "out.jsonl"), "rb") as fh:
             data = fh.read()
@@ -412,10 +412,11 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             signame = signal.Signals(sig).name
         except ValueError:
             signame = f"signal {sig}"
-        kind = {signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)", signal.SIGABRT: "aborted (SIGABRT)",
+        kinds: dict[int, str] = {signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)", signal.SIGABRT: "aborted (SIGABRT)",
                 signal.SIGKILL: "was killed (SIGKILL; likely the system's out-of-memory killer)",
                 signal.SIGBUS: "crashed with a bus error (SIGBUS)", signal.SIGFPE: "crashed (SIGFPE)",
-                signal.SIGILL: "crashed with an illegal instruction (SIGILL)"}.get(sig, f"was terminated by {signame}")
+                signal.SIGILL: "crashed with an illegal instruction (SIGILL)"}
+        kind = kinds.get(sig, f"was terminated by {signame}")
         what = f"{kind} {where}{at}"
         evidence = {"reason": "signal", "signal": signame, "step": step, "peak_rss_bytes": child.peak_rss}
     else:
@@ -523,9 +524,9 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
         result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
     for path in files:
-        r = finished.get(path)
-        if r is None:
+        if path not in finished:
             continue
+        r = finished[path]
         result.diagnostics.extend(r.diagnostics)
         result.models += r.models
         result.models_not_checked += r.models_not_checked

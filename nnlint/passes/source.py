@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Iterable, Iterator
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from nnlint.diagnostics import Diagnostic, Location
 from nnlint.rule import Finding, Rule
@@ -146,7 +147,7 @@ class SourceContext:
         self.lines = text.splitlines()
         self.module = module
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self._positions = None
+        self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
         idx = _Indexer()
         module.visit(idx)
         self.aliases = idx.aliases
@@ -242,7 +243,8 @@ def _positions(module: cst.Module) -> dict | None:
 
         sink = _PositionSink()
         state = PositionProvidingCodegenState(default_indent=module.default_indent,
-                                              default_newline=module.default_newline, provider=sink)
+                                              # a duck-typed stand-in: the state only writes `_computed`
+                                              default_newline=module.default_newline, provider=sink)  # type: ignore[arg-type]
         module._codegen(state)
         return sink._computed
     except Exception:  # a libcst without these internals: the public provider

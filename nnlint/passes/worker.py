@@ -255,8 +255,8 @@ class Worker:
             cand.meta.setdefault("how", desc)
             break
         if build is None:
-            why, exc = errors[-1] if errors else ("no way to build it", None)
-            self.build_failed(cand, why, exc)
+            why, error = errors[-1] if errors else ("no way to build it", None)
+            self.build_failed(cand, why, error)
             return
         size = self.graph.model_info(None, meta_model)["param_bytes"] if meta_model is not None else 0
         if meta_model is None or size <= REAL_GRAPH_MAX_BYTES:
