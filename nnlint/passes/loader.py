@@ -30,7 +30,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
 import torch
 from torch import nn
@@ -658,7 +658,7 @@ class Candidate:
         return self.origin != "auto"
 
 
-def _is_module_class(obj: Any) -> bool:
+def _is_module_class(obj: Any) -> TypeGuard[type[nn.Module]]:
     return isinstance(obj, type) and issubclass(obj, nn.Module)
 
 
@@ -670,6 +670,8 @@ def _has_forward(cls: type) -> bool:
     try:
         src = inspect.getsource(fwd)
         body = ast.parse(inspect.cleandoc("\n" + src) if src.startswith((" ", "\t")) else src).body[0]
+        if not isinstance(body, (ast.FunctionDef, ast.AsyncFunctionDef)):  # `forward = a_lambda`, ...
+            return True
         stmts = [s for s in body.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
         if len(stmts) == 1 and isinstance(stmts[0], ast.Raise):
             return False
@@ -857,11 +859,12 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
         cands.append(c)
         found.add(name)
     # module-level models the slice could not build (weights to download, a size read from data)
+    unavailable = sl.unavailable if sl is not None else {}
     for name, (line, callee) in (sl.instances.items() if sl is not None else []):
-        if name in found or name not in sl.unavailable or callee.split(".")[0] in facts.classes \
+        if name in found or name not in unavailable or callee.split(".")[0] in facts.classes \
                 or getattr(module, name, None) is not None:
             continue
-        why = sl.unavailable[name][1]
+        why = unavailable[name][1]
         cands.append(Candidate(name=name, line=line, origin="auto", loss_name=loss_name,
                                problem=f"the module-level model `{name}` (line {line}) is {why[0].lower() + why[1:]}"))
         found.add(name)
@@ -886,8 +889,8 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
         c.line = line
         c.loss_name = loss_name
         c.meta["how"] = f"the factory {name}() (line {line})"
-        node = next((n for n in body if isinstance(n, ast.FunctionDef) and n.name == name), None)
-        missing = discovery.needed_unavailable(body, [node], sl) if node is not None else []
+        fn_node = next((n for n in body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+        missing = discovery.needed_unavailable(body, [fn_node], sl) if fn_node is not None else []
         if missing:
             c.problem = discovery.missing_text(missing)
         cands.append(c)
@@ -930,7 +933,8 @@ def _declared(module: Any, path: str, name: str, obj: Any, kwargs: dict, origin:
 def _auto(module: Any, cls: type, facts: FileFacts, req: dict[str, Any], batch: int, loss_name: str | None) -> Candidate:
     cf = facts.classes[cls.__name__]
     c = Candidate(name=cls.__name__, line=cf.line, origin="auto", cls=cls, loss_name=loss_name)
-    attempts: list[tuple[str, Callable[[], Any], InputSpec | None]] = []
+    # each builder is called with no argument; the lambdas' defaults bind the loop's values
+    attempts: list[tuple[str, Callable[..., Any], InputSpec | None]] = []
     if req.get("kwargs"):
         kw = dict(req["kwargs"])
         attempts.append((f"{cls.__name__}(**--kwargs)", lambda kw=kw: cls(**kw), None))
@@ -986,7 +990,7 @@ def _batchify(v: Any, batch: int) -> Any:
     return v
 
 
-def _init_signature(cls: type) -> inspect.Signature | None:
+def _init_signature(cls: type[Any]) -> inspect.Signature | None:  # any user class
     try:
         sig = inspect.signature(cls.__init__)
     except (TypeError, ValueError):
@@ -1107,7 +1111,7 @@ def first_layers(model: nn.Module) -> dict[str, tuple[str, nn.Module]]:
                     if isinstance(m, interesting):
                         out[str(ph.target)] = (str(n.target), m)
                         break
-                    if type(m).__name__ in PASS_THROUGH_MODULES or not is_leaf(m):
+                    if type(m).__name__ in PASS_THROUGH_MODULES or m is None or not is_leaf(m):
                         frontier.extend(n.users)
                 elif n.op in ("call_function", "call_method"):
                     name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
