@@ -268,6 +268,6 @@ def _width(m, out: bool) -> int | None:
 def _bottleneck(a, b) -> bool:
     """A low-rank factorisation (LoRA, factorized embeddings) on purpose."""
     a_in, a_out, b_out = _width(a, False), _width(a, True), _width(b, True)
-    if None in (a_in, a_out, b_out):
+    if a_in is None or a_out is None or b_out is None:
         return False
     return a_out * 2 <= min(a_in, b_out)

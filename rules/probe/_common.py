@@ -56,4 +56,6 @@ _QK_NAMES = {"query", "key", "q_proj", "k_proj", "q_lin", "k_lin", "q", "k", "qu
 
 
 def attention_score_projection(module: str | None) -> bool:
-    return bool(module) and module.rsplit(".", 1)[-1].lower() in _QK_NAMES
+    if not module:
+        return False
+    return module.rsplit(".", 1)[-1].lower() in _QK_NAMES

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -158,7 +158,7 @@ class DeadRelu(ProbeRule):
     ]
 
     def check(self, ctx) -> Iterator[Finding]:
-        worst: dict[tuple, object] = {}
+        worst: dict[tuple, Any] = {}  # the probe's activation records, by site
         for act in ctx.activations:
             if act.kind not in ("relu", "relu6") or act.dead_frac is None:
                 continue

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -157,7 +157,7 @@ class SaturatedActivation(ProbeRule):
     ]
 
     def check(self, ctx) -> Iterator[Finding]:
-        worst: dict[tuple, object] = {}
+        worst: dict[tuple, Any] = {}  # the probe's activation records, by site
         for act in ctx.activations:
             if act.kind not in ("sigmoid", "tanh") or act.saturated_frac is None:
                 continue

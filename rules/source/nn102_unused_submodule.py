@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterator, cast
 
 import libcst as cst
 
@@ -57,20 +57,22 @@ class _References:
 
     def _node(self, node: cst.CSTNode, top: str | None) -> None:
         t = type(node)  # exact types: libcst's isinstance goes through ABCMeta and is slow
+        # mypy does not narrow on `t is X`: cast() says what the exact type check found
         if t is cst.Attribute:
-            self._attribute(node, top)
+            self._attribute(cast(cst.Attribute, node), top)
         elif t is cst.Call:
-            self._call(node, top)
+            self._call(cast(cst.Call, node), top)
         elif t is cst.AssignTarget:
-            self._skip.add(id(node.target))
-        elif t is cst.AnnAssign and node.value is not None:
-            self._skip.add(id(node.target))
+            self._skip.add(id(cast(cst.AssignTarget, node).target))
+        elif t is cst.AnnAssign and cast(cst.AnnAssign, node).value is not None:
+            self._skip.add(id(cast(cst.AnnAssign, node).target))
         elif t is cst.For:
-            self._for(node)
+            self._for(cast(cst.For, node))
         elif t is cst.SimpleString or t is cst.FormattedStringText:
-            self.words.update(_WORD.findall(node.value))  # raw token: no literal_eval needed
+            # raw token: no literal_eval needed
+            self.words.update(_WORD.findall(cast("cst.SimpleString | cst.FormattedStringText", node).value))
         elif t is cst.ClassDef and top is not None:
-            self.top_of.setdefault(node.name.value, top)
+            self.top_of.setdefault(cast(cst.ClassDef, node).name.value, top)
 
     def _attribute(self, node: cst.Attribute, top: str | None) -> None:
         name = node.attr.value
@@ -417,7 +419,7 @@ class UnusedSubmodule(SourceRule):
 
     def check(self, ctx: SourceContext) -> Iterator[Finding]:
         st = structure(ctx)
-        candidates: list[tuple[ClassInfo, str, cst.CSTNode, str]] = []
+        candidates: list[tuple[ClassInfo, str, cst.CSTNode, cst.Call, str]] = []
         for cls in ctx.module_classes():
             if not self._plain(ctx, cls, frozenset()):
                 continue
@@ -443,7 +445,7 @@ class UnusedSubmodule(SourceRule):
                 for t in targets:
                     name = is_self_attr(t, sname)
                     if name:
-                        candidates.append((cls, name, stmt, cname))
+                        candidates.append((cls, name, stmt, stmt.value, cname))
         if not candidates:
             return
         refs = _References(ctx)
@@ -452,7 +454,7 @@ class UnusedSubmodule(SourceRule):
             return
         tops = refs.top_of
         reported: set[tuple[str, str]] = set()
-        for cls, name, stmt, cname in candidates:
+        for cls, name, stmt, call, cname in candidates:
             if (cls.name, name) in reported:
                 continue
             family_tops = {tops.get(n, n) for n in st.family(cls)}
@@ -462,7 +464,7 @@ class UnusedSubmodule(SourceRule):
             used = used or any(name in refs.self_refs.get(t, set()) for t in (*family_tops, None))
             if used:
                 continue
-            kind = module_kind(ctx.qualname(stmt.value.func))[0]
+            kind = module_kind(ctx.qualname(call.func))[0]
             where = f"created in {cls.name}.__init__, is never used by any method of {cls.name} (or a parent/subclass)"
             if kind == "parameter":
                 msg = f"self.{name}, an nn.Parameter {where}: use it in forward or remove it (it still goes to the optimizer and never gets a gradient)"

@@ -292,7 +292,7 @@ class SoftmaxDim(SourceRule):
             if isinstance(d.node, cst.Call) and d.display[:1].islower():
                 func = d.node.func
                 method = isinstance(func, cst.Attribute) and not (ctx.qualname(func) or "").startswith("torch")
-                inp = func.value if method else arg_expr(d.node, 0, "input")  # type: ignore[union-attr]
+                inp = func.value if method and isinstance(func, cst.Attribute) else arg_expr(d.node, 0, "input")
                 if inp is not None:
                     subject = f"`{short_expr(ctx, inp)}`"
             why = (f" (in {d.cls}.forward, which this file runs on batches)" if d.val.batched == "input"

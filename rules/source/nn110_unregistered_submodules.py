@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Literal
 
 import libcst as cst
 
@@ -342,8 +342,8 @@ class UnregisteredSubmodules(SourceRule):
             # an empty list filled later: self.X.append(nn.Linear(...))
             return self._filled(ctx, method, name, self_attr=True, container=self._cname(value))
         if isinstance(value, cst.Dict):
-            found = [self._constructs(ctx, el.value) for el in value.elements if isinstance(el, cst.DictElement)]
-            found = [k for k in found if k is not None]
+            kinds = [self._constructs(ctx, el.value) for el in value.elements if isinstance(el, cst.DictElement)]
+            found = [k for k in kinds if k is not None]
             if found:
                 return "dict", all(k == "parameter" for k in found)
             if not value.elements:
@@ -363,7 +363,8 @@ class UnregisteredSubmodules(SourceRule):
 
     @staticmethod
     def _cname(node) -> str:
-        return {cst.List: "list", cst.Tuple: "tuple", cst.Set: "set"}.get(type(node), "list")
+        names: dict[type, str] = {cst.List: "list", cst.Tuple: "tuple", cst.Set: "set"}
+        return names.get(type(node), "list")
 
     def _constructs(self, ctx: SourceContext, expr) -> str | None:
         """'module' / 'parameter' when ``expr`` builds one, else None."""
@@ -421,7 +422,7 @@ class UnregisteredSubmodules(SourceRule):
     def _local(self, ctx, method: cst.FunctionDef, local: str) -> tuple[str, bool] | None:
         """``self.X = local`` where ``local`` holds module constructions and is not also
         handed to a registering container in this method."""
-        result = None
+        result: tuple[str, bool] | Literal[False] | None = None  # False: not a container of modules
         for node in walk(method.body):
             if isinstance(node, cst.Call) and short(ctx.qualname(node.func)) in _WRAPPERS and module_kind(ctx.qualname(node.func)):
                 for a in node.args:

@@ -391,7 +391,7 @@ class ConstantWeightInit(SourceRule):
             value = _CONST_TENSORS[q]
             if value is None:
                 value = number(arg(call, 1, "fill_value"))
-            rhs = stmt.value
+            rhs: cst.BaseExpression | None = stmt.value
             if isinstance(rhs, cst.Call) and normalize_torch_name(ctx.qualname(rhs.func) or "") in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
                 inner = positional(rhs)
                 rhs = inner[0] if inner else None

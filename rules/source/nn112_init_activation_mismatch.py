@@ -438,6 +438,8 @@ class InitActivationMismatch(SourceRule):
         if len(acts) != 1 or None in acts:
             return None
         act = acts.pop()
+        if act is None:  # excluded above; narrows the type
+            return None
         hidden = all(u.hidden for u in uses)
         if family == "xavier":
             if act == "relu":

@@ -312,7 +312,7 @@ class LossKeptWithGraph(SourceRule):
         return self.make_fix(f"accumulate `{ctx.code(target)}.item()`", fixes.insert_after(ctx, target, ".item()"))
 
 
-def _over_batches(a: Analysis, loop: cst.For | cst.While, parent: dict[int, cst.For | cst.While]) -> bool:
+def _over_batches(a: Analysis, loop: cst.For | cst.While | None, parent: dict[int, cst.For | cst.While]) -> bool:
     """``loop`` or a loop around it iterates a data loader."""
     while loop is not None:
         if isinstance(loop, cst.For) and a.is_loader_like(loop.iter):

@@ -570,7 +570,7 @@ class MissingEvalMode(SourceRule):
             if ok or _mode_free(ctx, a, root(model)):
                 continue
             fired.add(id(call))
-            why = "gradients disabled" if in_ng else f"in `{func.name}()`"
+            why = "gradients disabled" if in_ng or func is None else f"in `{func.name}()`"
             site = ""
             if missing_site is not None:
                 site = f", nor before the call `{short(ctx, missing_site)}` at line {first_line(ctx, missing_site)}"

@@ -275,7 +275,8 @@ class OptimizerMissesParameters(SourceRule):
             return
         stmts = _small_statements(a, opt.func)
         for at, st in stmts:
-            if at <= start or not isinstance(st, cst.Assign) or not _has_parameters(ctx, st.value):
+            if at <= start or not isinstance(st, cst.Assign) or not isinstance(st.value, cst.Call) \
+                    or not _has_parameters(ctx, st.value):
                 continue
             for t in st.targets:
                 base = _strip(t.target)

@@ -351,7 +351,8 @@ def _int(expr: cst.BaseExpression) -> int | None:
 
 
 def _string(expr: cst.BaseExpression) -> str | None:
-    return expr.evaluated_value if isinstance(expr, cst.SimpleString) else None
+    value = expr.evaluated_value if isinstance(expr, cst.SimpleString) else None
+    return value if isinstance(value, str) else None  # b"..." is no option name
 
 
 def _uses_of_criterion(ctx: SourceContext, ctor: cst.Call) -> list[cst.Call]:

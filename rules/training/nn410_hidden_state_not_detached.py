@@ -241,11 +241,11 @@ class HiddenStateNotDetached(SourceRule):
                 if isinstance(st, cst.Assign) and isinstance(st.value, cst.Call):
                     names = _fed_back(st)
                     if names:
-                        carried = (st, names)
+                        carried = (st, st.value, names)
                         break
             if carried is None:
                 continue
-            st, names = carried
+            st, call, names = carried
             if not a.facts(loop.body, func).first("backward"):
                 continue
             if a.in_no_grad(st):
@@ -254,14 +254,14 @@ class HiddenStateNotDetached(SourceRule):
                 continue
             shown = ", ".join(names)
             yield Finding(
-                f"`{shown}` returned by `{ctx.code(st.value.func)}` is fed back into the next batch without "
+                f"`{shown}` returned by `{ctx.code(call.func)}` is fed back into the next batch without "
                 f"`.detach()`: each batch's graph is chained to the previous ones, so the second backward() fails "
                 f"(\"Trying to backward through the graph a second time\") or, with retain_graph=True, "
                 f"backpropagation runs through the whole history and slows down and grows in memory every step. "
                 f"Detach the state at the start of each batch (`{_detach_hint(ctx, names)}`) or re-create it",
                 node=st,
                 evidence={"state": list(names)},
-                fix=None if _starts_as_none(a, names) else _fix(ctx, st.value, names),
+                fix=None if _starts_as_none(a, names) else _fix(ctx, call, names),
             )
 
     # self.hidden stored in forward and fed back -------------------------------------------
