@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TypeVar, overload
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -306,6 +306,23 @@ def _is(t: type, kind: type | tuple[type, ...]) -> bool:
     return m
 
 
+_N = TypeVar("_N", bound=cst.CSTNode)
+_N2 = TypeVar("_N2", bound=cst.CSTNode)
+_N3 = TypeVar("_N3", bound=cst.CSTNode)
+
+
+# typed like isinstance(): iter_nodes(body, cst.Call) yields Calls
+@overload
+def iter_nodes(node: cst.CSTNode, kind: None = None, *, into_defs: bool = False) -> Iterator[cst.CSTNode]: ...
+@overload
+def iter_nodes(node: cst.CSTNode, kind: type[_N], *, into_defs: bool = False) -> Iterator[_N]: ...
+@overload
+def iter_nodes(node: cst.CSTNode, kind: tuple[type[_N], type[_N2]], *, into_defs: bool = False) -> Iterator[_N | _N2]: ...
+@overload
+def iter_nodes(node: cst.CSTNode, kind: tuple[type[_N], type[_N2], type[_N3]], *,
+               into_defs: bool = False) -> Iterator[_N | _N2 | _N3]: ...
+@overload
+def iter_nodes(node: cst.CSTNode, kind: tuple[type, ...], *, into_defs: bool = False) -> Iterator[cst.CSTNode]: ...
 def iter_nodes(node: cst.CSTNode, kind: type | tuple[type, ...] | None = None, *, into_defs: bool = False) -> Iterator[cst.CSTNode]:
     """Depth-first descendants of ``node`` (not ``node`` itself) in source order,
     optionally only of ``kind``; nested function/class/lambda bodies are skipped unless

@@ -155,7 +155,7 @@ def words(node: cst.CSTNode) -> set[str]:
     return out
 
 
-def same_expr(ctx: SourceContext, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+def same_expr(ctx: SourceContext, a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
     da, db = dotted(a), dotted(b)
     if da is not None or db is not None:
         return da == db
@@ -414,6 +414,7 @@ class Structure:
             sname = self_name(method)
             local = self.local_containers.setdefault((cls.name, mname), set())
             for stmt in walk(method.body, (cst.Assign, cst.AnnAssign)):
+                value: cst.BaseExpression | None
                 if isinstance(stmt, cst.Assign):
                     targets = [t.target for t in stmt.targets]
                     value = stmt.value
@@ -509,7 +510,7 @@ class Structure:
         if item is not None and cls is not None:
             name = is_self_attr(item)
             a = self.attr_kind(cls, name) if name else None
-            if a is not None and a.kind in CHAIN_KINDS and a.ctor is not None:
+            if a is not None and name and a.kind in CHAIN_KINDS and a.ctor is not None:
                 return [Op(a.kind, a.act, a.ctor, name, ctor=a.ctor, attr=name, site=item)]
             if a is not None and a.elements is not None:
                 return list(a.elements) or [Op("other", None, item, "?")]
@@ -528,7 +529,7 @@ class Structure:
             cls = func.cls if func is not None else None
             if module_kind(ctx.qualname(call.func)) != ("sequential", None):
                 # `class ConvBN(nn.Sequential): super().__init__(conv, bn, act)`
-                if not (cls is not None and func.name == "__init__" and _is_super_init(call) and self.is_sequential_class(cls)):
+                if not (cls is not None and func is not None and func.name == "__init__" and _is_super_init(call) and self.is_sequential_class(cls)):
                     continue
             ops = self.sequential_ops(call, cls)
             if id(call) in self._flattened:
@@ -752,8 +753,8 @@ class _Flow:
             for el in t.slice:
                 self._scan(el, env)
         elif isinstance(t, (cst.Tuple, cst.List)):
-            for el in t.elements:
-                self._scan_target(el.value, env)
+            for elem in t.elements:
+                self._scan_target(elem.value, env)
         elif isinstance(t, cst.StarredElement):
             self._scan_target(t.value, env)
 
@@ -1050,7 +1051,7 @@ class Resolver:
                     if a is not None:
                         candidates.append(a)
             if candidates and all(not a.ambiguous and a.kind for a in candidates):
-                return Layers({a.kind for a in candidates}, [a.ctor for a in candidates if a.ctor], names=[owner.attr.value])
+                return Layers({a.kind for a in candidates if a.kind}, [a.ctor for a in candidates if a.ctor], names=[owner.attr.value])
         # a local built in the same function: conv = nn.Conv2d(...)
         if isinstance(owner, cst.Name):
             body = func.node.body if func is not None else self.ctx.module
@@ -1071,11 +1072,12 @@ class Resolver:
                 # for layer in (self.fc1, self.fc2): ...
                 if isinstance(loop.iter, (cst.List, cst.Tuple)) and cls is not None and loop.iter.elements:
                     found = [self._resolve_path(el.value, cls, "self") for el in loop.iter.elements]
-                    if all(f is not None and f.ctors and "unknown" not in f.kinds for f in found):
+                    resolved = [f for f in found if f is not None]
+                    if len(resolved) == len(found) and all(f.ctors and "unknown" not in f.kinds for f in resolved):
                         return Layers(
-                            set().union(*(f.kinds for f in found)),
-                            [c for f in found for c in f.ctors],
-                            names=[n for f in found for n in f.names],
+                            set().union(*(f.kinds for f in resolved)),
+                            [c for f in resolved for c in f.ctors],
+                            names=[n for f in resolved for n in f.names],
                         )
                 break
         return Layers({"unknown"})
@@ -1132,7 +1134,7 @@ class Resolver:
             if not pos or not (isinstance(pos[0], cst.Name) and pos[0].value == func.name):
                 continue
             owner_cls = self.enclosing_class(f) if f is not None else None
-            if owner_cls is None or not (isinstance(call.func.value, cst.Name) and call.func.value.value == self_name(f.node)):
+            if f is None or owner_cls is None or not (isinstance(call.func.value, cst.Name) and call.func.value.value == self_name(f.node)):
                 return None
             out.append(owner_cls)
         return out or None
