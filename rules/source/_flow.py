@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeGuard
 
 import libcst as cst
 
@@ -280,7 +280,7 @@ def _num_literal(e: cst.BaseExpression) -> bool:
     return isinstance(e, (cst.Integer, cst.Float))
 
 
-def _bare_slice(e: cst.BaseSlice) -> bool:
+def _bare_slice(e: cst.BaseSlice | None) -> bool:
     return isinstance(e, cst.Slice) and e.lower is None and e.upper is None and e.step is None
 
 
@@ -343,7 +343,7 @@ _COMPOUND = (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.TryStar, cst.Els
              cst.ExceptHandler, cst.ExceptStarHandler)
 
 
-def _is_self_attr(node: cst.BaseExpression, selfname: str) -> bool:
+def _is_self_attr(node: cst.BaseExpression, selfname: str) -> TypeGuard[cst.Attribute]:
     """``self.x`` (for the method's first parameter name)."""
     return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == selfname
 
@@ -440,7 +440,7 @@ class _Analyzer:
 
     def _top_statements(self) -> Iterable[tuple[cst.CSTNode, None]]:
         """Module-level statements, including those under a top-level ``if``/``try``."""
-        todo = list(self.ctx.module.body)
+        todo: list[cst.BaseStatement] = list(self.ctx.module.body)
         while todo:
             st = todo.pop(0)
             yield st, None
@@ -479,9 +479,10 @@ class _Analyzer:
             bound: dict[str, Val] = {}
             for p in _params(fn):
                 name = p.name.value
-                vals = [c.get(name) for c in calls]
-                if any(v is None for v in vals):
-                    vals = [v for v in vals if v is not None] + [self._default(p)]
+                found = [c.get(name) for c in calls]
+                vals = [v for v in found if v is not None]
+                if len(vals) < len(found):
+                    vals.append(self._default(p))
                 merged = vals[0]
                 for v in vals[1:]:
                     merged = merge(merged, v)
@@ -580,9 +581,9 @@ class _Analyzer:
         p = fn.params
         for param in (*p.kwonly_params,):
             fr.env[param.name.value] = UNKNOWN
-        for param in (p.star_arg, p.star_kwarg):
-            if isinstance(param, cst.Param):
-                fr.env[param.name.value] = UNKNOWN
+        for star in (p.star_arg, p.star_kwarg):
+            if isinstance(star, cst.Param):
+                fr.env[star.name.value] = UNKNOWN
 
     def _walk(self, fr: _Frame, fn: cst.FunctionDef) -> Result:
         self._block(fr, fn.body)
@@ -662,6 +663,7 @@ class _Analyzer:
                 params = _params(fn)
                 selfname = params[0].name.value if params else "self"
                 for small, _ in small_statements(fn.body):
+                    targets: list[cst.BaseExpression]
                     if isinstance(small, cst.Assign):
                         targets = [t.target for t in small.targets]
                     elif isinstance(small, (cst.AugAssign, cst.AnnAssign)):
@@ -762,9 +764,9 @@ class _Analyzer:
             v = _int(e.expression)
             return -v if v is not None else None
         if isinstance(e, cst.Name) and self.mod is not None:
-            v = self.mod.env.get(e.value)
-            if v is not None and isinstance(v.const, int):
-                return v.const
+            val = self.mod.env.get(e.value)
+            if val is not None and isinstance(val.const, int):
+                return val.const
         return None
 
     # the model a `model` parameter most likely is -----------------------------------
@@ -831,8 +833,8 @@ class _Analyzer:
             if not into_attr:
                 continue
             if callee in ctx.class_by_name:
-                excluded.add(callee)  # type: ignore[arg-type]  # model.head = Head(): a part
-            root = into_attr[0]
+                excluded.add(callee)  # model.head = Head(): a part
+            root: cst.BaseExpression = into_attr[0]
             while isinstance(root, (cst.Attribute, cst.Subscript)):
                 root = root.value
             rewired = (ctx.qualname(node.value.func) or "").startswith("torch.nn.")
@@ -1019,9 +1021,9 @@ class _Analyzer:
         elif isinstance(s, cst.Assert):
             self._eval(fr, s.test)
         elif isinstance(s, cst.Del):
-            for t in iter_nodes(s):
-                if isinstance(t, cst.Name):
-                    fr.env[t.value] = UNKNOWN
+            for deleted in iter_nodes(s):
+                if isinstance(deleted, cst.Name):
+                    fr.env[deleted.value] = UNKNOWN
         return False
 
     def _bind(self, fr: _Frame, target: cst.BaseExpression, v: Val) -> None:
@@ -1410,7 +1412,7 @@ class _Analyzer:
             return Val(obj=Obj("act", name, node=e, tag=MODULE_ACTS[name], dim0=dim0))
         if name in AFFINE_MODULES:
             idx, kwname, kdim = AFFINE_MODULES[name]
-            kv = kw.get(kwname) if kwname in kw else (pos[idx] if idx < len(pos) else UNKNOWN)
+            kv = kw[kwname] if kwname in kw else (pos[idx] if idx < len(pos) else UNKNOWN)
             k = kv.const if isinstance(kv.const, int) else None
             return Val(obj=Obj("affine", name, node=e, k=k, kdim=kdim))
         if name in PASS_MODULES:
