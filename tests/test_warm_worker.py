@@ -59,8 +59,8 @@ def test_children_are_forked_and_isolated(warm, tmp_path, monkeypatch):
     spawned = []
     real = zygote.spawn
 
-    def spy(req, folder):
-        proc = real(req, folder)
+    def spy(req, folder, env=None):
+        proc = real(req, folder, env)
         spawned.append((proc, folder))
         return proc
 

@@ -144,6 +144,9 @@ def instances(module: Any, text: str, file_classes: set[str]) -> list[tuple[str,
             continue
         if type(obj).__module__.startswith("torch.nn.modules.loss") or not any(True for _ in obj.parameters()):
             continue  # a loss or a parameter-free layer: not a model
+        if type(obj).__module__.startswith("torch.nn.modules.") and not isinstance(
+                obj, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            continue  # a single built-in layer (linear = nn.Linear(3, 2) in a tutorial): not a model
         found.append((name, obj, line))
     inner: set[int] = set()
     for _, obj, _ in found:
@@ -157,13 +160,13 @@ def why_skipped(name: str, obj: Any, facts: Any, base_name: Any) -> str | None:
     cf = facts.classes.get(name)
     if cf is None:
         return None
+    if inspect.isabstract(obj):
+        return "an abstract base class: its subclasses are checked"
+    if name in facts.subclassed:
+        return "a base class (subclassed in this file): its subclasses are checked"
     users = sorted(cf.used_in & set(facts.classes) - {name})
     if users:
         return f"a building block of {', '.join(users[:3])}, checked through it"
-    if name in facts.subclassed:
-        return "a base class (subclassed in this file): its subclasses are checked"
-    if inspect.isabstract(obj):
-        return "an abstract base class"
     if base_name.search(name):
         return "named as a base class (Base/Abstract/Mixin/Interface)"
     return "its forward is not implemented (an interface)"

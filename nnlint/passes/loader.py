@@ -895,7 +895,37 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
             c.problem = discovery.missing_text(missing)
         cands.append(c)
         found.add(name)
-    return cands
+    return _drop_parts(cands, body, facts)
+
+
+def _drop_parts(cands: list[Candidate], body: list[ast.stmt], facts: FileFacts) -> list[Candidate]:
+    """A helper class of the file (``Block(in_ch, out_ch)``) that is only built inside a
+    module-level model or a factory that is checked is a part of it, not a model of its
+    own: it is checked through that model, never reported alone."""
+    where: dict[tuple[int, int], str] = {}
+    for c in cands:
+        how = str(c.meta.get("how", ""))
+        if c.origin != "auto" or c.problem or not how.startswith(("the factory", "the module-level instance")):
+            continue
+        for node in body:
+            if isinstance(node, ast.FunctionDef) and node.name == c.name or \
+                    isinstance(node, (ast.Assign, ast.AnnAssign)) and c.name in {
+                        t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                        if isinstance(t, ast.Name)}:
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.Call):
+                        where[(sub.lineno, sub.col_offset)] = c.name
+    out = []
+    for c in cands:
+        cf = facts.classes.get(c.name)
+        if c.origin == "auto" and cf is not None and cf.calls and not c.meta.get("how", "").startswith(("the factory", "the module-level")):
+            owners = {where.get((call.lineno, call.col_offset)) for _, call, _ in cf.calls}
+            if None not in owners:
+                DISCOVERY_NOTES.append(f"{c.name} (line {cf.line}) not checked on its own: a part of "
+                                       f"{', '.join(sorted(owners))}, checked through it")
+                continue
+        out.append(c)
+    return out
 
 
 def _names_in(node: ast.AST) -> set[str]:

@@ -249,19 +249,23 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
         req["sys_path"] = os.path.dirname(os.path.abspath(path))  # the notebook's own imports
     for sub in ("cwd", "tmp"):
         os.mkdir(os.path.join(folder, sub))
+    overrides = {
+        "TMPDIR": os.path.join(folder, "tmp"),
+        # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
+        "TORCHINDUCTOR_CACHE_DIR": os.path.join(folder, "tmp", "inductor"),  # torch sets it in our environ
+        "TRITON_CACHE_DIR": os.path.join(folder, "tmp", "triton"),
+    }
     from nnlint.passes import zygote
 
-    forked = zygote.spawn(req, folder)  # the warm worker: a fork of a process that imported torch
+    # the warm worker: a fork of a process that imported torch (same request, folder, environment)
+    forked = zygote.spawn(req, folder, overrides)
     if forked is not None:
         return Child(path=path, proc=forked, folder=folder, started=time.monotonic(),  # type: ignore[arg-type]
                      timeout=float(cfg.timeout), memory_limit=memory_limit, program=program)
     out = open(os.path.join(folder, "out.jsonl"), "wb")
     err = open(os.path.join(folder, "err.txt"), "wb")
     env = _child_env()
-    env["TMPDIR"] = os.path.join(folder, "tmp")
-    # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
-    env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")  # torch sets it in our environ
-    env["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
+    env.update(overrides)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nnlint.passes.worker"],

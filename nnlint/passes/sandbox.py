@@ -10,7 +10,7 @@ fetches weights, a constructor that writes a log):
 - an audit hook (PEP 578, every OS) refuses, with ``PermissionError``, network connections
   and name look-ups (``socket.connect``, ``socket.getaddrinfo``...), so no download starts,
   and opening files for writing, creating, removing or renaming anything outside that
-  folder and the system's temporary folder. Each refusal is recorded; the worker reports
+  folder (the child's ``TMPDIR`` is inside it). Each refusal is recorded; the worker reports
   it (an info note) so a blocked download is visible.
 
 An audit hook cannot be removed, and it sees only Python-level operations: a C extension
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from typing import Any
 
 _state: dict[str, Any] = {"installed": False, "allowed": (), "blocked": [], "active": False}
@@ -89,9 +88,10 @@ def _hook(event: str, args: tuple) -> None:
 
 def install(folder: str | None = None) -> None:
     """Refuse network access and writes outside ``folder`` (default: the working
-    directory) and the system temporary folder, from now on, in this process."""
-    allowed = {os.path.realpath(folder or os.getcwd()), os.path.realpath(tempfile.gettempdir())}
-    _state["allowed"] = tuple(sorted(allowed))
+    directory), from now on, in this process."""
+    # the child's TMPDIR is inside ``folder`` (runner.start_child): the system's temporary
+    # folder is not allowed as such, a user's file may live there
+    _state["allowed"] = (os.path.realpath(folder or os.getcwd()),)
     _state["active"] = True
     if not _state["installed"]:
         sys.addaudithook(_hook)

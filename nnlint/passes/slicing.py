@@ -242,6 +242,22 @@ class _Judge:
         self.functions = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         self._fn_ok: dict[str, bool] = {}
         self.instances: set[str] = set()  # module-level names bound to a model (model = Net())
+        self.defs = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        self._closure: dict[str, set[str]] = {}
+
+    def deep_reads(self, node: ast.AST) -> set[str]:
+        """What ``node`` reads, also through the file's classes and functions it names."""
+        out = set(free_names(node))
+        for name in list(out):
+            if name in self.defs:
+                out |= self.closure(name)
+        return out
+
+    def closure(self, name: str) -> set[str]:
+        if name not in self._closure:
+            self._closure[name] = set()  # recursion guard
+            self._closure[name] = names_needed_by(self.body, [self.defs[name]])
+        return self._closure[name]
 
     def qualify(self, name: str) -> str:
         head, _, rest = name.partition(".")
@@ -415,6 +431,10 @@ def _model_like(value: ast.expr, judge: _Judge) -> bool:
     last = full.split(".")[-1]
     if full.startswith("torch.nn.") and last[:1].isupper():
         return True
+    if full.startswith("transformers.") and "Model" in full and last in ("from_pretrained", "from_config"):
+        return True  # reported (NN002) when it downloads, built when it does not
+    if full in ("torch.hub.load", "timm.create_model"):
+        return True
     if full.startswith("transformers.") and (last == "from_config" or last[:1].isupper() and not last.endswith(
             ("Config", "Tokenizer", "TokenizerFast", "Processor", "FeatureExtractor", "Arguments", "Trainer"))):
         return True
@@ -437,15 +457,13 @@ def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict
             kept.append(stmt)
             continue
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            # a definition is always kept (its decorators too: @MODELS.register_module() is how
+            # a class is defined), unless it reads, when defined, a value the slice does not compute
             bad = sorted(_deftime_reads(stmt) & set(tainted))
-            why = None
-            for d in stmt.decorator_list:
-                why = why or judge.why_unsafe(d)
-            if bad or why:
+            if bad:
                 out.reduced = True
                 out.dropped_lines.append(line)
-                reason = f"its definition reads {bad[0]}, which is not computed" if bad else f"its decorator calls {why}"
-                tainted[stmt.name] = (line, reason)
+                tainted[stmt.name] = (line, f"its definition reads {bad[0]}, which is not computed")
                 continue
             kept.append(stmt)
             tainted.pop(stmt.name, None)
@@ -489,7 +507,7 @@ def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict
             why = judge.why_unsafe(stmt)
             # what the statement reads, also through the file's classes and functions it calls
             # (model = CharRNN() runs CharRNN.__init__, which reads vocab_size)
-            reads = names_needed_by(judge.body, [stmt]) & set(tainted)
+            reads = judge.deep_reads(stmt) & set(tainted)
             if isinstance(stmt, ast.Expr):
                 reads -= targets  # X.add_argument(...) on an X that is itself unavailable: X stays so
             if why is None and not reads and not (isinstance(stmt, ast.Expr) and targets & set(tainted)):

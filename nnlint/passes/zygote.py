@@ -97,8 +97,9 @@ def _prestart(extra: bool) -> None:
         _disable(f"cannot start the zygote: {exc}")
 
 
-def spawn(req: dict[str, Any], folder: str) -> "ForkedProc | None":
-    """A child of the zygote running ``req`` with its replies in ``folder``, or None."""
+def spawn(req: dict[str, Any], folder: str, env: dict[str, str] | None = None) -> "ForkedProc | None":
+    """A child of the zygote running ``req`` with its replies in ``folder`` and ``env``
+    set in its environment, or None."""
     if not usable():
         return None
     with _LOCK:
@@ -106,7 +107,7 @@ def spawn(req: dict[str, Any], folder: str) -> "ForkedProc | None":
         z = _zygote
     if z is None:
         return None
-    return z.spawn(req, folder)
+    return z.spawn(req, folder, env)
 
 
 def shutdown() -> None:
@@ -245,16 +246,16 @@ class Zygote:
             self._orphans()
         return self.exits.get(pid)
 
-    def spawn(self, req: dict[str, Any], folder: str) -> ForkedProc | None:
+    def spawn(self, req: dict[str, Any], folder: str, env: dict[str, str] | None = None) -> ForkedProc | None:
         with self.lock:
-            return self._spawn(req, folder)
+            return self._spawn(req, folder, env)
 
-    def _spawn(self, req: dict[str, Any], folder: str) -> ForkedProc | None:
+    def _spawn(self, req: dict[str, Any], folder: str, env: dict[str, str] | None) -> ForkedProc | None:
         if self.proc.poll() is not None or self.ready is False:
             return None
         try:
             assert self.proc.stdin is not None
-            msg = {"req": req, "folder": folder, "cwd": os.getcwd()}
+            msg = {"req": req, "folder": folder, "cwd": os.getcwd(), "env": env or {}}
             self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
@@ -383,9 +384,8 @@ def _child(msg: dict[str, Any]) -> None:
             cwd = msg.get("cwd") or _START_CWD
         os.chdir(cwd)
         sys.path[:] = [cwd if p == _START_CWD else p for p in sys.path]
-        tmp = os.path.join(folder, "tmp")
-        if os.path.isdir(tmp):
-            os.environ["TMPDIR"] = tmp
+        os.environ.update(msg.get("env") or {})  # TMPDIR, torch's cache folders: as a fresh worker's
+        if "TMPDIR" in (msg.get("env") or {}):
             import tempfile
 
             tempfile.tempdir = None  # gettempdir() reads TMPDIR again
