@@ -920,9 +920,10 @@ def _drop_parts(cands: list[Candidate], body: list[ast.stmt], facts: FileFacts) 
         cf = facts.classes.get(c.name)
         if c.origin == "auto" and cf is not None and cf.calls and not c.meta.get("how", "").startswith(("the factory", "the module-level")):
             owners = {where.get((call.lineno, call.col_offset)) for _, call, _ in cf.calls}
-            if None not in owners:
+            named = {o for o in owners if o is not None}
+            if len(named) == len(owners):  # every call is inside another candidate
                 DISCOVERY_NOTES.append(f"{c.name} (line {cf.line}) not checked on its own: a part of "
-                                       f"{', '.join(sorted(owners))}, checked through it")
+                                       f"{', '.join(sorted(named))}, checked through it")
                 continue
         out.append(c)
     return out
