@@ -44,7 +44,8 @@ import sys
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from types import FrameType
+from typing import Any, Callable, Iterable, Iterator, cast
 
 import torch
 from torch import nn
@@ -77,7 +78,7 @@ def _activation_table() -> dict[Any, str]:
     F = torch.nn.functional
     T = torch.Tensor
     table: dict[Any, str] = {}
-    spec = {
+    spec: dict[str, list[tuple[Any, str]]] = {
         "relu": [(F, "relu"), (F, "relu_"), (torch, "relu"), (torch, "relu_"), (T, "relu"), (T, "relu_")],
         "leaky_relu": [(F, "leaky_relu"), (F, "leaky_relu_"), (F, "rrelu")],
         "elu": [(F, "elu"), (F, "elu_"), (F, "celu")],
@@ -300,6 +301,12 @@ class DataContext:
 
 # ---------------------------------------------------------------------------------------
 # small helpers
+
+
+def _out_tensor(out: Any) -> torch.Tensor:
+    """The output's first tensor, for a loss chosen from it (so it has one; if a later
+    forward returns none, the loss fails on None as before)."""
+    return cast(torch.Tensor, _first_tensor(out))
 
 
 def _first_tensor(obj: Any, floating: bool = True, _depth: int = 0) -> torch.Tensor | None:
@@ -654,7 +661,7 @@ class _Recorder:
         return hit
 
     def user_line(self) -> int | None:
-        f = sys._getframe(2)
+        f: FrameType | None = sys._getframe(2)
         while f is not None:
             if self._is_user(f.f_code.co_filename):
                 return f.f_lineno
@@ -676,7 +683,7 @@ class _Recorder:
             if self.stats and name in self.weight_names and name not in self.in_stats:
                 x = _first_tensor(args)
                 if x is not None and x.numel():
-                    if x is self._last_t and x._version == self._last_version:  # measured already
+                    if x is self._last_t and x._version == self._last_version and self._last_stats is not None:  # measured already
                         self.in_stats[name] = (self._last_stats, x.numel())
                     else:
                         self.busy = True
@@ -694,9 +701,10 @@ class _Recorder:
                 return
             if self.stack and self.stack[-1] == name:
                 self.stack.pop()
-            t = _first_tensor(out)
-            if t is None:
+            first = _first_tensor(out)
+            if first is None:
                 return
+            t: torch.Tensor = first  # not Optional: `weakref() is t` below must not widen it
             self.busy = True
             try:
                 if name not in self.out_shapes:
@@ -706,7 +714,8 @@ class _Recorder:
                     # in-place op (ReLU(inplace=True)) bumps the version: measured again
                     if t is not self._last_t or t._version != self._last_version:
                         self._last_t, self._last_version, self._last_stats = t, t._version, _moments(t)
-                    self.calls.append((name, self._last_stats, t.numel()))
+                    if self._last_stats is not None:  # set with _last_t
+                        self.calls.append((name, self._last_stats, t.numel()))
                 if self.output_sums and (name in self.leaf_names or name == "") and t is not self._last_summed:
                     self._last_summed = t  # a container returning its last child's output: summed once
                     self.sums.append((name, t.detach().sum() if t.numel() else t.new_zeros(())))
@@ -984,7 +993,7 @@ class _Loss:
                 fn = F.cross_entropy if kind == "cross_entropy" else F.nll_loss
 
                 def ce(o: Any, fn=fn, cdim=cdim, tgt=tgt) -> torch.Tensor:
-                    p = _first_tensor(o)
+                    p = _out_tensor(o)
                     if cdim == p.ndim - 1 and p.ndim > 2:
                         return fn(p.reshape(-1, p.shape[-1]), tgt.reshape(-1))
                     return fn(p, tgt)
@@ -994,11 +1003,16 @@ class _Loss:
                 return
         if kind in ("bce", "bce_logits", "mse"):
             tgt = target.to(prim.device) if isinstance(target, torch.Tensor) else self._target(kind, prim, None, None)
-            fn = {"bce": F.binary_cross_entropy, "bce_logits": F.binary_cross_entropy_with_logits, "mse": F.mse_loss}[kind]
-            self.fn = lambda o, fn=fn, tgt=tgt: fn(_first_tensor(o), tgt)
+            pointwise = {"bce": F.binary_cross_entropy, "bce_logits": F.binary_cross_entropy_with_logits,
+                         "mse": F.mse_loss}[kind]
+
+            def against_target(o: Any, fn=pointwise, tgt=tgt) -> torch.Tensor:
+                return fn(_out_tensor(o), tgt)
+
+            self.fn = against_target
             self.info = LossInfo(value=float("nan"), kind=kind, source=source)
             return
-        self.fn = lambda o: _first_tensor(o).float().pow(2).mean()
+        self.fn = lambda o: _out_tensor(o).float().pow(2).mean()
         self.info = LossInfo(value=float("nan"), kind="mean_square", source=source,
                              note="loss = mean of the squared outputs")
 
@@ -1068,8 +1082,8 @@ class Probe:
     def _model_device(self) -> torch.device | None:
         for t in self.model.parameters():
             return t.device
-        for t in self.model.buffers():
-            return t.device
+        for b in self.model.buffers():
+            return b.device
         return None
 
     def _forward(self, inputs: Any) -> Any:
@@ -1173,17 +1187,17 @@ class Probe:
             mods[name].in_std = _mean_std(a, b, rec.in_stats[name][1])[1]
         g_names = list(rec.grad_norms)
         for name, g in zip(g_names, _tolist([rec.grad_norms[n] for n in g_names])):
-            st = mods.get(name)
-            if st is not None:
-                st.grad_norm = g
-                st.grad_order = rec.grad_order.get(name)
-                st.grad_nonfinite = not math.isfinite(g)
+            mod_st = mods.get(name)
+            if mod_st is not None:
+                mod_st.grad_norm = g
+                mod_st.grad_order = rec.grad_order.get(name)
+                mod_st.grad_nonfinite = not math.isfinite(g)
 
         # parameters
         ran = set(mods)
         params: dict[str, ParamStat] = {}
         plist = list(model.named_parameters())
-        owner = {}
+        owner: dict[str, str] = {}
         for mname, m in model.named_modules():
             for pname, _ in m.named_parameters(recurse=False):
                 owner.setdefault(f"{mname}.{pname}" if mname else pname, mname)
@@ -1222,23 +1236,23 @@ class Probe:
         acts: list[ActivationStat] = []
         measured = [(st, m) for st, m in rec.acts if m is not None]
         vals = _tolist([m for _, m in measured])
-        for (st, _), (hit, valid, total) in zip(measured, vals):
+        for (act, _), (hit, valid, total) in zip(measured, vals):
             if valid > 0:
                 frac = hit / valid
-                if st.kind in ("relu", "relu6"):
-                    st.dead_frac = frac
+                if act.kind in ("relu", "relu6"):
+                    act.dead_frac = frac
                 else:
-                    st.saturated_frac = frac
-            st.masked_frac = 1 - valid / total if total else 0.0
+                    act.saturated_frac = frac
+            act.masked_frac = 1 - valid / total if total else 0.0
         acts = [st for st, _ in rec.acts]
 
         # weight layers
         layers: list[Layer] = []
         named = dict(model.named_modules())
         feeds: dict[str, str] = {}
-        for st in acts:
-            if st.producer is not None:
-                feeds.setdefault(st.producer, st.kind)
+        for act in acts:
+            if act.producer is not None:
+                feeds.setdefault(act.producer, act.kind)
         for name, st in sorted(mods.items(), key=lambda kv: kv[1].order):
             m = named.get(name)
             if m is None or not isinstance(m, WEIGHT_LAYERS):
@@ -1246,8 +1260,8 @@ class Probe:
             ws = [(pn, p) for pn, p in m.named_parameters(recurse=False) if p.ndim >= 2]
             if not ws:
                 continue
-            stats = [params.get(f"{name}.{pn}" if name else pn) for pn, _ in ws]
-            stats = [s for s in stats if s is not None]
+            found = [params.get(f"{name}.{pn}" if name else pn) for pn, _ in ws]
+            stats = [s for s in found if s is not None]
             wn = math.sqrt(sum(s.weight_norm ** 2 for s in stats))
             numel = sum(max(math.prod(s.shape), 1) for s in stats)
             gs = [s.grad_norm for s in stats if s.grad_norm is not None]
@@ -1323,7 +1337,7 @@ class Probe:
             else:
                 # backward: the module whose output gradient went non-finite first
                 cands = [s for s in mods.values() if s.grad_nonfinite and s.grad_order is not None]
-                first_mod = min(cands, key=lambda s: s.grad_order).name if cands else None
+                first_mod = min(cands, key=lambda s: s.grad_order or 0).name if cands else None  # never None here
                 first_param = max(bad_grad, key=lambda s: mods[s.module].order if s.module in mods else -1) if bad_grad else None
                 ctx.nonfinite = {"phase": "backward", "module": first_mod if first_mod is not None else (first_param.module if first_param else None),
                                  "leaf": False, "params": [s.name for s in bad_grad][:10]}
@@ -1516,7 +1530,7 @@ class Probe:
             res["reason"] = "scalar input"
             return res
         dims = list(range(max(1, min(x.ndim - 1, 3))))
-        records = []
+        records: list[dict[str, Any]] = []
         for d in dims:
             size = x.shape[d]
             if size < 2:
