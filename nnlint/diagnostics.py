@@ -13,7 +13,8 @@ from enum import Enum
 from typing import Any
 
 
-class Severity(str, Enum):
+# not StrEnum (UP042): str(Severity.ERROR) would become "error" instead of "Severity.ERROR"
+class Severity(str, Enum):  # noqa: UP042
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"

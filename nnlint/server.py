@@ -34,7 +34,7 @@ DEBOUNCE_S = 0.05
 try:  # the optional extra: nnlint[lsp]
     from lsprotocol import types
     from pygls.lsp.server import LanguageServer
-    from pygls.uris import from_fs_path, to_fs_path
+    from pygls.uris import to_fs_path
 except ImportError:  # pragma: no cover - reported by main()
     types = None  # type: ignore[assignment]
     LanguageServer = object  # type: ignore[assignment,misc]

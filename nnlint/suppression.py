@@ -57,7 +57,7 @@ def parse(text: str) -> Suppressions:
             elif sup.file_codes is not None:
                 sup.file_codes |= codes
             continue
-        for m in NOQA_RE.finditer(line):  # the first one in a comment: `s = "# noqa"  # noqa: NN1`
+        for m in NOQA_RE.finditer(line):  # the first one in a comment, not one inside a string before it
             if _in_comment(line, m.start()):
                 sup.by_line[lineno] = _codes(m.group("codes"))
                 break

@@ -244,7 +244,7 @@ def prefer_batch_preserving(model: Any, spec: Any, device: str) -> Any:
     (``x.reshape(-1, 7 * 7 * 64)`` at 256×256 folds spatial positions into the batch) is
     not what the file was written for: look near the size that keeps the batch (84×84 for
     the DQN above). The spec unchanged when it keeps the batch or no size nearby does."""
-    from nnlint.passes.loader import InputSpec, TensorSpec
+    from nnlint.passes.loader import TensorSpec
 
     if spec is None or input_source(spec) != GUESSED or spec.kwargs or len(spec.args) != 1:
         return spec

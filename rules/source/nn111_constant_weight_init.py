@@ -406,7 +406,7 @@ class ConstantWeightInit(SourceRule):
         """Zero-init that is (or may be) the known-good last-layer kind."""
         if func is not None and "zero" in func.name.lower():
             return True
-        for test, positive in site.guards:
+        for test, _positive in site.guards:
             # `if zero_init_residual:`, `if name.startswith('head'):`: a chosen layer
             if words(test) & _LAST_WORDS:
                 return True

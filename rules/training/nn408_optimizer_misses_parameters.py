@@ -258,7 +258,7 @@ class OptimizerMissesParameters(SourceRule):
         if "parameters" not in ctx.text or "optim" not in ctx.text.lower():
             return
         a = analysis(ctx)
-        for name, items in a.assignments().items():
+        for items in a.assignments().values():
             for opt in items:
                 if not isinstance(opt.value, cst.Call) or not a.is_optimizer_ctor(opt.value):
                     continue

@@ -243,7 +243,7 @@ class PaddingNotIgnored(SourceRule):
         # -100 is CrossEntropyLoss's default ignore_index; Hugging Face data collators pad labels with it
         relabelled = bool(re.search(r"-\s*100\b", text)) or "DataCollator" in text
         a = None
-        for call, func in ctx.calls:
+        for call, _func in ctx.calls:
             q = ctx.qualname(call)
             if q in CE_FUNCS:
                 uses = [call]

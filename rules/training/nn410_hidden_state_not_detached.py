@@ -5,7 +5,7 @@ from typing import Iterator
 import libcst as cst
 
 from nnlint.diagnostics import Edit, Fix, Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
+from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 from nnlint.rules.training._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk
 
@@ -388,7 +388,7 @@ def _detach_hint(ctx: SourceContext, names: list[str]) -> str:
     if len(names) == 1:
         n = names[0]
         if "LSTM" in ctx.text:
-            return f"{n} = tuple(s.detach() for s in {n})" if not n.startswith("self.") else f"tuple(s.detach() for s in state)"
+            return f"{n} = tuple(s.detach() for s in {n})" if not n.startswith("self.") else "tuple(s.detach() for s in state)"
         return f"{n} = {n}.detach()" if not n.startswith("self.") else f"{n} = state.detach()"
     return ", ".join(names) + " = " + ", ".join(f"{n}.detach()" for n in names)
 
