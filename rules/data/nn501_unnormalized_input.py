@@ -5,7 +5,7 @@ from typing import Iterator
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
 
-from nnlint.rules.probe._common import fmt
+from ..probe._common import fmt
 
 
 class UnnormalizedInput(DataRule):

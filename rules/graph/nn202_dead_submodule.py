@@ -4,7 +4,7 @@ from typing import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
-from nnlint.rules.graph._dead import dead_regions, region_exempt
+from ._dead import dead_regions, region_exempt
 
 
 class DeadSubmodule(GraphRule):

@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import is_self_attr, line_of, names_assigned, names_read, positional, self_name, walk
+from ._structure import is_self_attr, line_of, names_assigned, names_read, positional, self_name, walk
 
 _FLOW_EXITS = (cst.Return, cst.Raise, cst.Break, cst.Continue, cst.Yield, cst.Global, cst.Nonlocal)
 

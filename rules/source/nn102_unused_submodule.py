@@ -8,7 +8,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import qual_of_dotted, walk, is_self_attr, module_kind, self_name, short, structure, target_names
+from ._structure import qual_of_dotted, walk, is_self_attr, module_kind, self_name, short, structure, target_names
 
 _PLAIN_BASES = {
     "torch.nn.Module",

@@ -8,7 +8,7 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import describe, flow, loss_name
+from ._flow import describe, flow, loss_name
 
 
 class BceLogitsMismatch(SourceRule):

@@ -5,7 +5,7 @@ from typing import Iterator
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import flow, line_of, loss_name, short_expr
+from ._flow import flow, line_of, loss_name, short_expr
 
 
 class LossHeadMismatch(SourceRule):

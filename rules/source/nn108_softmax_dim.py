@@ -8,7 +8,7 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import arg_expr, flow, short_expr
+from ._flow import arg_expr, flow, short_expr
 
 # name -> index of the positional `dim` argument
 SOFTMAX_FUNCS = {

@@ -8,7 +8,7 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import is_self_attr, module_kind, self_name, short, structure, walk
+from ._structure import is_self_attr, module_kind, self_name, short, structure, walk
 
 _WRAPPERS = {"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 _REGISTER = {"add_module", "register_module", "register_parameter"}

@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import (
+from ._structure import (
     Layers,
     Resolver,
     arg,

@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import (
+from ._structure import (
     AFFINE_KINDS,
     RELU_FAMILY,
     Resolver,

@@ -5,7 +5,7 @@ from typing import Iterator
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import AFFINE_KINDS, SATURATING, Op, short, structure
+from ._structure import AFFINE_KINDS, SATURATING, Op, short, structure
 
 
 def saturating_runs(ops: list[Op]) -> Iterator[tuple[list[Op], list[Op]]]:

@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import Op, arg, line_of, number, short, structure
+from ._structure import Op, arg, line_of, number, short, structure
 
 
 def _label(ctx: SourceContext, op: Op) -> str:

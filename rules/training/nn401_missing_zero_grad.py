@@ -8,7 +8,7 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import analysis, first_line, optimizer_name, short
+from ._loops import analysis, first_line, optimizer_name, short
 
 
 class MissingZeroGrad(SourceRule):

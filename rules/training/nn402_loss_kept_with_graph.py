@@ -9,7 +9,7 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import (
+from ._loops import (
     Analysis,
     analysis,
     first_line,

@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import (
+from ._loops import (
     AUX_MODEL_NAME,
     Analysis,
     analysis,

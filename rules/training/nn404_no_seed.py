@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, analysis, is_backward, last_part
+from ._loops import Analysis, analysis, is_backward, last_part
 
 TORCH_SEEDS = {
     "torch.manual_seed",

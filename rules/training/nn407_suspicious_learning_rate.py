@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, analysis, arg, first_line, has_star_args, method_name, number, walk
+from ._loops import Analysis, analysis, arg, first_line, has_star_args, method_name, number, walk
 
 ADAM = {
     "torch.optim.Adam": "Adam",

@@ -8,7 +8,7 @@ import libcst as cst
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, Assignment, analysis, first_line, method_name, receiver_name, walk
+from ._loops import Analysis, Assignment, analysis, first_line, method_name, receiver_name, walk
 
 #: torch.nn classes that own no parameters: replacing a layer by one of them leaves the
 #: optimizer nothing to miss

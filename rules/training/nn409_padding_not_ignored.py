@@ -9,7 +9,7 @@ import libcst as cst
 from nnlint.diagnostics import Edit, Fix, Severity
 from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import analysis, arg, first_line, walk
+from ._loops import analysis, arg, first_line, walk
 
 CE_MODULES = {"torch.nn.CrossEntropyLoss", "torch.nn.modules.loss.CrossEntropyLoss"}
 CE_FUNCS = {"torch.nn.functional.cross_entropy"}

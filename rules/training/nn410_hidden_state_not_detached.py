@@ -7,7 +7,7 @@ import libcst as cst
 from nnlint.diagnostics import Edit, Fix, Severity
 from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk
+from ._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk
 
 
 class HiddenStateNotDetached(SourceRule):
