@@ -419,7 +419,7 @@ class UnusedSubmodule(SourceRule):
 
     def check(self, ctx: SourceContext) -> Iterator[Finding]:
         st = structure(ctx)
-        candidates: list[tuple[ClassInfo, str, cst.CSTNode, cst.Call, str]] = []
+        candidates: list[tuple[ClassInfo, str, cst.Assign | cst.AnnAssign, cst.Call, str]] = []
         for cls in ctx.module_classes():
             if not self._plain(ctx, cls, frozenset()):
                 continue
@@ -464,7 +464,8 @@ class UnusedSubmodule(SourceRule):
             used = used or any(name in refs.self_refs.get(t, set()) for t in (*family_tops, None))
             if used:
                 continue
-            kind = module_kind(ctx.qualname(call.func))[0]
+            mk = module_kind(ctx.qualname(call.func))
+            kind = mk[0] if mk is not None else None  # not None: candidates have a module kind
             where = f"created in {cls.name}.__init__, is never used by any method of {cls.name} (or a parent/subclass)"
             if kind == "parameter":
                 msg = f"self.{name}, an nn.Parameter {where}: use it in forward or remove it (it still goes to the optimizer and never gets a gradient)"

@@ -345,6 +345,8 @@ class ConstantWeightInit(SourceRule):
                 continue
             seen.add(id(weight))
             owner = weight_owner(weight)
+            if owner is None:  # _constant returns only `owner.weight` targets
+                continue
             resolver = resolver or Resolver(ctx)
             layers = resolver.resolve(owner, site, func)
             if not layers.kinds or not layers.kinds <= _WEIGHTED:

@@ -345,6 +345,8 @@ class InitActivationMismatch(SourceRule):
             family, explicit, label = init
             resolver = resolver or Resolver(ctx)
             owner = weight_owner(positional(call)[0])
+            if owner is None:  # wanted() let only `owner.weight` targets through
+                continue
             layers = resolver.resolve(owner, site, func)
             uses = layer_uses(resolver.st)
             if layers.generic:
@@ -381,7 +383,10 @@ class InitActivationMismatch(SourceRule):
             else:
                 subject = who
                 feeds = f"it feeds {act}"
-            where = use.nxt.site if use.nxt.site is not None else use.nxt.node
+            nxt = use.nxt
+            if nxt is None:  # a use with an activation after it: _verdict found one
+                continue
+            where = nxt.site if nxt.site is not None else nxt.node
             line = ctx.position(where)[0]
             if family == "relu" and act in ("tanh", "sigmoid"):
                 fix = (

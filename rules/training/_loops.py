@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import weakref
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, TypeVar, overload
 
 import libcst as cst
 
@@ -23,6 +23,15 @@ _DEFS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 _LOOPS = frozenset({cst.For, cst.While})
 
 
+_N = TypeVar("_N", bound=cst.CSTNode)
+
+
+# typed like isinstance(): walk(body, cst.Call) yields Calls
+@overload
+def walk(node: cst.CSTNode, kind: None = None, *, into_defs: bool = False,
+         into_loops: bool = True) -> Iterator[cst.CSTNode]: ...
+@overload
+def walk(node: cst.CSTNode, kind: type[_N], *, into_defs: bool = False, into_loops: bool = True) -> Iterator[_N]: ...
 def walk(node: cst.CSTNode, kind: type | None = None, *, into_defs: bool = False, into_loops: bool = True) -> Iterator[cst.CSTNode]:
     """Descendants of ``node`` (not ``node`` itself) in source order, optionally only of
     the concrete node type ``kind``. Nested defs/lambdas are not entered unless

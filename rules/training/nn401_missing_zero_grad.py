@@ -245,7 +245,7 @@ class MissingZeroGrad(SourceRule):
             if facts.inner_train_loop or facts.first("zero") is not None:
                 continue
             back, step = facts.first("backward"), facts.first("step")
-            if back is None or step is None:
+            if back is None or step is None or not isinstance(step.node, cst.Call):  # a step is a call
                 continue
             opt = optimizer_name(step.node)
             via = ""

@@ -403,7 +403,9 @@ def _is_loss_call(a: Analysis, expr: cst.BaseExpression | None) -> bool:
     if name.endswith(CRITERION_NAMES):
         return True
     callee = dotted(expr.func)
-    return bool(callee) and any(
+    if not callee:
+        return False
+    return any(
         isinstance(v, cst.Call) and (a.ctx.qualname(v) or "").startswith("torch.nn.") and (a.ctx.qualname(v) or "").endswith("Loss")
         for v in a.values_of(callee)
     )

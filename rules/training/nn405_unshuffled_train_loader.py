@@ -295,7 +295,7 @@ def _training_reason(a: Analysis, call: cst.Call, func: FunctionInfo | None, dat
         if not isinstance(v, cst.Call):
             continue
         callee = dotted(v.func) or ""
-        if _is_iterable_class(ctx, callee) or (arg(v, "streaming") is not None and literal_bool(arg(v, "streaming").value)):
+        if _is_iterable_class(ctx, callee) or ((streaming := arg(v, "streaming")) is not None and literal_bool(streaming.value)):
             return None
         train_kw = arg(v, "train")
         if train_kw is not None and literal_bool(train_kw.value) is not None:

@@ -375,7 +375,7 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
     for i, e in enumerate(events):
         if e.kind == "backward":
             break
-        if e.kind == "step" and not e.cond:
+        if e.kind == "step" and not e.cond and isinstance(e.node, cst.Call):  # a step is a call
             for later in events[i + 1 :]:
                 if later.kind in ("zero", "step"):
                     break
@@ -405,7 +405,7 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
             if z.kind != "zero" or z.cond or not isinstance(z.node, cst.Call):
                 continue
             step = next((s for s in events[j + 1 :] if s.kind in ("backward", "step", "gradset")), None)
-            if step is None or step.kind != "step" or step.cond:
+            if step is None or step.kind != "step" or step.cond or not isinstance(step.node, cst.Call):
                 break
             if receiver_name(z.node) == optimizer_name(step.node):
                 yield Finding(
@@ -422,7 +422,8 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
     for e in events:
         if e.kind in ("step", "backward"):
             last = e
-        elif e.kind == "clip" and last is not None and last.kind == "step" and not last.cond and not _measures_only(e.node):
+        elif e.kind == "clip" and last is not None and last.kind == "step" and not last.cond and not _measures_only(e.node) \
+                and isinstance(last.node, cst.Call):
             opt = optimizer_name(last.node)
             yield Finding(
                 f"`{short(ctx, e.node)}` (line {first_line(ctx, e.node)}) runs after `{short(ctx, last.node)}` "

@@ -256,7 +256,7 @@ class PaddingNotIgnored(SourceRule):
                 args_from = 0
             else:
                 continue
-            if arg(call, "reduction") is not None and _string(arg(call, "reduction").value) == "none":
+            if (reduction := arg(call, "reduction")) is not None and _string(reduction.value) == "none":
                 continue
             if not uses or not any(_token_level(ctx, u) for u in uses):
                 continue
