@@ -409,6 +409,12 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     # rule's static finding at that line: one finding per cause
     static = {(d.path, d.line, d.code) for d in diags if d.pass_ == "source"}
     diags = [d for d in diags if not ((d.evidence or {}).get("seen_by") == "probe" and (d.path, d.line, d.code) in static)]
+    # a rule that supersedes another at the same line keeps the one finding (Rule.supersedes)
+    beats = {code: set(r.supersedes) for r in rules for code in [r.code] if r.supersedes}
+    at: dict[tuple[object, ...], set[str]] = {(d.path, d.cell, d.line): set() for d in diags}
+    for d in diags:
+        at[(d.path, d.cell, d.line)] |= beats.get(d.code, set())
+    diags = [d for d in diags if d.code not in at[(d.path, d.cell, d.line)]]
     unique: dict[tuple[object, ...], Diagnostic] = {}
     for d in diags:
         unique.setdefault((d.path, d.cell, d.line, d.column, d.code, d.message, d.module), d)

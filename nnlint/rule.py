@@ -75,6 +75,9 @@ class Rule:
     opt_in: ClassVar[bool] = False
     #: "safe" or "unsafe" when the rule offers a fix (``yield Finding(..., fix=self.make_fix(...))``)
     fix_applicability: ClassVar[str | None] = None
+    #: codes this rule's finding replaces at the same line: one finding per cause (NN310's
+    #: measured batch mixing at a `view` line says what NN209's shape algebra would say)
+    supersedes: ClassVar[tuple[str, ...]] = ()
     #: what the fix does, for the README's fix table
     fix_summary: ClassVar[str] = ""
     VALID: ClassVar[list[Valid | str]] = []

@@ -36,7 +36,8 @@ TRANSFORMERS: dict[str, tuple[str, str, str, str, str]] = {
     "mpnet": ("encoder", "MPNetConfig", f"vocab_size=99, {_ENC}, max_position_embeddings=64",
               "MPNetForSequenceClassification", _IDS),
     # decoders
-    "gpt2": ("decoder", "GPT2Config", "vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64",
+    "gpt2": ("decoder", "GPT2Config", "vocab_size=99, n_embd=32, n_layer=2, n_head=4, n_positions=64, "
+             "bos_token_id=1, eos_token_id=2",
              "GPT2LMHeadModel", _IDS_ONLY),
     "llama": ("decoder", "LlamaConfig", f"vocab_size=99, {_DEC}, num_key_value_heads=2, max_position_embeddings=64",
               "LlamaForCausalLM", _IDS_ONLY),

@@ -112,11 +112,11 @@ def test_non_classifier_names(name, expected):
 
 
 def test_file_constants_and_constant_specs():
-    from nnlint.passes.loader import InputSpec, TensorSpec
+    from nnlint.passes.loader import SEQ_LEN, InputSpec, TensorSpec
 
     text = "sequence_length = 28\ninput_size = 28\nIMG_SIZE = 2 * 32\nmax_len = 5000\n"
     assert guesses.file_constants(text) == {"sequence_length": 28, "input_size": 28, "IMG_SIZE": 64, "max_len": 5000}
-    spec = InputSpec(args=[TensorSpec((8, 16, 28))], origin="inferred from lstm (input_size=28, batch_first=True)")
+    spec = InputSpec(args=[TensorSpec((8, SEQ_LEN, 28))], origin="inferred from lstm (input_size=28, batch_first=True)")
     specs = guesses.constant_specs(spec, text)
     assert [(s.args[0].shape, s.origin) for s, _ in specs] == [((8, 28, 28), "file constant sequence_length = 28")]
     img = InputSpec(args=[TensorSpec((8, 3, 32, 32))], origin="inferred from conv1 (in_channels=3)")
@@ -210,3 +210,23 @@ def test_loss_failure_is_the_rule_at_the_loss_line():
     assert guesses.loss_failure(ce, None, oob, [[8, 1]])[0] == "NN107"
     assert guesses.loss_failure(ce, None, oob, [[8, 10]])[0] == "NN502"
     assert guesses.loss_failure(ce, None, ValueError("something else")) is None
+
+
+def test_issue_11_examples_are_clean_and_say_where_settings_came_from(tmp_path):
+    """RNN with a sequence_length constant (was NN201 'in_features=4096 would fit' at length 16),
+    a DQN whose reshape holds only at 84x84, a dueling Q head (was given cross-entropy), a GAN
+    whose BCELoss belongs to the discriminator (was NN005 on the generator's tanh)."""
+    import shutil
+    from pathlib import Path
+
+    from nnlint import engine, registry
+    from nnlint.config import Config
+
+    src = Path(__file__).parent / "data" / "guesses"
+    for f in src.glob("*.py"):
+        shutil.copy(f, tmp_path / f.name)
+    result = engine.lint([str(tmp_path)], Config(timeout=120), engine.Options(), registry.select(["ALL"]))
+    assert not result.errors, result.errors
+    bad = [(Path(d.path).name, d.line, d.code, d.message) for d in result.diagnostics if d.severity.value != "info"]
+    assert not bad, bad
+    assert result.models == 5 and result.models_not_probed == 0

@@ -46,7 +46,8 @@ def _load(path: Path):
 def _probe_file(path: Path, rules, settings=None):
     mod = _load(path)
     diags = []
-    for i, d in enumerate(mod.nnlint_examples()):
+    examples = mod.nnlint_examples()
+    for i, d in enumerate([examples] if isinstance(examples, dict) else examples):
         ex = Example.from_dict(d)
         name = ex.name or type(ex.model).__name__
         # what the worker hands the probe: the modules NN202 reports (output discarded)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import inspect
 import operator
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +46,24 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:200]}"
 
 
+def _inductor_cache_in_temp() -> None:
+    """torch.export imports torch._inductor, whose import creates its cache folder
+    (``/tmp/torchinductor_<user>``): inside the linting sandbox, put it in the temporary
+    folder nnlint may write to instead of having the write refused."""
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    try:
+        from nnlint.passes import sandbox
+
+        if not sandbox._state.get("active"):
+            return
+    except Exception:
+        return
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "nnlint-torchinductor")
+
+
 def _export(model: nn.Module, args: tuple, kwargs: dict) -> Any:
+    _inductor_cache_in_temp()
     import torch.export
 
     return torch.export.export(model, tuple(args), dict(kwargs), strict=False)

@@ -4,8 +4,11 @@ Tracing: ``torch.fx`` symbolic tracing first; every node gets the line of the us
 it came from (read from the live frames when fx creates the node: fx's own
 ``record_stack_traces`` symbolizes through torch._inductor, a 1.5 s import per process).
 Many real models cannot be traced that way (docs/MEASUREMENTS.md: nanoGPT's
-``assert t <= block_size`` on a traced size), so the fallback — the common path for
-transformers — runs the model eagerly under forward hooks (one node per torch.nn leaf
+``assert t <= block_size`` on a traced size): those go through ``torch.export(strict=False)``
+(``capture_export``: Python control flow runs on fake tensors with concrete sizes; every
+node keeps ``nn_module_stack`` and ``stack_trace``), converted to the same graph. Only
+when that fails too (a branch on tensor values), the fallback runs the model eagerly
+under forward hooks (one node per torch.nn leaf
 module call) and a ``TorchFunctionMode`` recorder (one node per torch function or tensor
 method called between modules, with its user line). Both produce the same ``GNode`` graph,
 so every graph rule works on either; NN004 says when the fallback ran. Python control flow

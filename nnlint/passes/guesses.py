@@ -27,7 +27,6 @@ SEQ_NAMES = re.compile(r"^(seq(uence)?_?len(gth)?|max_?(seq_?)?len(gth)?|block_?
                        r"(max_)?(seq|sent(ence)?|text|doc)_?len(gth)?|n_?tokens|num_?tokens)$", re.I)
 IMAGE_NAMES = re.compile(r"^(image_?size|img_?size|im_?size|resolution|image_?(dim|res)|img_?(dim|res)|"
                          r"height|width|img_?(height|width)|image_?(height|width)|crop_?size|patch_?grid)$", re.I)
-SEQ_DEFAULT = 16  # loader.SEQ_LEN: the length a guess uses when the file says nothing
 
 
 def input_source(spec: Any) -> str:
@@ -121,6 +120,8 @@ def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
     constant, each with its origin text."""
     from nnlint.passes.loader import InputSpec, TensorSpec
 
+    from nnlint.passes.loader import SEQ_LEN
+
     consts = file_constants(text)
     seqs = [(n, v) for n, v in consts.items() if SEQ_NAMES.match(n) and 1 < v <= 1024]
     imgs = [(n, v) for n, v in consts.items() if IMAGE_NAMES.match(n) and 4 <= v <= 512]
@@ -135,9 +136,9 @@ def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
         for a in args:
             if isinstance(a, TensorSpec) and len(a.shape) >= 2:
                 shape = list(a.shape)
-                # (B, T) ids, (B, T, F) batch-first, (T, B, F) time-first: the guessed length is 16
+                # (B, T) ids, (B, T, F) batch-first, (T, B, F) time-first: T is the guessed length
                 for d in ((1,) if len(shape) == 2 else (1, 0)):
-                    if shape[d] == SEQ_DEFAULT:
+                    if shape[d] == SEQ_LEN:
                         shape[d] = value
                         changed = True
                         break

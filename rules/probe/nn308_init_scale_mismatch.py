@@ -209,10 +209,15 @@ class InitScaleMismatch(ProbeRule):
                     super().__init__()
                     self.features = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2), nn.ReLU(),
                                                   nn.Conv2d(32, 64, 3), nn.ReLU())
-                    self.final_conv = nn.Conv2d(64, num_classes, 1)
-                    self.classifier = nn.Sequential(nn.Dropout(0.5), self.final_conv, nn.ReLU(),
+                    final_conv = nn.Conv2d(64, num_classes, 1)
+                    self.classifier = nn.Sequential(nn.Dropout(0.5), final_conv, nn.ReLU(inplace=True),
                                                     nn.AdaptiveAvgPool2d(1))
-                    nn.init.normal_(self.final_conv.weight, mean=0.0, std=0.01)
+                    for m in self.modules():
+                        if isinstance(m, nn.Conv2d):
+                            if m is final_conv:
+                                nn.init.normal_(m.weight, mean=0.0, std=0.01)
+                            else:
+                                nn.init.kaiming_uniform_(m.weight)
 
                 def forward(self, x):
                     return torch.flatten(self.classifier(self.features(x)), 1)

@@ -52,6 +52,7 @@ class BatchMixing(ProbeRule):
     code = "NN310"
     name = "batch-mixing"
     severity = Severity.ERROR
+    supersedes = ("NN209",)  # at a view/reshape line both describe the same scrambled axes
     needs = frozenset({"batch_jacobian"})
     thresholds = {"rtol": 1e-6}
 
@@ -181,6 +182,26 @@ class BatchMixing(ProbeRule):
             """,
             note="transpose, not view",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.LSTM(16, 32, batch_first=True)
+                    self.head = nn.Linear(32, 5)
+
+                def forward(self, x):  # x: (batch, seq, 16)
+                    out, _ = self.rnn(x)
+                    return self.head(out[:, -1])
+
+            def nnlint_examples():
+                return [{"model": Tagger(), "inputs": torch.randn(4, 10, 16)}]
+            """,
+            note="the same LSTM built with batch_first=True",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -229,6 +250,27 @@ class BatchMixing(ProbeRule):
             line=4,
             contains="sample",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.LSTM(16, 32)
+                    self.head = nn.Linear(32, 5)
+
+                def forward(self, x):  # x: (batch, seq, 16)
+                    out, _ = self.rnn(x)
+                    return self.head(out[:, -1])
+
+            def nnlint_examples():
+                return [{"model": Tagger(), "inputs": torch.randn(4, 10, 16)}]
+            """,
+            line=7,
+            contains="batch_first",
+        ),
     ]
 
     def check(self, ctx) -> Iterator[Finding]:
@@ -260,6 +302,13 @@ class BatchMixing(ProbeRule):
             module = view.get("module") or None
         elif view:
             module = view.get("module") or None
+        if line is None and module is None:
+            seq_first = _seq_first_module(ctx.model)
+            if seq_first is not None:
+                module = seq_first[0]
+                where = (f"; {seq_first[0]} = {seq_first[1]} is built without batch_first=True, so it reads dim 0 "
+                         "as the sequence and attends/recurs across the batch — pass batch_first=True or feed it "
+                         "(seq, batch, features)")
         wrt = "input" if jac.get("wrt") == "input" else "embedding output"
         yield Finding(
             f"samples mix across the batch (eval mode): output sample {r['sample']} has a gradient of "
@@ -283,3 +332,24 @@ def _graph_inputs(shapes: list[tuple[tuple[int, ...], str]]) -> bool:
         if len(shape) == 2 and shape[0] == 2 and ("int" in dtype):
             return True
     return False
+
+
+#: torch.nn layers that read (seq, batch, features) unless built with batch_first=True
+_SEQ_FIRST = ("RNN", "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
+              "TransformerEncoder", "TransformerDecoder", "Transformer")
+
+
+def _seq_first_module(model) -> tuple[str, str] | None:
+    """(qualified path, class name) of the outermost sequence layer built without
+    batch_first=True, None when there is none."""
+    if model is None:
+        return None
+    for q, mod in model.named_modules():
+        name = type(mod).__name__
+        if not q or name not in _SEQ_FIRST or not type(mod).__module__.startswith("torch.nn"):
+            continue
+        flags = [getattr(m, "batch_first", None) for m in mod.modules()]
+        flags = [f for f in flags if f is not None]
+        if flags and not any(flags):
+            return q, name
+    return None

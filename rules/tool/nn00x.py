@@ -104,8 +104,10 @@ class ImportFailed(ToolRule):
 
 class TraceFallback(ToolRule):
     """## What it does
-    Says that `torch.fx` could not trace the model (data-dependent control flow) and the
-    graph rules ran on forward hooks instead, which see modules but not every operation.
+    Says that neither `torch.fx` nor `torch.export` (which follows Python control flow on
+    concrete shapes, on fake tensors) could capture the model — typically a branch on the
+    *values* of a tensor — and the graph rules ran on forward hooks instead, which see
+    modules but not every operation. The message gives both tools' reasons.
 
     ## Why is this bad?
     It is not a bug. Some graph findings (dead computations between modules) are not
@@ -125,6 +127,7 @@ class TraceFallback(ToolRule):
 
     ## References
     - torch.fx documentation, "Limitations of Symbolic Tracing".
+    - torch.export documentation, "Data-dependent control flow" (non-strict export).
     """
 
     code = "NN004"

@@ -6,7 +6,8 @@ from typing import Iterator
 
 import libcst as cst
 
-from nnlint.diagnostics import Edit, Fix, Severity
+from nnlint import fixes
+from nnlint.diagnostics import Fix, Severity
 from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 from ._loops import analysis, arg, first_line, walk
@@ -242,20 +243,15 @@ class PaddingNotIgnored(SourceRule):
             return
         # -100 is CrossEntropyLoss's default ignore_index; Hugging Face data collators pad labels with it
         relabelled = bool(re.search(r"-\s*100\b", text)) or "DataCollator" in text
-        a = None
         for call, _func in ctx.calls:
             q = ctx.qualname(call)
             if q in CE_FUNCS:
                 uses = [call]
-                where = call
-                args_from = 2
             elif q in CE_MODULES:
-                a = a or analysis(ctx)
                 uses = _uses_of_criterion(ctx, call)
-                where = call
-                args_from = 0
             else:
                 continue
+            where = call
             if (reduction := arg(call, "reduction")) is not None and _string(reduction.value) == "none":
                 continue
             if not uses or not any(_token_level(ctx, u) for u in uses):
@@ -266,14 +262,14 @@ class PaddingNotIgnored(SourceRule):
             if ignore is None:
                 if relabelled or pad.value == -100:
                     continue
-                yield self._finding(ctx, call, where, pad, None, args_from)
+                yield self._finding(ctx, call, where, pad, None)
                 continue
             value = _int(ignore.value)
             if value is not None and pad.value is not None and value != pad.value:
-                yield self._finding(ctx, call, ignore.value, pad, value, args_from)
+                yield self._finding(ctx, call, ignore.value, pad, value)
 
-    def _finding(self, ctx: SourceContext, call: cst.Call, where: cst.CSTNode, pad: _Pad, ignore: int | None,
-                 args_from: int) -> Finding:
+    def _finding(self, ctx: SourceContext, call: cst.Call, where: cst.CSTNode, pad: _Pad,
+                 ignore: int | None) -> Finding:
         pad_line = first_line(ctx, pad.node)
         loss = ctx.code(call.func)
         value = f" (= {pad.value})" if pad.value is not None and pad.shown != str(pad.value) else ""
@@ -289,20 +285,14 @@ class PaddingNotIgnored(SourceRule):
         )
         return Finding(message, node=where, evidence={"pad": pad.shown, "pad_value": pad.value, "pad_line": pad_line},
                        related=((pad.node, f"padding with `{pad.shown}`"),),
-                       fix=_fix(ctx, call, pad) if ignore is None else None)
+                       fix=self._fix(ctx, call, pad))
 
-
-def _fix(ctx: SourceContext, call: cst.Call, pad: _Pad) -> Fix | None:
-    """Add ``ignore_index=P`` (unsafe: the pad id must also never be a real target)."""
-    line, col, end_line, end_col = ctx.position(call)
-    if line != end_line:
-        return None
-    code = ctx.code(call)
-    if not code.endswith(")"):
-        return None
-    sep = "" if not call.args else ", "
-    new = code[:-1].rstrip().rstrip(",") + f"{sep}ignore_index={pad.shown})"
-    return Fix(description=f"add ignore_index={pad.shown}", edits=(Edit(line, col, end_line, end_col, new),), safe=False)
+    def _fix(self, ctx: SourceContext, call: cst.Call, pad: _Pad) -> Fix | None:
+        """``ignore_index=P``: the name the file uses (PAD_IDX), else the value."""
+        value = pad.shown if pad.value is None or re.fullmatch(r"[A-Za-z_][\w.]*", pad.shown) else str(pad.value)
+        if pad.how:  # pad_sequence's default: write the number
+            value = str(pad.value)
+        return self.make_fix(f"pass ignore_index={value}", fixes.set_keyword(ctx, call, "ignore_index", value))
 
 
 def _padding(ctx: SourceContext) -> _Pad | None:

@@ -4,7 +4,8 @@ from typing import Iterator
 
 import libcst as cst
 
-from nnlint.diagnostics import Edit, Fix, Severity
+from nnlint import fixes
+from nnlint.diagnostics import Fix, Severity
 from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 from ._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk
@@ -261,8 +262,24 @@ class HiddenStateNotDetached(SourceRule):
                 f"Detach the state at the start of each batch (`{_detach_hint(ctx, names)}`) or re-create it",
                 node=st,
                 evidence={"state": list(names)},
-                fix=None if _starts_as_none(a, names) else _fix(ctx, call, names),
+                fix=None if _starts_as_none(a, names) else self._fix(ctx, call, names),
             )
+
+    def _fix(self, ctx: SourceContext, call: cst.Call, names: list[str]) -> Fix | None:
+        """Detach the state where it is passed in; offered only where the state is plain
+        names (a single name in a file with an LSTM may be an (h, c) tuple)."""
+        if len(names) == 1 and "LSTM" in ctx.text:
+            return None
+        edits = []
+        for x in call.args:
+            nodes = [el.value for el in x.value.elements] if isinstance(x.value, cst.Tuple) else [x.value]
+            for node in nodes:
+                n = dotted(node)
+                if n in names:
+                    edits.append(fixes.replace(ctx, node, f"{n}.detach()"))
+        if not edits:
+            return None
+        return self.make_fix("detach the carried state where it is passed in", *edits)
 
     # self.hidden stored in forward and fed back -------------------------------------------
     def _modules(self, ctx: SourceContext, a: Analysis) -> Iterator[Finding]:
@@ -391,23 +408,6 @@ def _detach_hint(ctx: SourceContext, names: list[str]) -> str:
             return f"{n} = tuple(s.detach() for s in {n})" if not n.startswith("self.") else "tuple(s.detach() for s in state)"
         return f"{n} = {n}.detach()" if not n.startswith("self.") else f"{n} = state.detach()"
     return ", ".join(names) + " = " + ", ".join(f"{n}.detach()" for n in names)
-
-
-def _fix(ctx: SourceContext, call: cst.Call, names: list[str]) -> Fix | None:
-    """Detach the state where it is passed in (unsafe: a tuple state needs each part
-    detached, and the edit is only offered where the state is plain names)."""
-    if len(names) == 1 and "LSTM" in ctx.text:
-        return None
-    edits = []
-    for x in call.args:
-        for node in [x.value, *(el.value for el in x.value.elements)] if isinstance(x.value, cst.Tuple) else [x.value]:
-            n = dotted(node)
-            if n in names and not isinstance(node, cst.Tuple):
-                line, col, end_line, end_col = ctx.position(node)
-                edits.append(Edit(line, col, end_line, end_col, f"{n}.detach()"))
-    if not edits:
-        return None
-    return Fix(description="detach the carried state where it is passed in", edits=tuple(edits), safe=False)
 
 
 def _starts_as_none(a: Analysis, names: list[str]) -> bool:

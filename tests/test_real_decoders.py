@@ -1,6 +1,7 @@
-"""NN314 on real small decoders: a GPT with a correct causal mask is silent, the same GPT
-with the mask removed fires at its attention line, and a transformers decoder built from a
-tiny config (nothing downloaded) is silent; so is a transformers encoder."""
+"""NN314 and NN209 on real small decoders: a GPT with a correct causal mask is silent, the
+same GPT with the mask removed fires at its attention line, and a transformers decoder built
+from a tiny config (nothing downloaded) is silent; so is a transformers encoder. NN209 (shape
+algebra on the traced reshapes) stays silent on all of them."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def _nn314(model, inputs):
 def test_small_gpt_with_and_without_the_causal_mask():
     torch.manual_seed(0)
     tokens = torch.randint(0, 101, (4, 13))
-    assert not _nn314(_load("fixtures/probe/clean_causal_lm.py").MiniGPT(), tokens)
+    assert not _nn314(_load("fixtures/probe/clean_causal_leak.py").MiniGPT(), tokens)
     (d,) = _nn314(_load("fixtures/probe/seed_causal_leak.py").MiniGPT(), tokens)
     assert d.line == 27 and "(t, t+k) = (0, 1)" in d.message, d.message
     assert d.evidence["leak"] == 1 and d.evidence["leak_grad"] > 0
@@ -68,3 +69,15 @@ def test_transformers_decoder_that_sees_the_future_fires(monkeypatch):
         block.attn.is_causal = False
     (d,) = _nn314(gpt2, torch.randint(0, 101, (4, 13)))
     assert "(t, t+k) = (0, 1)" in d.message and "GPT2LMHeadModel" in d.message, d.message
+
+
+def test_nn209_is_silent_on_real_decoders():
+    transformers = pytest.importorskip("transformers")
+    mod = _load("fixtures/graph/nanogpt.py")
+    torch.manual_seed(0)
+    nano = mod.GPT(mod.GPTConfig(block_size=16, vocab_size=101, n_layer=2, n_head=2, n_embd=32, dropout=0.0))
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=101))
+    mini = _load("fixtures/probe/clean_causal_leak.py").MiniGPT()
+    for model in (nano, gpt2, mini):
+        report = nnlint.check(model, torch.randint(0, 101, (4, 13)), select=["NN209"], device="cpu")
+        assert not report.by_code("NN209") and not report.errors, str(report)
