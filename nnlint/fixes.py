@@ -366,7 +366,7 @@ def lint_text(path: str, text: str, rules: list[Any], cfg: Any, force: bool = Fa
 
 
 def apply_fixes(text: str, book: Any, chosen: list[Diagnostic]) -> str:
-    edits = [e for d in chosen for e in d.fix.edits]  # type: ignore[union-attr]
+    edits = [e for d in chosen if d.fix is not None for e in d.fix.edits]  # chosen: fixable ones
     if book is None:
         return apply_edits(text, edits)
     by_cell: dict[int, list[Edit]] = {}

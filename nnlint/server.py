@@ -36,6 +36,7 @@ try:  # the optional extra: nnlint[lsp]
     from pygls.lsp.server import LanguageServer
     from pygls.uris import to_fs_path
 except ImportError:  # pragma: no cover - reported by main()
+    # without the extra the names stay defined (main() says what is missing); their types cannot match
     types = None  # type: ignore[assignment]
     LanguageServer = object  # type: ignore[assignment,misc]
 

@@ -1480,7 +1480,7 @@ class Probe:
     def _eval_forward(self, grad: bool, inputs: Any) -> dict[str, Any]:
         """One seeded eval-mode forward. With ``grad``, the first floating input (or the
         first embedding's output, for token inputs) is a leaf that requires grad."""
-        leaf: dict[str, torch.Tensor] = {}
+        leaf: dict[str, Any] = {}  # "x": the leaf tensor, "kind": "input" or "embedding"
         handles = []
         if grad:
             x = _first_tensor(inputs)
@@ -1492,7 +1492,7 @@ class Probe:
                         return y
                     return t
                 inputs = _map_tensors(inputs, swap)
-                leaf["kind"] = "input"  # type: ignore[assignment]
+                leaf["kind"] = "input"
             else:
                 emb = next((m for m in self.model.modules() if isinstance(m, EMBEDDINGS)), None)
                 if emb is not None:
@@ -1503,7 +1503,7 @@ class Probe:
                         leaf["x"] = y
                         return y
                     handles.append(emb.register_forward_hook(hook))
-                    leaf["kind"] = "embedding"  # type: ignore[assignment]
+                    leaf["kind"] = "embedding"
         rec = _Recorder(self.model, self.path, self.batch, stats=False, activations=False, grad_hooks=False,
                         track_params=False, output_sums=True)
         try:

@@ -40,9 +40,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnlint.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from nnlint.passes.zygote import ForkedProc
 
 TORCH_MISSING = "torch is not installed: graph and probe passes skipped (pip install 'nnlint[torch]', or use --static)"
 POLL_S = 0.05
@@ -179,7 +182,7 @@ def tree_rss(pid: int) -> int:
 @dataclass
 class Child:
     path: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedProc  # a fresh process, or a fork of the warm worker
     folder: str
     started: float
     timeout: float
@@ -260,7 +263,7 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     # the warm worker: a fork of a process that imported torch (same request, folder, environment)
     forked = zygote.spawn(req, folder, overrides)
     if forked is not None:
-        return Child(path=path, proc=forked, folder=folder, started=time.monotonic(),  # type: ignore[arg-type]
+        return Child(path=path, proc=forked, folder=folder, started=time.monotonic(),
                      timeout=float(cfg.timeout), memory_limit=memory_limit, program=program)
     out = open(os.path.join(folder, "out.jsonl"), "wb")
     err = open(os.path.join(folder, "err.txt"), "wb")

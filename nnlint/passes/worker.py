@@ -535,7 +535,7 @@ class Worker:
                 except Exception:
                     return None
                 finally:
-                    rerun.alt = alt  # type: ignore[attr-defined]
+                    rerun.alt = alt  # type: ignore[attr-defined]  # a function attribute: the input it used
 
             found, dropped = guesses.confirm(found, rerun)
             if dropped:

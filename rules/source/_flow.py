@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, TypeGuard
+from typing import Any, Iterable, Literal, TypeGuard
 
 import libcst as cst
 
@@ -388,7 +388,7 @@ class _Analyzer:
         self.bindings: dict[cst.FunctionDef, tuple] = {}
         self.has_sites: set[cst.FunctionDef] = set()
         self._sites: dict[str, list[cst.Call]] | None = None
-        self._candidate: str | None | bool = False
+        self._candidate: str | None | Literal[False] = False  # False: not computed yet
         self._callee_params: dict[int, set[str]] = {}
         self._calls_by_fn: dict[int, list[cst.Call]] | None = None
         self._collate: bool | None = None
@@ -813,7 +813,7 @@ class _Analyzer:
 
     def _model_candidate(self) -> str | None:
         if self._candidate is not False:
-            return self._candidate  # type: ignore[return-value]
+            return self._candidate
         ctx = self.ctx
         excluded: set[str] = set(self._subclassed)
         for call, func in ctx.calls:
@@ -823,8 +823,9 @@ class _Analyzer:
             q = ctx.qualname(call.func) or ""
             if q.startswith("torch.nn."):
                 for a in call.args:
-                    if isinstance(a.value, cst.Call) and dotted(a.value.func) in ctx.class_by_name:
-                        excluded.add(dotted(a.value.func))  # type: ignore[arg-type]
+                    if isinstance(a.value, cst.Call) and (part := dotted(a.value.func)) is not None \
+                            and part in ctx.class_by_name:
+                        excluded.add(part)
         for node, _ in small_statements(ctx.module, into_defs=True):
             if not isinstance(node, cst.Assign) or not isinstance(node.value, cst.Call):
                 continue
@@ -1177,7 +1178,9 @@ class _Analyzer:
                 return fr.env[key]
         if attr == "module":  # DataParallel(model).module
             return recv
-        return self._attrs(recv.obj.name).get(attr, UNKNOWN)  # type: ignore[union-attr]
+        if recv.obj is None:  # callers pass an instance of a class of the file
+            return UNKNOWN
+        return self._attrs(recv.obj.name).get(attr, UNKNOWN)
 
     def _attribute(self, fr: _Frame, e: cst.Attribute) -> Val:
         attr = e.attr.value
@@ -1446,8 +1449,8 @@ class _Analyzer:
                 return self._apply(fr, e, recv, pos, kw, star)
             if m in MODULE_SELF_METHODS:
                 return recv
-            if m in MUTATORS:
-                self._invalidate(fr, e.func.value)  # type: ignore[attr-defined]
+            if m in MUTATORS and isinstance(e.func, cst.Attribute):  # a method call: recv.m(...)
+                self._invalidate(fr, e.func.value)
             return UNKNOWN
         base = m[:-1] if m.endswith("_") else m
         if m in TENSOR_ACT_METHODS:
@@ -1458,8 +1461,8 @@ class _Analyzer:
                 out = self._tagged(recv, "sigmoid", m, e)
             else:
                 out = self._tagged(recv, "act", m, e)
-            if m.endswith("_") and isinstance(e.func.value, cst.Name):  # type: ignore[attr-defined]
-                fr.env[e.func.value.value] = out  # type: ignore[attr-defined]
+            if m.endswith("_") and isinstance(e.func, cst.Attribute) and isinstance(e.func.value, cst.Name):
+                fr.env[e.func.value.value] = out
             return out
         if m in TRANSPARENT_METHODS:
             return recv
@@ -1620,8 +1623,8 @@ class _Analyzer:
         if o.kind == "func":
             return self._call_function(fr, e, o, pos, kw, star)
         if o.kind == "loss":
-            if not star:
-                self._loss(fr, e, o.loss, o.name, pos, kw, o.node)  # type: ignore[arg-type]
+            if not star and o.loss is not None:  # a loss Obj always names its kind
+                self._loss(fr, e, o.loss, o.name, pos, kw, o.node)
             return UNKNOWN
         if star:
             return UNKNOWN

@@ -884,7 +884,7 @@ class Site:
     loops: tuple[cst.For, ...]
 
 
-def walk_sites(body: cst.BaseSuite, guards=(), loops=()) -> Iterator[Site]:
+def walk_sites(body: cst.BaseSuite | cst.Module, guards=(), loops=()) -> Iterator[Site]:
     for s in body.body:
         if isinstance(s, cst.SimpleStatementLine):
             for small in s.body:
@@ -1226,7 +1226,7 @@ def init_sites(ctx: SourceContext, wanted) -> Iterator[tuple[cst.Call, Site, Fun
                 if wanted(call):
                     yield call, site, func
     if top:
-        for site in walk_sites(ctx.module):  # type: ignore[arg-type]
+        for site in walk_sites(ctx.module):
             for call in _statement_calls(site.stmt):
                 if wanted(call):
                     yield call, site, None
