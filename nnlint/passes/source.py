@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Iterable, Iterator, TypeVar, overload
+from typing import Any, Iterable, Iterator, TypeVar, cast, overload
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
@@ -243,8 +243,8 @@ def _positions(module: cst.Module) -> dict | None:
 
         sink = _PositionSink()
         state = PositionProvidingCodegenState(default_indent=module.default_indent,
-                                              # a duck-typed stand-in: the state only writes `_computed`
-                                              default_newline=module.default_newline, provider=sink)  # type: ignore[arg-type]
+                                              default_newline=module.default_newline,
+                                              provider=cast(Any, sink))  # a stand-in: the state only writes `_computed`
         module._codegen(state)
         return sink._computed
     except Exception:  # a libcst without these internals: the public provider
