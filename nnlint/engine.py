@@ -3,12 +3,13 @@ input, never an individual rule."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from nnlint import registry, suppression
 from nnlint.config import Config
@@ -185,20 +186,30 @@ def _source_rules(codes: list[str], thresholds: dict[str, dict[str, float]]) -> 
 
 def _lint_one(path: str, codes: list[str], thresholds: dict[str, dict[str, float]]) -> tuple[list[dict], list[str], str | None]:
     """Worker: returns (diagnostic dicts, internal errors, text or None)."""
-    from nnlint.passes import source
-
     text, problem = read_source(path)
     if problem is not None:
         return [problem.to_dict()], [], None
     assert text is not None
+    diags, crashes = lint_source_text(path, text, codes, thresholds)
+    errors = [f"{path}: internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc} at {c.where}); "
+              "other rules ran. Please report this." for c in crashes]
+    return [d.to_dict() for d in diags], errors, text
+
+
+def lint_source_text(path: str, text: str, codes: list[str],
+                     thresholds: dict[str, dict[str, float]]) -> tuple[list[Diagnostic], list[Any]]:
+    """The source pass on ``text`` (a file's or an editor buffer's): (diagnostics, rule
+    crashes). A file that does not parse is one NN001 with CPython's message and position."""
+    from nnlint.passes import source
+
     rules = registry.all_rules()
     if not text.strip():
-        return [], [], text
+        return [], []
     try:
         if not source.mentions_torch(text):
-            compile(text, path, "exec", dont_inherit=True, flags=0x400)  # syntax check only (ast.PyCF_ONLY_AST)
-            return [], [], text
-        diags, crashes = source.run(path, text, _source_rules(codes, thresholds))
+            compile(text, path, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)  # syntax check only
+            return [], []
+        return source.run(path, text, _source_rules(codes, thresholds))
     except (SyntaxError, source.SyntaxIssue) as exc:
         # CPython's message ("expected ':'") and position beat libcst's "Syntax Error @ 4:1."
         # and its CSTValidationError (a SyntaxError without a line number)
@@ -207,21 +218,18 @@ def _lint_one(path: str, codes: list[str], thresholds: dict[str, dict[str, float
         else:
             message, line, column = exc.msg, exc.lineno or 1, exc.offset or 1
         try:
-            compile(text, path, "exec", dont_inherit=True, flags=0x400)
+            compile(text, path, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
         except SyntaxError as py_exc:
             message, line, column = py_exc.msg, py_exc.lineno or line, py_exc.offset or column
         except (ValueError, RecursionError, MemoryError):
             pass
         r = rules["NN001"]
         return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"syntax error: {message}",
-                           pass_="tool", path=path, line=line, column=column).to_dict()], [], text
+                           pass_="tool", path=path, line=line, column=column)], []
     except (RecursionError, MemoryError, ValueError) as exc:
         r = rules["NN001"]
         return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"cannot parse: {type(exc).__name__}: {exc}",
-                           pass_="tool", path=path, line=1).to_dict()], [], text
-    errors = [f"{path}: internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc} at {c.where}); "
-              "other rules ran. Please report this." for c in crashes]
-    return [d.to_dict() for d in diags], errors, text
+                           pass_="tool", path=path, line=1)], []
 
 
 def _lint_chunk(paths: list[str], codes: list[str], thresholds: dict[str, dict[str, float]]) -> list[tuple[str, list[dict], list[str], str | None]]:

@@ -76,34 +76,8 @@ def settings_for(path: str) -> Settings:
 def source_diagnostics(path: str, text: str, s: Settings) -> tuple[list[Diagnostic], list[str]]:
     """The source pass on ``text`` (the editor's buffer, saved or not)."""
     from nnlint import engine
-    from nnlint.passes import source
 
-    rules = registry.all_rules()
-    if not text.strip():
-        return [], []
-    nn001 = rules["NN001"]
-    try:
-        if not source.mentions_torch(text):
-            compile(text, path, "exec", dont_inherit=True, flags=0x400)
-            return [], []
-        codes = [r.code for r in s.rules]
-        diags, crashes = source.run(path, text, engine._source_rules(codes, s.cfg.thresholds))
-    except (SyntaxError, source.SyntaxIssue) as exc:
-        if isinstance(exc, source.SyntaxIssue):
-            message, line, column = exc.message, exc.line, exc.column
-        else:
-            message, line, column = exc.msg, exc.lineno or 1, exc.offset or 1
-        try:
-            compile(text, path, "exec", dont_inherit=True, flags=0x400)
-        except SyntaxError as py_exc:
-            message, line, column = py_exc.msg, py_exc.lineno or line, py_exc.offset or column
-        except (ValueError, RecursionError, MemoryError):
-            pass
-        return [Diagnostic(code="NN001", name=nn001.name, severity=nn001.severity, message=f"syntax error: {message}",
-                           pass_="tool", path=path, line=line, column=column)], []
-    except (RecursionError, MemoryError, ValueError) as exc:
-        return [Diagnostic(code="NN001", name=nn001.name, severity=nn001.severity,
-                           message=f"cannot parse: {type(exc).__name__}: {exc}", pass_="tool", path=path, line=1)], []
+    diags, crashes = engine.lint_source_text(path, text, [r.code for r in s.rules], s.cfg.thresholds)
     errors = [f"internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc})" for c in crashes]
     return diags, errors
 

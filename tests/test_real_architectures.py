@@ -40,21 +40,16 @@ TV = sorted(rm.TORCHVISION)
 #: tool limitation; reported at the user's line that builds the model). Everything else
 #: must be silent.
 KNOWN_PROBE = {
-    # torchvision inits the classifier uniform(±1/sqrt(num_classes)): with 10 classes the
-    # initial logits are large (loss 3.7 vs ln 10)
+    # OPEN, and arguably true at this configuration: torchvision inits the classifier
+    # uniform(±1/sqrt(num_classes)), sized for 1000 classes; at num_classes=10 the logits start
+    # large. NN301 now uses the cross-entropy averaged over every target (exact, no random-target
+    # draw): 4.64 vs ln 10 = 2.30 (2.0x; the old single draw on 8 samples read 3.72). Whether
+    # 1.5x chance is too tight is a threshold question for the rule's owners, not a probe artefact.
     "tv_efficientnet_b0": {"NN301"},
-    # torchvision's SqueezeNet inits its final conv with std 0.01 on purpose, before a ReLU
-    "tv_squeezenet": {"NN308"},
-    # MNASNet's kaiming_uniform(fan_out) classifier: large initial loss and gradients
-    "tv_mnasnet": {"NN301", "NN304"},
-    # RegNet's squeeze-excitation ReLU has 8 units fed globally pooled noise: most are
-    # negative for the whole random batch
-    "tv_regnet": {"NN305"},
-    # OPEN false positives (not library facts): with no loss in the file the probe's neutral
-    # objective makes the classifier's relative gradient large, and the first value
-    # projection lands just past NN303's 3 orders (3.2). To fix in NN303, not hidden here.
-    "hf_deberta_v2": {"NN303"},
-    "hf_distilbert": {"NN303"},
+    # OPEN, true at this configuration: MNASNet's kaiming_uniform(fan_out, "sigmoid") classifier
+    # has std 1/sqrt(num_classes): at 10 classes the initial loss is 11.4 over all targets (4.9x
+    # chance). Its NN304 (relative gradients of convs feeding BatchNorm) is fixed in the rule.
+    "tv_mnasnet": {"NN301"},
 }
 #: one per family runs in the quick suite; the others are `slow`
 FAST = {"bert", "gpt2", "t5", "vit", "wav2vec2", "resnet18"}

@@ -440,14 +440,9 @@ def _input_for(cls: str, call: ast.Call, body: list[ast.stmt], model_vars: dict[
 
 
 def _dotted(node: ast.AST) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-        return ".".join(reversed(parts))
-    return None
+    from nnlint.passes.slicing import dotted
+
+    return dotted(node)
 
 
 class _Unknown(Exception):

@@ -187,6 +187,9 @@ class Layer:
     in_std: float | None
     out_std: float | None
     feeds: str | None = None  # the activation kind its output goes into directly
+    #: its output goes straight into a BatchNorm: the layer is scale-invariant, so its relative
+    #: gradient grows as its weights shrink (1/‖W‖²) and says nothing about an explosion
+    batch_normed: bool = False
 
 
 @dataclass
@@ -211,6 +214,9 @@ class LossInfo:
     source: str  # "declared" | "file" | "inferred from the output shape (8, 10)" | "fallback"
     classes: int | None = None
     note: str = ""
+    #: with guessed (random) class targets: the loss averaged over every possible target,
+    #: which does not depend on the draw (a batch of random targets is a noisy estimate)
+    expected: float | None = None
 
     @property
     def chance(self) -> float | None:
@@ -598,6 +604,7 @@ class _Recorder:
         self.grad_order: dict[str, int] = {}
         self.grad_counter = 0
         self.produced: dict[int, tuple[weakref.ref, str]] = {}
+        self.batch_normed: set[str] = set()  # layers whose output goes straight into a BatchNorm
         self.acts: list[tuple[ActivationStat, torch.Tensor | None]] = []
         self.act_calls: dict[tuple[str, int | None], int] = {}
         self.param_ids = {id(p): n for n, p in model.named_parameters()}
@@ -680,6 +687,11 @@ class _Recorder:
                                                   leaf=name in self.leaf_names)
                 self.order += 1
             st.calls += 1
+            if isinstance(mod, _BATCH_NORMS):
+                x = _first_tensor(args)
+                ref = self.produced.get(id(x)) if x is not None else None
+                if ref is not None and ref[0]() is x:
+                    self.batch_normed.add(ref[1])
             if self.stats and name in self.weight_names and name not in self.in_stats:
                 x = _first_tensor(args)
                 if x is not None and x.numel():
@@ -897,6 +909,19 @@ def _class_dim(out: torch.Tensor, k: int | None) -> int | None:
     return None
 
 
+def _over_targets(kind: str, cdim: int) -> Callable[[Any], torch.Tensor]:
+    """The cross-entropy (or NLL) averaged over every possible class target: what a batch
+    of uniformly random targets estimates, exactly (label smoothing averages out too)."""
+    def over_targets(o: Any) -> torch.Tensor:
+        p = _first_tensor(o).detach().float()
+        per = -p.mean(cdim) if kind == "nll" else torch.logsumexp(p, cdim) - p.mean(cdim)
+        return per.mean()
+    return over_targets
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 class _Loss:
     """A loss closure with a fixed target, built once from the first output. ``fn`` is the
     loss whose value is reported; ``total`` adds, when nnlint chose the loss, the mean
@@ -908,6 +933,7 @@ class _Loss:
         self.gen = gen
         self.fn: Callable[[Any], torch.Tensor]
         self.info: LossInfo
+        self.expected_fn: Callable[[Any], torch.Tensor] | None = None
         self._build(out, integer_inputs)
 
     def total(self, out: Any) -> torch.Tensor:
@@ -953,6 +979,8 @@ class _Loss:
             if target is None and prim is not None:
                 if kind in ("cross_entropy", "nll") and cdim is None:
                     kind = "declared"
+                if kind in ("cross_entropy", "nll") and getattr(declared, "weight", None) is None:
+                    self.expected_fn = _over_targets(kind, cdim)
                 target = self._target(kind if kind != "declared" else "mse", prim, k, cdim)
             elif isinstance(target, torch.Tensor) and prim is not None:
                 target = target.to(prim.device)
@@ -999,6 +1027,8 @@ class _Loss:
                     return fn(p, tgt)
 
                 self.fn = ce
+                if not isinstance(target, torch.Tensor):
+                    self.expected_fn = _over_targets(kind, cdim)
                 self.info = LossInfo(value=float("nan"), kind=kind, source=source, classes=k)
                 return
         if kind in ("bce", "bce_logits", "mse"):
@@ -1121,6 +1151,11 @@ class Probe:
             rec.close()
         info = self.loss.info
         info.value = loss_value
+        if self.loss.expected_fn is not None:
+            try:
+                info.expected = float(self.loss.expected_fn(out).item())
+            except Exception:
+                info.expected = None
         ctx = self._collect(rec, out, info, grads_available)
         del out, loss
         # zero grads now read: free them before the extra runs
@@ -1274,6 +1309,7 @@ class Probe:
                 zero_init=any(s.zero_weight for s in stats),
                 zero_grad=all(s.grad in ("none", "zero", "frozen") for s in stats),
                 in_std=st.in_std, out_std=st.out_std, feeds=feeds.get(name),
+                batch_normed=name in rec.batch_normed,
             ))
 
         # output

@@ -10,8 +10,10 @@ from ._common import fmt, name
 
 class InitialLossOffChance(ProbeRule):
     """## What it does
-    With a k-class CrossEntropy/NLL head, compares the loss at initialisation, on random
-    targets, with the loss of a uniform guess, ln k (k = 10 → 2.302). Fires when it lies
+    With a k-class CrossEntropy/NLL head, compares the loss at initialisation with the loss
+    of a uniform guess, ln k (k = 10 → 2.302). Without declared targets it uses the loss
+    averaged over every possible target (exact, where one draw of random targets on a small
+    batch scatters widely). Fires when it lies
     outside [0.5·ln k, 1.5·ln k] (configurable: `low`, `high`).
 
     ## Why is this bad?
@@ -157,6 +159,11 @@ class InitialLossOffChance(ProbeRule):
         value = loss.value
         if chance is None or value != value:  # NaN: NN302's business
             return
+        # random targets are a guess: judge the loss averaged over every target (what the
+        # draw estimates, noisily on a small batch), never one draw
+        guessed = loss.expected is not None and loss.expected == loss.expected
+        if guessed:
+            value = loss.expected
         lo, hi = self.t["low"] * chance, self.t["high"] * chance
         if lo <= value <= hi:
             return
@@ -166,12 +173,13 @@ class InitialLossOffChance(ProbeRule):
             why = (f"{fmt(value / chance)}x above: the logits are already large at init; scale the last layer "
                    f"down (default or zero init of {where}) so predictions start near uniform")
         else:
-            why = ("below it on random targets: the outputs are probably not logits (e.g. NLLLoss without "
+            why = ("below it: the outputs are probably not logits (e.g. NLLLoss without "
                    "log_softmax, or a loss that ignores most targets)")
         yield Finding(
-            f"initial {'NLL' if loss.kind == 'nll' else 'cross-entropy'} loss {fmt(value)} on random targets is "
+            f"initial {'NLL' if loss.kind == 'nll' else 'cross-entropy'} loss {fmt(value)} "
+            f"{'averaged over all targets' if guessed else 'on the batch targets'} is "
             f"far from chance ln {k} = {chance:.3f} — {why}",
             module=ctx.final_layer,
-            evidence={"loss": value, "chance": chance, "classes": k, "ratio": value / chance,
+            evidence={"loss": value, "loss_on_batch": loss.value, "over_all_targets": guessed, "chance": chance, "classes": k, "ratio": value / chance,
                       "range": [lo, hi], "loss_kind": loss.kind, "loss_source": loss.source},
         )

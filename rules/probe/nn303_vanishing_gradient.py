@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Iterator
 
 from nnlint.diagnostics import Severity
@@ -15,7 +16,10 @@ class VanishingGradient(ProbeRule):
     relative to its weight norm (‖∇W‖/‖W‖, the scale of an SGD update) from the last layer
     back to the first. Fires when the first layers' relative gradient is ≥ 3 orders of
     magnitude (`orders`) below the last layer's and small in itself (< 1e-3,
-    `max_relative`: when every gradient is huge the problem is NN304's, not this one).
+    `max_relative`: when every gradient is huge the problem is NN304's, not this one), and
+    the decay comes with depth: the median layer of the first half is ≥ a quarter of those
+    orders (`body_share`) below the median layer of the second half. A flat stack with one
+    jump at a small-init head (transformer encoders' std-0.02 classifier) does not vanish.
 
     ## Why is this bad?
     The early layers barely move: the network trains as if only its last layers existed,
@@ -46,7 +50,7 @@ class VanishingGradient(ProbeRule):
     code = "NN303"
     name = "vanishing-gradient"
     severity = Severity.WARNING
-    thresholds = {"orders": 3.0, "max_relative": 1e-3}
+    thresholds = {"orders": 3.0, "max_relative": 1e-3, "body_share": 0.25}
 
     VALID = [
         Valid(
@@ -125,6 +129,49 @@ class VanishingGradient(ProbeRule):
             """,
             note="deep, but normalized with residuals",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            class Block(nn.Module):
+                def __init__(self, d=64):
+                    super().__init__()
+                    self.v = nn.Linear(d, d)
+                    self.out = nn.Linear(d, d)
+                    self.ln1 = nn.LayerNorm(d)
+                    self.ff1 = nn.Linear(d, 4 * d)
+                    self.ff2 = nn.Linear(4 * d, d)
+                    self.ln2 = nn.LayerNorm(d)
+
+                def forward(self, x):
+                    x = self.ln1(x + self.out(self.v(x)))
+                    return self.ln2(x + self.ff2(torch.relu(self.ff1(x))))
+
+
+            class Encoder(nn.Module):
+                def __init__(self, d=64, classes=2):
+                    super().__init__()
+                    self.emb = nn.Embedding(100, d)
+                    self.blocks = nn.Sequential(Block(d), Block(d))
+                    self.pre_classifier = nn.Linear(d, d)
+                    self.classifier = nn.Linear(d, classes)
+                    for m in self.modules():
+                        if isinstance(m, (nn.Linear, nn.Embedding)):
+                            nn.init.normal_(m.weight, std=0.02)
+
+                def forward(self, ids):
+                    h = self.blocks(self.emb(ids))[:, 0]
+                    return self.classifier(torch.relu(self.pre_classifier(h)))
+
+
+            def nnlint_examples():
+                torch.manual_seed(0)
+                return [{"model": Encoder(), "inputs": torch.randint(0, 100, (8, 16))}]
+            """,
+            note="std-0.02 encoder under LayerNorm: flat relative gradients through the stack, one jump at the small-init head (DistilBERT)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -161,6 +208,14 @@ class VanishingGradient(ProbeRule):
         orders = math.log10(last.rel / first.rel)
         if orders < self.t["orders"] or first.rel >= self.t["max_relative"]:
             return
+        # vanishing is a decay *with depth*: the typical (median) layer of the first half must
+        # be a share of the orders below the typical layer of the second half. A stack whose layers all get the same relative gradient and a
+        # single jump at the head (a small-init classifier over a normalized transformer, whose
+        # head gradient scales with the objective nnlint chose) is not a gradient that vanishes
+        half = len(layers) // 2
+        body = math.log10(statistics.median(l.rel for l in layers[half:]) / statistics.median(l.rel for l in layers[:half]))
+        if len(layers) >= 4 and body < self.t["body_share"] * orders:  # a trend needs two layers a half
+            return
         # the first layer that already lost `orders` magnitudes, counting back from the head
         worst = next((l for l in layers if math.log10(last.rel / l.rel) >= self.t["orders"]), first)
         yield Finding(
@@ -170,5 +225,6 @@ class VanishingGradient(ProbeRule):
             "and an init that matches the activation",
             module=worst.module,
             evidence={"relative_grad": {l.module: l.rel for l in layers[:24]}, "grad_norms": layer_norms(ctx),
-                      "orders": orders, "first": first.module, "last": last.module},
+                      "orders": orders, "first": first.module, "last": last.module,
+                      "orders_between_halves": body},
         )

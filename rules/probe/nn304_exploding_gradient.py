@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Iterator
 
 from nnlint.diagnostics import Severity
@@ -13,7 +14,11 @@ class ExplodingGradient(ProbeRule):
     """## What it does
     After one backward pass on a random batch, fires when any weight layer's gradient norm
     is ≥ 1e4 (`max_norm`), or when the gradient relative to the weight norm grows ≥ 3
-    orders of magnitude (`orders`) from the last layer back to the first. The evidence lists
+    orders of magnitude (`orders`) from the last layer back to the first, growing with depth
+    (the first half's median layer ≥ a quarter of those orders above the second half's,
+    `body_share`: a flat stack with one step at the head is not an explosion). Layers whose
+    output goes straight into a BatchNorm are left out of that comparison: they are
+    scale-invariant, so their relative gradient is large whenever their init is small. The evidence lists
     every layer's gradient norm.
 
     ## Why is this bad?
@@ -45,7 +50,7 @@ class ExplodingGradient(ProbeRule):
     code = "NN304"
     name = "exploding-gradient"
     severity = Severity.WARNING
-    thresholds = {"orders": 3.0, "max_norm": 1e4}
+    thresholds = {"orders": 3.0, "max_norm": 1e4, "body_share": 0.25}
 
     VALID = [
         Valid(
@@ -138,13 +143,22 @@ class ExplodingGradient(ProbeRule):
                 evidence=evidence,
             )
             return
-        layers = gradient_layers(ctx)
+        # a layer right before a BatchNorm is scale-invariant: its relative gradient is
+        # 1/‖W‖²-large when its init is small, and the norm undoes any blow-up of its output
+        layers = [l for l in gradient_layers(ctx) if not getattr(l, "batch_normed", False)]
         if len(layers) < 2:
             return
         first, last = layers[0], layers[-1]
         orders = math.log10(first.rel / last.rel)
-        if orders >= self.t["orders"]:
-            evidence.update(relative_grad={l.module: l.rel for l in layers[:24]}, orders=orders)
+        half = len(layers) // 2
+        # growth *with depth*: the first half's median layer is a share of the orders above the
+        # second half's; a flat stack with one drop at the head (BatchNorm'd convs, whose
+        # relative gradient is scale-free, under a large-init classifier) is no explosion
+        body = math.log10(statistics.median(l.rel for l in layers[:half]) / statistics.median(l.rel for l in layers[half:]))
+        # (a trend needs two layers a half: a 3-layer chain is judged end to end)
+        if orders >= self.t["orders"] and (len(layers) < 4 or body >= self.t["body_share"] * orders):
+            evidence.update(relative_grad={l.module: l.rel for l in layers[:24]}, orders=orders,
+                            orders_between_halves=body)
             yield Finding(
                 f"exploding gradients: {first.module}'s gradient relative to its weights is {fmt(first.rel)}, "
                 f"{orders:.1f} orders of magnitude above the last layer {last.module} ({fmt(last.rel)}); "

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator
 
 from nnlint.diagnostics import Severity
@@ -8,12 +9,30 @@ from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 from ._common import activation_site
 
 
+def chance_of_dead(act) -> float:
+    """How likely this many dead units are for a healthy layer. A healthy unit's input is
+    centred on zero; when that input hardly varies across the batch (globally pooled random
+    images, a squeeze-excitation's few units) "negative for every sample" is the sign of one
+    draw: probability 1/2 per unit. The binomial tail P(X >= dead | n, 1/2)."""
+    n = round(act.units * (1 - act.masked_frac)) if act.units else 0
+    if n <= 0:
+        return 1.0
+    k = min(n, round(act.dead_frac * n))
+    if n > 1000:  # normal approximation
+        z = (k - 0.5 - n / 2) / math.sqrt(n / 4)
+        return 0.5 * math.erfc(z / math.sqrt(2))
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+
+
 class DeadRelu(ProbeRule):
     """## What it does
     Measures, for every ReLU (an `nn.ReLU`/`nn.ReLU6` module or a functional `F.relu`,
     `torch.relu`, `x.relu()`), the fraction of its units whose input is negative for every
-    sample of the probe batch. Fires when it is ≥ 50% (`dead_fraction`). Inputs that are
-    mask constants (exact zeros from padding, `-inf`, `-1e9`) are left out.
+    sample of the probe batch. Fires when it is ≥ 50% (`dead_fraction`) and that many dead
+    units would be improbable (p < 0.01, `chance_p`) even if every unit were a fair coin, as a
+    healthy unit fed an input that hardly varies across the batch is: a layer of 8 units
+    behind a global pooling of random images, half of them "dead" by chance, is no evidence.
+    Inputs that are mask constants (exact zeros from padding, `-inf`, `-1e9`) are left out.
 
     ## Why is this bad?
     A unit that is zero for every input passes no gradient: it never recovers, and the
@@ -43,7 +62,7 @@ class DeadRelu(ProbeRule):
     code = "NN305"
     name = "dead-relu"
     severity = Severity.WARNING
-    thresholds = {"dead_fraction": 0.5}
+    thresholds = {"dead_fraction": 0.5, "chance_p": 0.01}
 
     VALID = [
         Valid(
@@ -109,6 +128,45 @@ class DeadRelu(ProbeRule):
             """,
             note="in-place ReLU after BatchNorm",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+
+            class SEBlock(nn.Module):
+                def __init__(self, c=32, squeeze=8):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3, padding=1)
+                    self.bn = nn.BatchNorm2d(c)
+                    self.pool = nn.AdaptiveAvgPool2d(1)
+                    self.fc1 = nn.Conv2d(c, squeeze, 1)
+                    self.act = nn.ReLU()
+                    self.fc2 = nn.Conv2d(squeeze, c, 1)
+
+                def forward(self, x):
+                    y = torch.relu(self.bn(self.conv(x)))
+                    s = torch.sigmoid(self.fc2(self.act(self.fc1(self.pool(y)))))
+                    return y * s
+
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.stem = nn.Conv2d(3, 32, 3, padding=1)
+                    self.blocks = nn.Sequential(SEBlock(), SEBlock(), SEBlock())
+                    self.head = nn.Linear(32, 10)
+
+                def forward(self, x):
+                    return self.head(self.blocks(self.stem(x)).mean((2, 3)))
+
+
+            def nnlint_examples():
+                torch.manual_seed(0)
+                return [{"model": Net(), "inputs": torch.randn(8, 3, 32, 32)}]
+            """,
+            note="squeeze-excitation: 8 units fed globally pooled random images, half negative by chance (RegNet)",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -164,6 +222,8 @@ class DeadRelu(ProbeRule):
                 continue
             if act.dead_frac < self.t["dead_fraction"]:
                 continue
+            if chance_of_dead(act) > self.t["chance_p"]:
+                continue  # so few units that healthy ones fed a near-constant input die this often by chance
             module, line, label = activation_site(act)
             key = (module, line)
             if key not in worst or act.dead_frac > worst[key].dead_frac:
