@@ -913,7 +913,7 @@ def _over_targets(kind: str, cdim: int) -> Callable[[Any], torch.Tensor]:
     """The cross-entropy (or NLL) averaged over every possible class target: what a batch
     of uniformly random targets estimates, exactly (label smoothing averages out too)."""
     def over_targets(o: Any) -> torch.Tensor:
-        p = _first_tensor(o).detach().float()
+        p = _out_tensor(o).detach().float()
         per = -p.mean(cdim) if kind == "nll" else torch.logsumexp(p, cdim) - p.mean(cdim)
         return per.mean()
     return over_targets
@@ -979,8 +979,8 @@ class _Loss:
             if target is None and prim is not None:
                 if kind in ("cross_entropy", "nll") and cdim is None:
                     kind = "declared"
-                if kind in ("cross_entropy", "nll") and getattr(declared, "weight", None) is None:
-                    self.expected_fn = _over_targets(kind, cdim)
+                if kind in ("cross_entropy", "nll") and cdim is not None and getattr(declared, "weight", None) is None:
+                    self.expected_fn = _over_targets(kind, cdim)  # (cdim is None made the kind "declared")
                 target = self._target(kind if kind != "declared" else "mse", prim, k, cdim)
             elif isinstance(target, torch.Tensor) and prim is not None:
                 target = target.to(prim.device)
