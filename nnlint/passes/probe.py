@@ -590,7 +590,11 @@ class _Recorder:
         self.watch_views = view_dim is not None
         self.output_sums = output_sums
         self.busy = False
-        self.names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
+        # a module registered under two names (tied or aliased) is named by its first name,
+        # as the layer table (named_modules()) names it
+        self.names: dict[nn.Module, str] = {}
+        for n, m in model.named_modules(remove_duplicate=False):
+            self.names.setdefault(m, n)
         self.mods: dict[str, ModuleStat] = {}
         self.leaf_names = {n for n, m in model.named_modules() if next(iter(m.children()), None) is None}
         self.weight_names = {n for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
