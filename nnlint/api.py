@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from nnlint import registry, suppression
 from nnlint.diagnostics import Diagnostic, Severity

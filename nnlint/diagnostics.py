@@ -107,7 +107,7 @@ class Diagnostic:
     def sort_key(self) -> tuple:
         return (self.path, self.cell or 0, self.line, self.column, self.code, self.message)
 
-    def with_(self, **changes: Any) -> "Diagnostic":
+    def with_(self, **changes: Any) -> Diagnostic:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +144,7 @@ class Diagnostic:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Diagnostic":
+    def from_dict(cls, d: dict[str, Any]) -> Diagnostic:
         fix = d.get("fix")
         return cls(
             code=d["code"],

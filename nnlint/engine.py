@@ -7,9 +7,10 @@ import ast
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from nnlint import registry, suppression
 from nnlint.config import Config

@@ -21,9 +21,10 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nnlint.diagnostics import Diagnostic, Edit
 
@@ -290,7 +291,7 @@ class SourceFile:
     bom: bool = False
 
     @classmethod
-    def read(cls, path: str) -> "SourceFile":
+    def read(cls, path: str) -> SourceFile:
         raw = Path(path).read_bytes()
         bom = raw.startswith(b"\xef\xbb\xbf")
         encoding = "utf-8"

@@ -264,7 +264,7 @@ def _overlaps(d: Diagnostic, rng: Any) -> bool:
     return start <= b and a <= end or start[0] <= a[0] <= end[0]
 
 
-def build_server() -> "NnlintServer":
+def build_server() -> NnlintServer:
     server = NnlintServer()
 
     @server.feature(types.INITIALIZED)

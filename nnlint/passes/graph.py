@@ -38,9 +38,10 @@ import os
 import re
 import sys
 import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,8 +49,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nnlint.diagnostics import Diagnostic, Location
-from nnlint.rule import Finding, Rule
 from nnlint.passes import locate
+from nnlint.rule import Finding, Rule
 
 # ---------------------------------------------------------------------------------------
 # vocabulary shared by the rules

@@ -15,7 +15,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DECLARED, FILE, GUESSED = "declared", "file", "guessed"
 
@@ -118,9 +119,7 @@ def file_constants(text: str) -> dict[str, int]:
 def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
     """Variants of a guessed ``spec`` whose sequence length / image size is the file's own
     constant, each with its origin text."""
-    from nnlint.passes.loader import InputSpec, TensorSpec
-
-    from nnlint.passes.loader import SEQ_LEN
+    from nnlint.passes.loader import SEQ_LEN, InputSpec, TensorSpec
 
     consts = file_constants(text)
     seqs = [(n, v) for n, v in consts.items() if SEQ_NAMES.match(n) and 1 < v <= 1024]

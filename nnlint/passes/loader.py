@@ -29,8 +29,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeGuard
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn

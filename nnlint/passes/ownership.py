@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from torch import nn
@@ -23,7 +23,7 @@ from torch import nn
 STRUCTURAL = {"NN202", "NN203", "NN204", "NN205", "NN206", "NN207"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _library_roots() -> tuple[str, ...]:
     roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
     return tuple(sorted(roots))

@@ -43,9 +43,10 @@ import re
 import sys
 import warnings
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Callable, Iterable, Iterator, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -535,7 +536,7 @@ def _reseed() -> None:
 
 
 class _Mode(TorchFunctionMode):
-    def __init__(self, rec: "_Recorder") -> None:
+    def __init__(self, rec: _Recorder) -> None:
         super().__init__()
         self.rec = rec
 
@@ -635,7 +636,7 @@ class _Recorder:
         self._line_cache: dict[str, bool] = {}
 
     # -- lifecycle
-    def __enter__(self) -> "_Recorder":
+    def __enter__(self) -> _Recorder:
         for mod, name in self.names.items():
             try:
                 self.handles.append(mod.register_forward_pre_hook(self._pre(name)))

@@ -77,7 +77,7 @@ class DynamicResult:
     #: the in-project files the child imported (None: unknown); set on per-file results
     imported: list[str] | None = None
     #: path -> that file's own result (the result cache stores them one by one)
-    per_file: dict[str, "DynamicResult"] = field(default_factory=dict)
+    per_file: dict[str, DynamicResult] = field(default_factory=dict)
     #: the probe's per-layer measurements per model, with --report
     stats: list[dict[str, Any]] = field(default_factory=list)
 

@@ -11,9 +11,9 @@ resolves positions only for files that have findings.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from collections.abc import Mapping
-from typing import Any, Iterable, Iterator, TypeVar, cast, overload
+from typing import Any, TypeVar, cast, overload
 
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider

@@ -42,7 +42,7 @@ from typing import Any
 
 READY_TIMEOUT_S = 120.0
 
-_zygote: "Zygote | None" = None
+_zygote: Zygote | None = None
 _LOCK = threading.RLock()
 _broken: str | None = None  # why the warm worker is off for this process
 
@@ -97,7 +97,7 @@ def _prestart(extra: bool) -> None:
         _disable(f"cannot start the zygote: {exc}")
 
 
-def spawn(req: dict[str, Any], folder: str, env: dict[str, str] | None = None) -> "ForkedProc | None":
+def spawn(req: dict[str, Any], folder: str, env: dict[str, str] | None = None) -> ForkedProc | None:
     """A child of the zygote running ``req`` with its replies in ``folder`` and ``env``
     set in its environment, or None."""
     if not usable():
@@ -134,7 +134,7 @@ def _disable(reason: str) -> None:
 class ForkedProc:
     """What the runner needs of ``subprocess.Popen`` for a child forked by the zygote."""
 
-    def __init__(self, zygote: "Zygote", pid: int) -> None:
+    def __init__(self, zygote: Zygote, pid: int) -> None:
         self.zygote = zygote
         self.pid = pid
         self.returncode: int | None = None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid

@@ -28,8 +28,9 @@ argmax predictions, and softmax calls over ``dim=0``. It is computed once per fi
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Literal, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 import libcst as cst
 
@@ -251,7 +252,7 @@ class Result:
     nested: list[tuple[cst.FunctionDef, dict[str, Val]]]
 
 
-_CACHE: "weakref.WeakKeyDictionary[SourceContext, Flow]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[SourceContext, Flow] = weakref.WeakKeyDictionary()
 
 
 def flow(ctx: SourceContext) -> Flow:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import libcst as cst
 
@@ -304,9 +304,9 @@ class Op:
     ctor: cst.Call | None = None
     attr: str | None = None
     site: cst.CSTNode | None = None
-    elements: list["Op"] | None = None
+    elements: list[Op] | None = None
 
-    def expanded(self) -> list["Op"]:
+    def expanded(self) -> list[Op]:
         if self.elements is not None:
             out: list[Op] = []
             for e in self.elements:
@@ -585,7 +585,7 @@ def _is_super_init(call: cst.Call) -> bool:
     )
 
 
-_CACHE: "weakref.WeakKeyDictionary[SourceContext, Structure]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[SourceContext, Structure] = weakref.WeakKeyDictionary()
 
 
 def structure(ctx: SourceContext) -> Structure:

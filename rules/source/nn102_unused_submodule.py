@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator, cast
+from collections.abc import Iterator
+from typing import cast
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from ._structure import qual_of_dotted, walk, is_self_attr, module_kind, self_name, short, structure, target_names
+
+from ._structure import is_self_attr, module_kind, qual_of_dotted, self_name, short, structure, target_names, walk
 
 _PLAIN_BASES = {
     "torch.nn.Module",

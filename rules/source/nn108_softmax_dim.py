@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
@@ -8,6 +8,7 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
+
 from ._flow import arg_expr, flow, short_expr
 
 # name -> index of the positional `dim` argument

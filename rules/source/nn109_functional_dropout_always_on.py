@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
-
+from collections.abc import Iterator
 
 from nnlint import fixes
 from nnlint.diagnostics import Severity

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import libcst as cst
 
@@ -8,6 +9,7 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
+
 from ._structure import is_self_attr, module_kind, self_name, short, structure, walk
 
 _WRAPPERS = {"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}

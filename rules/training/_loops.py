@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, TypeVar, overload
+from typing import TypeVar, overload
 
 import libcst as cst
 
@@ -692,7 +693,7 @@ class Analysis:
         return False
 
 
-_CACHE: "weakref.WeakKeyDictionary[SourceContext, Analysis]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[SourceContext, Analysis] = weakref.WeakKeyDictionary()
 
 
 def analysis(ctx: SourceContext) -> Analysis:

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
+
 from ._loops import Analysis, Assignment, analysis, first_line, method_name, receiver_name, walk
 
 #: torch.nn classes that own no parameters: replacing a layer by one of them leaves the
