@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from nnlint.diagnostics import Diagnostic
 
 NOQA_RE = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]*(?:[\s,]+[A-Z]+[0-9]*)*))?", re.IGNORECASE)
-FILE_NOQA_RE = re.compile(r"^\s*#\s*nnlint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]*(?:[\s,]+[A-Z]+[0-9]*)*))?\s*$", re.IGNORECASE)
+FILE_NOQA_RE = re.compile(
+    r"^\s*#\s*nnlint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]*(?:[\s,]+[A-Z]+[0-9]*)*))?\s*$", re.IGNORECASE
+)
 ALL = None  # marker: every code
 
 

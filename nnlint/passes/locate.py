@@ -42,7 +42,12 @@ def _class_assignments(cls: type) -> tuple[str | None, dict[str, int]]:
                     if sub is t and isinstance(value, ast.Call):
                         for key, line in _container_items(value).items():
                             found.setdefault(f"{sub.attr}.{key}", line + start - 1)
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        if (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             fn = node.func
             name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
             if name in ("add_module", "register_module", "register_parameter", "register_buffer"):
@@ -68,7 +73,12 @@ def _container_items(call: ast.Call) -> dict[str, int]:
     args = list(call.args)
     if len(args) == 1 and isinstance(args[0], (ast.List, ast.Tuple)):
         args = list(args[0].elts)
-    if len(args) == 1 and isinstance(args[0], ast.Call) and args[0].args and isinstance(args[0].args[0], (ast.List, ast.Tuple)):
+    if (
+        len(args) == 1
+        and isinstance(args[0], ast.Call)
+        and args[0].args
+        and isinstance(args[0].args[0], (ast.List, ast.Tuple))
+    ):
         pairs = args[0].args[0].elts  # OrderedDict([(name, module), ...])
         for p in pairs:
             if isinstance(p, ast.Tuple) and len(p.elts) == 2 and isinstance(p.elts[0], ast.Constant):

@@ -85,7 +85,11 @@ class _Indexer(cst.CSTVisitor):
             name = _dotted(alias.name)
             if name is None:
                 continue
-            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+            local = (
+                alias.asname.name.value
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name)
+                else name
+            )
             self.aliases[local] = f"{base}.{name}" if base else name
         return False
 
@@ -242,9 +246,9 @@ def _positions(module: cst.Module) -> dict | None:
         from libcst.metadata.position_provider import PositionProvidingCodegenState
 
         sink = _PositionSink()
-        state = PositionProvidingCodegenState(default_indent=module.default_indent,
-                                              default_newline=module.default_newline,
-                                              provider=cast(Any, sink))  # a stand-in: the state only writes `_computed`
+        state = PositionProvidingCodegenState(
+            default_indent=module.default_indent, default_newline=module.default_newline, provider=cast(Any, sink)
+        )  # a stand-in: the state only writes `_computed`
         module._codegen(state)
         return sink._computed
     except Exception:  # a libcst without these internals: the public provider
@@ -261,8 +265,19 @@ def normalize_torch_name(q: str) -> str:
 
 # Fields that hold whitespace and punctuation, never code a rule looks at.
 _SKIPPED_FIELDS = (
-    "whitespace", "lpar", "rpar", "leading_lines", "lines_after", "header", "footer",
-    "trailing_whitespace", "comma", "semicolon", "dot", "equal", "colon",
+    "whitespace",
+    "lpar",
+    "rpar",
+    "leading_lines",
+    "lines_after",
+    "header",
+    "footer",
+    "trailing_whitespace",
+    "comma",
+    "semicolon",
+    "dot",
+    "equal",
+    "colon",
 )
 _FIELDS: dict[type, tuple[str, ...]] = {}
 _NODE_TYPES: dict[type, bool] = {}
@@ -317,13 +332,18 @@ def iter_nodes(node: cst.CSTNode, kind: None = None, *, into_defs: bool = False)
 @overload
 def iter_nodes(node: cst.CSTNode, kind: type[_N], *, into_defs: bool = False) -> Iterator[_N]: ...
 @overload
-def iter_nodes(node: cst.CSTNode, kind: tuple[type[_N], type[_N2]], *, into_defs: bool = False) -> Iterator[_N | _N2]: ...
+def iter_nodes(
+    node: cst.CSTNode, kind: tuple[type[_N], type[_N2]], *, into_defs: bool = False
+) -> Iterator[_N | _N2]: ...
 @overload
-def iter_nodes(node: cst.CSTNode, kind: tuple[type[_N], type[_N2], type[_N3]], *,
-               into_defs: bool = False) -> Iterator[_N | _N2 | _N3]: ...
+def iter_nodes(
+    node: cst.CSTNode, kind: tuple[type[_N], type[_N2], type[_N3]], *, into_defs: bool = False
+) -> Iterator[_N | _N2 | _N3]: ...
 @overload
 def iter_nodes(node: cst.CSTNode, kind: tuple[type, ...], *, into_defs: bool = False) -> Iterator[cst.CSTNode]: ...
-def iter_nodes(node: cst.CSTNode, kind: type | tuple[type, ...] | None = None, *, into_defs: bool = False) -> Iterator[cst.CSTNode]:
+def iter_nodes(
+    node: cst.CSTNode, kind: type | tuple[type, ...] | None = None, *, into_defs: bool = False
+) -> Iterator[cst.CSTNode]:
     """Depth-first descendants of ``node`` (not ``node`` itself) in source order,
     optionally only of ``kind``; nested function/class/lambda bodies are skipped unless
     ``into_defs``. Whitespace and comments are not visited (see ``kids``)."""
@@ -382,7 +402,9 @@ def run(path: str, text: str, rules: Iterable[Rule]) -> tuple[list[Diagnostic], 
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
-        raise SyntaxIssue(str(exc).splitlines()[0] if str(exc) else "invalid syntax", exc.raw_line, exc.raw_column + 1, str(exc)) from None
+        raise SyntaxIssue(
+            str(exc).splitlines()[0] if str(exc) else "invalid syntax", exc.raw_line, exc.raw_column + 1, str(exc)
+        ) from None
     except RecursionError:
         raise SyntaxIssue("too deeply nested to parse", 1, 1, "too deeply nested") from None
     ctx = SourceContext(path, text, module)

@@ -174,8 +174,13 @@ class Zygote:
         self.env = env = _env()
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nnlint.passes.zygote", *([] if extra else ["--lean"])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=err, start_new_session=True, env=env)
+                [sys.executable, "-m", "nnlint.passes.zygote", *([] if extra else ["--lean"])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                env=env,
+            )
         self.buf = b""
         self.ready: bool | None = None
         self.pids: list[int] = []
@@ -349,8 +354,14 @@ def _warm_imports(extra: bool = True) -> None:
         return
     registry.all_rules()
     # what the passes import on first use (measured: a child's first model pulled these in)
-    for name in ("networkx", "sympy", "libcst", "libcst.metadata", "torch.fx.experimental.symbolic_shapes",
-                 "torch.utils._sympy.functions"):
+    for name in (
+        "networkx",
+        "sympy",
+        "libcst",
+        "libcst.metadata",
+        "torch.fx.experimental.symbolic_shapes",
+        "torch.utils._sympy.functions",
+    ):
         try:
             importlib.import_module(name)
         except Exception:

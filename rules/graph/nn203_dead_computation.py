@@ -150,5 +150,7 @@ class DeadComputation(GraphRule):
             yield Finding(
                 f"the result{shape} of {first.target}() at line {first.line}{more} never reaches the output of "
                 f"{ctx.model_name}: a dead computation (was it meant to be used or returned?)",
-                line=first.line, module=first.scope or None,
-                evidence={"ops": ops, "lines": sorted({n.line for n in region if n.line})})
+                line=first.line,
+                module=first.scope or None,
+                evidence={"ops": ops, "lines": sorted({n.line for n in region if n.line})},
+            )

@@ -22,7 +22,7 @@ def chance_of_dead(act) -> float:
     if n > 1000:  # normal approximation
         z = (k - 0.5 - n / 2) / math.sqrt(n / 4)
         return 0.5 * math.erfc(z / math.sqrt(2))
-    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
 
 
 class DeadRelu(ProbeRule):
@@ -237,7 +237,13 @@ class DeadRelu(ProbeRule):
                 "init of the layer before it and that its inputs are normalized",
                 module=module,
                 line=line,
-                evidence={"dead_fraction": act.dead_frac, "units": act.units, "batch": ctx.batch_size,
-                          "activation": act.kind, "input_from": act.producer, "masked_fraction": act.masked_frac,
-                          "call": act.call},
+                evidence={
+                    "dead_fraction": act.dead_frac,
+                    "units": act.units,
+                    "batch": ctx.batch_size,
+                    "activation": act.kind,
+                    "input_from": act.producer,
+                    "masked_fraction": act.masked_frac,
+                    "call": act.call,
+                },
             )

@@ -176,6 +176,11 @@ class SaturatedActivation(ProbeRule):
                 f"{act.kind}) or normalize its input",
                 module=module,
                 line=line,
-                evidence={"saturated_fraction": act.saturated_frac, "activation": act.kind,
-                          "input_from": act.producer, "masked_fraction": act.masked_frac, "batch": ctx.batch_size},
+                evidence={
+                    "saturated_fraction": act.saturated_frac,
+                    "activation": act.kind,
+                    "input_from": act.producer,
+                    "masked_fraction": act.masked_frac,
+                    "batch": ctx.batch_size,
+                },
             )

@@ -291,9 +291,16 @@ class CausalLeak(ProbeRule):
             f"scaled_dot_product_attention, a lower-triangular mask (`torch.tril`) applied to the scores, or "
             f"`mask=`/`is_causal=True` for nn.TransformerEncoder",
             line=att.get("line"),
-            evidence={"t": t, "leak": k, "leak_grad": res["leak_grad"], "self_grad": res["self_grad"],
-                      "axis": res.get("axis"), "length": res.get("length"), "why": why,
-                      "per_position": per},
+            evidence={
+                "t": t,
+                "leak": k,
+                "leak_grad": res["leak_grad"],
+                "self_grad": res["self_grad"],
+                "axis": res.get("axis"),
+                "length": res.get("length"),
+                "why": why,
+                "per_position": per,
+            },
         )
 
 

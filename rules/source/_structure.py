@@ -25,45 +25,138 @@ from nnlint.passes.source import ClassInfo, FunctionInfo, SourceContext, dotted,
 
 _LINEAR = {"Linear", "LazyLinear"}
 _CONV = {
-    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-    "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "LazyConv1d",
+    "LazyConv2d",
+    "LazyConv3d",
+    "LazyConvTranspose1d",
+    "LazyConvTranspose2d",
+    "LazyConvTranspose3d",
 }
-_BATCHNORM = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "SyncBatchNorm"}
-_INSTANCENORM = {"InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"}
-_OTHER_NORM = {"LayerNorm": "layernorm", "GroupNorm": "groupnorm", "RMSNorm": "rmsnorm", "LocalResponseNorm": "norm", "CrossMapLRN2d": "norm"}
+_BATCHNORM = {
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+    "SyncBatchNorm",
+}
+_INSTANCENORM = {
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LazyInstanceNorm1d",
+    "LazyInstanceNorm2d",
+    "LazyInstanceNorm3d",
+}
+_OTHER_NORM = {
+    "LayerNorm": "layernorm",
+    "GroupNorm": "groupnorm",
+    "RMSNorm": "rmsnorm",
+    "LocalResponseNorm": "norm",
+    "CrossMapLRN2d": "norm",
+}
 _DROPOUT = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
 _ACT_MODULES = {
-    "ReLU": "relu", "ReLU6": "relu6", "LeakyReLU": "leaky_relu", "PReLU": "prelu", "RReLU": "rrelu",
-    "Tanh": "tanh", "Sigmoid": "sigmoid", "Hardtanh": "hardtanh", "Hardsigmoid": "hardsigmoid",
-    "Hardswish": "hardswish", "GELU": "gelu", "SiLU": "silu", "Mish": "mish", "ELU": "elu", "CELU": "celu",
-    "SELU": "selu", "Softplus": "softplus", "Softsign": "softsign", "Tanhshrink": "tanhshrink",
-    "LogSigmoid": "logsigmoid", "Softmax": "softmax", "LogSoftmax": "log_softmax", "Softmin": "softmin",
-    "Softmax2d": "softmax", "GLU": "glu", "Threshold": "threshold",
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu",
+    "RReLU": "rrelu",
+    "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "Hardtanh": "hardtanh",
+    "Hardsigmoid": "hardsigmoid",
+    "Hardswish": "hardswish",
+    "GELU": "gelu",
+    "SiLU": "silu",
+    "Mish": "mish",
+    "ELU": "elu",
+    "CELU": "celu",
+    "SELU": "selu",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Tanhshrink": "tanhshrink",
+    "LogSigmoid": "logsigmoid",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "Softmin": "softmin",
+    "Softmax2d": "softmax",
+    "GLU": "glu",
+    "Threshold": "threshold",
 }
 _CONTAINERS = {"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 _EMBEDDING = {"Embedding", "EmbeddingBag"}
 
 _ACT_FUNCS: dict[str, str] = {"torch.special.expit": "sigmoid"}
 for _n, _a in [
-    ("relu", "relu"), ("relu_", "relu"), ("relu6", "relu6"), ("leaky_relu", "leaky_relu"), ("leaky_relu_", "leaky_relu"),
-    ("tanh", "tanh"), ("sigmoid", "sigmoid"), ("hardtanh", "hardtanh"), ("hardtanh_", "hardtanh"), ("gelu", "gelu"),
-    ("silu", "silu"), ("mish", "mish"), ("elu", "elu"), ("elu_", "elu"), ("selu", "selu"), ("celu", "celu"),
-    ("softplus", "softplus"), ("softsign", "softsign"), ("logsigmoid", "logsigmoid"), ("hardsigmoid", "hardsigmoid"),
-    ("hardswish", "hardswish"), ("softmax", "softmax"), ("log_softmax", "log_softmax"), ("glu", "glu"),
-    ("prelu", "prelu"), ("rrelu", "rrelu"),
+    ("relu", "relu"),
+    ("relu_", "relu"),
+    ("relu6", "relu6"),
+    ("leaky_relu", "leaky_relu"),
+    ("leaky_relu_", "leaky_relu"),
+    ("tanh", "tanh"),
+    ("sigmoid", "sigmoid"),
+    ("hardtanh", "hardtanh"),
+    ("hardtanh_", "hardtanh"),
+    ("gelu", "gelu"),
+    ("silu", "silu"),
+    ("mish", "mish"),
+    ("elu", "elu"),
+    ("elu_", "elu"),
+    ("selu", "selu"),
+    ("celu", "celu"),
+    ("softplus", "softplus"),
+    ("softsign", "softsign"),
+    ("logsigmoid", "logsigmoid"),
+    ("hardsigmoid", "hardsigmoid"),
+    ("hardswish", "hardswish"),
+    ("softmax", "softmax"),
+    ("log_softmax", "log_softmax"),
+    ("glu", "glu"),
+    ("prelu", "prelu"),
+    ("rrelu", "rrelu"),
 ]:
     _ACT_FUNCS[f"torch.nn.functional.{_n}"] = _a
 for _n, _a in [
-    ("relu", "relu"), ("relu_", "relu"), ("tanh", "tanh"), ("tanh_", "tanh"), ("sigmoid", "sigmoid"),
-    ("sigmoid_", "sigmoid"), ("selu", "selu"), ("celu", "celu"), ("softmax", "softmax"),
-    ("log_softmax", "log_softmax"), ("prelu", "prelu"), ("rrelu", "rrelu"),
+    ("relu", "relu"),
+    ("relu_", "relu"),
+    ("tanh", "tanh"),
+    ("tanh_", "tanh"),
+    ("sigmoid", "sigmoid"),
+    ("sigmoid_", "sigmoid"),
+    ("selu", "selu"),
+    ("celu", "celu"),
+    ("softmax", "softmax"),
+    ("log_softmax", "log_softmax"),
+    ("prelu", "prelu"),
+    ("rrelu", "rrelu"),
 ]:
     _ACT_FUNCS[f"torch.{_n}"] = _a
-ACT_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh"}
+ACT_METHODS = {
+    "relu": "relu",
+    "relu_": "relu",
+    "sigmoid": "sigmoid",
+    "sigmoid_": "sigmoid",
+    "tanh": "tanh",
+    "tanh_": "tanh",
+}
 DROPOUT_FUNCS = {
-    "torch.nn.functional.dropout", "torch.nn.functional.dropout1d", "torch.nn.functional.dropout2d",
-    "torch.nn.functional.dropout3d", "torch.nn.functional.alpha_dropout", "torch.nn.functional.feature_alpha_dropout",
-    "torch.dropout", "torch.alpha_dropout", "torch.feature_alpha_dropout",
+    "torch.nn.functional.dropout",
+    "torch.nn.functional.dropout1d",
+    "torch.nn.functional.dropout2d",
+    "torch.nn.functional.dropout3d",
+    "torch.nn.functional.alpha_dropout",
+    "torch.nn.functional.feature_alpha_dropout",
+    "torch.dropout",
+    "torch.alpha_dropout",
+    "torch.feature_alpha_dropout",
 }
 
 NORM_KINDS = frozenset({"batchnorm", "instancenorm", "layernorm", "groupnorm", "rmsnorm", "norm"})
@@ -127,6 +220,7 @@ def short(q: str | None) -> str:
 # small CST helpers
 # --------------------------------------------------------------------------------------
 
+
 def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The code-bearing children of ``node`` (no whitespace/punctuation nodes)."""
     return kids(node)
@@ -138,7 +232,6 @@ walk = iter_nodes
 def qual_of_dotted(ctx: SourceContext, name: str) -> str:
     """``ctx.qualname`` for a dotted string (a class base as the indexer stores it)."""
     return ctx.resolve_dotted(name)
-
 
 
 def words(node: cst.CSTNode) -> set[str]:
@@ -529,7 +622,13 @@ class Structure:
             cls = func.cls if func is not None else None
             if module_kind(ctx.qualname(call.func)) != ("sequential", None):
                 # `class ConvBN(nn.Sequential): super().__init__(conv, bn, act)`
-                if not (cls is not None and func is not None and func.name == "__init__" and _is_super_init(call) and self.is_sequential_class(cls)):
+                if not (
+                    cls is not None
+                    and func is not None
+                    and func.name == "__init__"
+                    and _is_super_init(call)
+                    and self.is_sequential_class(cls)
+                ):
                     continue
             ops = self.sequential_ops(call, cls)
             if id(call) in self._flattened:
@@ -609,7 +708,9 @@ class _Flow:
     both branches agree; names bound in loops, try blocks and nested defs become
     unknown. A producer read more than once never forms a direct edge."""
 
-    def __init__(self, ctx: SourceContext, st: Structure, cls: ClassInfo, attrs: dict[str, Attr], self_name: str) -> None:
+    def __init__(
+        self, ctx: SourceContext, st: Structure, cls: ClassInfo, attrs: dict[str, Attr], self_name: str
+    ) -> None:
         self.ctx = ctx
         self.st = st
         self.cls = cls
@@ -691,7 +792,11 @@ class _Flow:
             self.block(s.body, env)
         elif isinstance(s, cst.Try):
             bound = names_assigned(s)
-            for part in [s.body, *(h.body for h in s.handlers), *(x.body for x in (s.orelse, s.finalbody) if x is not None)]:
+            for part in [
+                s.body,
+                *(h.body for h in s.handlers),
+                *(x.body for x in (s.orelse, s.finalbody) if x is not None),
+            ]:
                 inner = dict(env)
                 for n in bound:
                     inner[n] = None
@@ -1051,7 +1156,11 @@ class Resolver:
                     if a is not None:
                         candidates.append(a)
             if candidates and all(not a.ambiguous and a.kind for a in candidates):
-                return Layers({a.kind for a in candidates if a.kind}, [a.ctor for a in candidates if a.ctor], names=[owner.attr.value])
+                return Layers(
+                    {a.kind for a in candidates if a.kind},
+                    [a.ctor for a in candidates if a.ctor],
+                    names=[owner.attr.value],
+                )
         # a local built in the same function: conv = nn.Conv2d(...)
         if isinstance(owner, cst.Name):
             body = func.node.body if func is not None else self.ctx.module
@@ -1134,7 +1243,11 @@ class Resolver:
             if not pos or not (isinstance(pos[0], cst.Name) and pos[0].value == func.name):
                 continue
             owner_cls = self.enclosing_class(f) if f is not None else None
-            if f is None or owner_cls is None or not (isinstance(call.func.value, cst.Name) and call.func.value.value == self_name(f.node)):
+            if (
+                f is None
+                or owner_cls is None
+                or not (isinstance(call.func.value, cst.Name) and call.func.value.value == self_name(f.node))
+            ):
                 return None
             out.append(owner_cls)
         return out or None
@@ -1199,11 +1312,11 @@ def layer_uses(st: Structure) -> dict[int, list[Use]]:
             if op.kind not in AFFINE_KINDS or op.ctor is None:
                 continue
             nxt = ops[i + 1] if i + 1 < len(ops) else None
-            rest = [o for o in ops[i + 2:]]
+            rest = [o for o in ops[i + 2 :]]
             while rest and rest[0].kind == "dropout":
                 rest.pop(0)
             hidden = nxt is not None and nxt.kind == "act" and bool(rest) and rest[0].kind in AFFINE_KINDS
-            followed = any(o.kind in AFFINE_KINDS for o in ops[i + 1:])
+            followed = any(o.kind in AFFINE_KINDS for o in ops[i + 1 :])
             out.setdefault(id(op.ctor), []).append(Use(op, nxt, hidden, followed, depth))
     st._layer_uses = out
     return out

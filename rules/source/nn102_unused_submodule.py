@@ -21,7 +21,16 @@ _PLAIN_BASES = {
 }
 _LIGHTNING = {b for b in _PLAIN_BASES if "ightning" in b}
 #: attribute reads on self that reach every submodule by name or iteration
-_DYNAMIC_ATTRS = {"__dict__", "_modules", "_parameters", "children", "named_children", "__getattr__", "get_submodule", "get_parameter"}
+_DYNAMIC_ATTRS = {
+    "__dict__",
+    "_modules",
+    "_parameters",
+    "children",
+    "named_children",
+    "__getattr__",
+    "get_submodule",
+    "get_parameter",
+}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -85,14 +94,19 @@ class _References:
             return
         if is_self:
             self.self_refs.setdefault(top, set()).add(name)
-        elif not (isinstance(node.value, cst.Name)
-                  and self.ctx.aliases.get(node.value.value, "").split(".")[0] in _LIBRARIES):
+        elif not (
+            isinstance(node.value, cst.Name) and self.ctx.aliases.get(node.value.value, "").split(".")[0] in _LIBRARIES
+        ):
             self.other_refs.add(name)  # `model.X`; not `F.softmax`, a library's function
 
     def _for(self, node: cst.For) -> None:
         # `for m in self.modules(): init(m)` reads no submodule; `...: x = m(x)` reads all
         it = node.iter
-        if isinstance(it, cst.Call) and isinstance(it.func, cst.Attribute) and it.func.attr.value in ("modules", "named_modules"):
+        if (
+            isinstance(it, cst.Call)
+            and isinstance(it.func, cst.Attribute)
+            and it.func.attr.value in ("modules", "named_modules")
+        ):
             bound = target_names(node.target)
             called = any(isinstance(c.func, cst.Name) and c.func.value in bound for c in walk(node.body, cst.Call))
             if not called:
@@ -100,7 +114,11 @@ class _References:
 
     def _call(self, node: cst.Call, top: str | None) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ("modules", "named_modules") and id(func) not in self._skip:
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in ("modules", "named_modules")
+            and id(func) not in self._skip
+        ):
             if isinstance(func.value, cst.Name) and func.value.value == "self":
                 self.dynamic.add(top)
         if isinstance(func, cst.Name) and func.value in ("getattr", "vars") and node.args:

@@ -67,7 +67,7 @@ class SoftmaxDim(SourceRule):
     code = "NN108"
     name = "softmax-dim"
     fix_applicability = "unsafe"
-    fix_summary = 'pass `dim=-1` (no dim given) or `dim=1` (dim 0 on a batch); the fix says which it chose'
+    fix_summary = "pass `dim=-1` (no dim given) or `dim=1` (dim 0 on a batch); the fix says which it chose"
     severity = Severity.WARNING
 
     VALID = [
@@ -256,7 +256,13 @@ class SoftmaxDim(SourceRule):
         reported: set[int] = set()
         for call, _ in ctx.calls:
             func = call.func
-            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+            last = (
+                func.attr.value
+                if isinstance(func, cst.Attribute)
+                else func.value
+                if isinstance(func, cst.Name)
+                else None
+            )
             if last not in LAST_NAMES:
                 continue
             q = ctx.qualname(func)
@@ -296,8 +302,11 @@ class SoftmaxDim(SourceRule):
                 inp = func.value if method and isinstance(func, cst.Attribute) else arg_expr(d.node, 0, "input")
                 if inp is not None:
                     subject = f"`{short_expr(ctx, inp)}`"
-            why = (f" (in {d.cls}.forward, which this file runs on batches)" if d.val.batched == "input"
-                   else " (dim 0 is the batch here)")
+            why = (
+                f" (in {d.cls}.forward, which this file runs on batches)"
+                if d.val.batched == "input"
+                else " (dim 0 is the batch here)"
+            )
             yield Finding(
                 f"{d.display} over dim=0 of {subject}{why} normalises across the samples of the "
                 "batch, not across the classes of each sample: use dim=1 (or dim=-1)",

@@ -52,7 +52,7 @@ class FunctionalDropoutAlwaysOn(SourceRule):
     name = "functional-dropout-always-on"
     severity = Severity.ERROR
     fix_applicability = "safe"
-    fix_summary = 'pass `training=self.training`'
+    fix_summary = "pass `training=self.training`"
 
     VALID = [
         Valid(
@@ -167,5 +167,7 @@ class FunctionalDropoutAlwaysOn(SourceRule):
                 f"or use nn.{'Dropout' if short == 'dropout' else short.title()} as a submodule",
                 node=call,
                 model=func.cls.name,
-                fix=self.make_fix("pass training=self.training", fixes.add_keyword(ctx, call, "training", "self.training")),
+                fix=self.make_fix(
+                    "pass training=self.training", fixes.add_keyword(ctx, call, "training", "self.training")
+                ),
             )

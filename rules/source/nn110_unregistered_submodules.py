@@ -17,13 +17,48 @@ _REGISTER = {"add_module", "register_module", "register_parameter"}
 #: torch.nn modules with no parameters, buffers or train/eval behaviour: a plain list of
 #: them loses nothing (Dropout is not here: unregistered, it ignores .eval())
 _STATELESS = {
-    "Identity", "Flatten", "Unflatten", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d",
-    "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "Upsample", "UpsamplingNearest2d",
-    "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "ZeroPad1d", "ZeroPad2d",
-    "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d",
-    "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d",
-    "CircularPad2d", "CircularPad3d", "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance",
+    "Identity",
+    "Flatten",
+    "Unflatten",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+    "LPPool1d",
+    "LPPool2d",
+    "Upsample",
+    "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
+    "PixelShuffle",
+    "PixelUnshuffle",
+    "ChannelShuffle",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "ZeroPad3d",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "ConstantPad3d",
+    "ReflectionPad1d",
+    "ReflectionPad2d",
+    "ReflectionPad3d",
+    "ReplicationPad1d",
+    "ReplicationPad2d",
+    "ReplicationPad3d",
+    "CircularPad1d",
+    "CircularPad2d",
+    "CircularPad3d",
+    "Fold",
+    "Unfold",
+    "CosineSimilarity",
+    "PairwiseDistance",
 }
 _DISPLAYS = (cst.List, cst.Tuple, cst.Dict, cst.Set, cst.ListComp, cst.DictComp, cst.SetComp)
 
@@ -64,7 +99,7 @@ class UnregisteredSubmodules(SourceRule):
     code = "NN110"
     name = "unregistered-submodules"
     fix_applicability = "safe"
-    fix_summary = 'wrap the list/tuple in `nn.ModuleList(...)`, a string-keyed dict in `nn.ModuleDict(...)` (`ParameterList`/`ParameterDict` for parameters)'
+    fix_summary = "wrap the list/tuple in `nn.ModuleList(...)`, a string-keyed dict in `nn.ModuleDict(...)` (`ParameterList`/`ParameterDict` for parameters)"
     severity = Severity.ERROR
 
     VALID = [
@@ -287,7 +322,8 @@ class UnregisteredSubmodules(SourceRule):
                 continue  # assigned twice: e.g. wrapped later in nn.ModuleList(self.X)
             stmt, value, method = attr.sites[0]
             if isinstance(value, _DISPLAYS) or (
-                isinstance(value, cst.Name) and value.value in st.local_containers.get((cls.name, method.name.value), ())
+                isinstance(value, cst.Name)
+                and value.value in st.local_containers.get((cls.name, method.name.value), ())
             ):
                 candidates.append((attr.name, stmt, value, method))
         if not candidates:
@@ -310,7 +346,11 @@ class UnregisteredSubmodules(SourceRule):
             if what is None:
                 continue
             container, params = what
-            fix = ("nn.ParameterDict" if container == "dict" else "nn.ParameterList") if params else ("nn.ModuleDict" if container == "dict" else "nn.ModuleList")
+            fix = (
+                ("nn.ParameterDict" if container == "dict" else "nn.ParameterList")
+                if params
+                else ("nn.ModuleDict" if container == "dict" else "nn.ModuleList")
+            )
             items = "parameters" if params else "submodules"
             yield Finding(
                 f"self.{name} is a plain {container} of {items}: they are not registered, so .parameters() "
@@ -328,7 +368,8 @@ class UnregisteredSubmodules(SourceRule):
             return None
         if container == "dict":
             if not isinstance(value, cst.Dict) or not all(
-                    isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString) for e in value.elements):
+                isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString) for e in value.elements
+            ):
                 return None  # ModuleDict needs string keys
         name = f"{prefix}.{wrapper.split('.', 1)[1]}"
         return self.make_fix(f"wrap it in {wrapper}(...)", *fixes.wrap(ctx, value, f"{name}(", ")"))
@@ -415,7 +456,11 @@ class UnregisteredSubmodules(SourceRule):
                         k = self._constructs(ctx, node.value)
                         if k:
                             found.append(k)
-            elif isinstance(node, cst.AugAssign) and is_target(node.target) and isinstance(node.value, (cst.List, cst.Tuple)):
+            elif (
+                isinstance(node, cst.AugAssign)
+                and is_target(node.target)
+                and isinstance(node.value, (cst.List, cst.Tuple))
+            ):
                 found += [k for k in (self._constructs(ctx, e.value) for e in node.value.elements) if k]
         if not found:
             return None
@@ -426,11 +471,20 @@ class UnregisteredSubmodules(SourceRule):
         handed to a registering container in this method."""
         result: tuple[str, bool] | Literal[False] | None = None  # False: not a container of modules
         for node in walk(method.body):
-            if isinstance(node, cst.Call) and short(ctx.qualname(node.func)) in _WRAPPERS and module_kind(ctx.qualname(node.func)):
+            if (
+                isinstance(node, cst.Call)
+                and short(ctx.qualname(node.func)) in _WRAPPERS
+                and module_kind(ctx.qualname(node.func))
+            ):
                 for a in node.args:
                     if isinstance(a.value, cst.Name) and a.value.value == local:
                         return None
-            if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and node.targets[0].target.value == local:
+            if (
+                isinstance(node, cst.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0].target, cst.Name)
+                and node.targets[0].target.value == local
+            ):
                 if result is not None:
                     return None  # rebound: do not guess which value reaches self
                 value = node.value

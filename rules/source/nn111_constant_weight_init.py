@@ -41,16 +41,35 @@ _WEIGHTED = {"linear", "conv"}
 #: names of layers that end a residual branch or a network: zero-init there is a known
 #: good practice (Goyal et al. 2017, Fixup, GPT-2's c_proj, DiT/ControlNet zero layers)
 _LAST_WORDS = {
-    "proj", "out", "output", "final", "last", "zero", "zeros", "gate", "gating", "modulation", "adaln",
-    "res", "residual", "skip", "head", "classifier", "logits", "lora", "b",
+    "proj",
+    "out",
+    "output",
+    "final",
+    "last",
+    "zero",
+    "zeros",
+    "gate",
+    "gating",
+    "modulation",
+    "adaln",
+    "res",
+    "residual",
+    "skip",
+    "head",
+    "classifier",
+    "logits",
+    "lora",
+    "b",
 }
 
 
 def _single_unit(ctx: SourceContext, ctor: cst.Call) -> bool:
     """``nn.Linear(n, 1)`` / ``nn.Conv2d(c, 1, k)``: a layer with one output unit."""
     name = (ctx.qualname(ctor.func) or "").rsplit(".", 1)[-1]
-    out = arg(ctor, 0, "out_features" if "Linear" in name else "out_channels") if name.startswith("Lazy") else arg(
-        ctor, 1, "out_features" if "Linear" in name else "out_channels"
+    out = (
+        arg(ctor, 0, "out_features" if "Linear" in name else "out_channels")
+        if name.startswith("Lazy")
+        else arg(ctor, 1, "out_features" if "Linear" in name else "out_channels")
     )
     return number(out) == 1
 
@@ -376,7 +395,9 @@ class ConstantWeightInit(SourceRule):
                 model=cls.name if cls else None,
             )
 
-    def _constant(self, ctx: SourceContext, call: cst.Call, stmt) -> tuple[cst.BaseExpression, float | None, str] | None:
+    def _constant(
+        self, ctx: SourceContext, call: cst.Call, stmt
+    ) -> tuple[cst.BaseExpression, float | None, str] | None:
         """(weight expression, constant or None when not a literal, how it was set)."""
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "zero_":
@@ -395,7 +416,10 @@ class ConstantWeightInit(SourceRule):
             if value is None:
                 value = number(arg(call, 1, "fill_value"))
             rhs: cst.BaseExpression | None = stmt.value
-            if isinstance(rhs, cst.Call) and normalize_torch_name(ctx.qualname(rhs.func) or "") in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
+            if isinstance(rhs, cst.Call) and normalize_torch_name(ctx.qualname(rhs.func) or "") in (
+                "torch.nn.Parameter",
+                "torch.nn.parameter.Parameter",
+            ):
                 inner = positional(rhs)
                 rhs = inner[0] if inner else None
             if rhs is not call:

@@ -23,13 +23,33 @@ from ._structure import (
     weight_owner,
 )
 
-_KAIMING = {"torch.nn.init.kaiming_normal_", "torch.nn.init.kaiming_uniform_", "torch.nn.init.kaiming_normal", "torch.nn.init.kaiming_uniform"}
-_XAVIER = {"torch.nn.init.xavier_normal_", "torch.nn.init.xavier_uniform_", "torch.nn.init.xavier_normal", "torch.nn.init.xavier_uniform"}
+_KAIMING = {
+    "torch.nn.init.kaiming_normal_",
+    "torch.nn.init.kaiming_uniform_",
+    "torch.nn.init.kaiming_normal",
+    "torch.nn.init.kaiming_uniform",
+}
+_XAVIER = {
+    "torch.nn.init.xavier_normal_",
+    "torch.nn.init.xavier_uniform_",
+    "torch.nn.init.xavier_normal",
+    "torch.nn.init.xavier_uniform",
+}
 _GAINED = {"torch.nn.init.orthogonal_", "torch.nn.init.orthogonal"}  # judged only with calculate_gain(...)
 _NONLINEARITY = {
-    "relu": "relu", "leaky_relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "selu": "selu",
-    "linear": "linear", "identity": "linear", "conv1d": "linear", "conv2d": "linear", "conv3d": "linear",
-    "conv_transpose1d": "linear", "conv_transpose2d": "linear", "conv_transpose3d": "linear",
+    "relu": "relu",
+    "leaky_relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "selu": "selu",
+    "linear": "linear",
+    "identity": "linear",
+    "conv1d": "linear",
+    "conv2d": "linear",
+    "conv3d": "linear",
+    "conv_transpose1d": "linear",
+    "conv_transpose2d": "linear",
+    "conv_transpose3d": "linear",
 }
 _MIN_DEPTH = 4
 
@@ -378,7 +398,11 @@ class InitActivationMismatch(SourceRule):
             if isinstance(owner, cst.Name) and layers.names and layers.names != [owner.value]:
                 who = f"{who} ({', '.join('self.' + n for n in layers.names)})"
             if layers.generic:
-                kind = "/".join(sorted("Conv" if k == "conv" else "Linear" if k == "linear" else "Linear/Conv" for k in layers.kinds))
+                kind = "/".join(
+                    sorted(
+                        "Conv" if k == "conv" else "Linear" if k == "linear" else "Linear/Conv" for k in layers.kinds
+                    )
+                )
                 subject = f"the {kind} layers ({who}.weight)"
                 feeds = f"{len(mismatched)} of them feed{'s' if len(mismatched) == 1 else ''} {act}"
             else:

@@ -52,7 +52,7 @@ class ActivationOnLogits(SourceRule):
     code = "NN113"
     name = "activation-on-logits"
     fix_applicability = "unsafe"  # the model's other callers may want the activation
-    fix_summary = 'remove the activation after the final layer'
+    fix_summary = "remove the activation after the final layer"
     severity = Severity.ERROR
 
     VALID = [

@@ -54,7 +54,7 @@ class MissingZeroGrad(SourceRule):
     code = "NN401"
     name = "missing-zero-grad"
     fix_applicability = "unsafe"  # gradient accumulation over several batches may be deliberate
-    fix_summary = 'insert `optimizer.zero_grad()` above the statement that calls `backward()`'
+    fix_summary = "insert `optimizer.zero_grad()` above the statement that calls `backward()`"
     severity = Severity.ERROR
 
     VALID = [
@@ -267,4 +267,6 @@ class MissingZeroGrad(SourceRule):
         stmt = fixes.statement_of(ctx, back)
         if not opt or stmt is None:
             return None
-        return self.make_fix(f"call {opt}.zero_grad() before backward()", fixes.insert_line_before(ctx, stmt, f"{opt}.zero_grad()"))
+        return self.make_fix(
+            f"call {opt}.zero_grad() before backward()", fixes.insert_line_before(ctx, stmt, f"{opt}.zero_grad()")
+        )

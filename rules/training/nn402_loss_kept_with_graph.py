@@ -25,11 +25,27 @@ from ._loops import (
 )
 
 FUNCTIONAL_LOSSES = {
-    "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "mse_loss",
-    "l1_loss", "nll_loss", "smooth_l1_loss", "huber_loss", "ctc_loss", "margin_ranking_loss",
-    "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "poisson_nll_loss",
-    "gaussian_nll_loss", "hinge_embedding_loss", "multilabel_margin_loss", "soft_margin_loss",
-    "multi_margin_loss", "multilabel_soft_margin_loss",
+    "cross_entropy",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+    "mse_loss",
+    "l1_loss",
+    "nll_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "ctc_loss",
+    "margin_ranking_loss",
+    "cosine_embedding_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "hinge_embedding_loss",
+    "multilabel_margin_loss",
+    "soft_margin_loss",
+    "multi_margin_loss",
+    "multilabel_soft_margin_loss",
 }
 CRITERION_NAMES = ("criterion", "loss_fn", "loss_func", "lossfn", "loss_function", "loss_fct")
 #: methods and functions whose result no longer references the autograd graph
@@ -86,7 +102,7 @@ class LossKeptWithGraph(SourceRule):
     name = "loss-kept-with-graph"
     severity = Severity.WARNING
     fix_applicability = "safe"
-    fix_summary = 'accumulate `loss.item()`'
+    fix_summary = "accumulate `loss.item()`"
 
     VALID = [
         Valid(
@@ -407,7 +423,9 @@ def _is_loss_call(a: Analysis, expr: cst.BaseExpression | None) -> bool:
     if not callee:
         return False
     return any(
-        isinstance(v, cst.Call) and (a.ctx.qualname(v) or "").startswith("torch.nn.") and (a.ctx.qualname(v) or "").endswith("Loss")
+        isinstance(v, cst.Call)
+        and (a.ctx.qualname(v) or "").startswith("torch.nn.")
+        and (a.ctx.qualname(v) or "").endswith("Loss")
         for v in a.values_of(callee)
     )
 

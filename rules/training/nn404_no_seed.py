@@ -21,8 +21,17 @@ TORCH_SEEDS = {
 #: helpers from libraries that seed torch among others (lightning, transformers, accelerate,
 #: detectron2, mmengine, timm ...), matched by name when imported
 SEED_HELPERS = {
-    "seed_everything", "set_seed", "set_random_seed", "seed_all", "set_seeds", "setup_seed",
-    "init_seeds", "fix_seed", "fix_random_seed", "seed_torch", "enable_full_determinism",
+    "seed_everything",
+    "set_seed",
+    "set_random_seed",
+    "seed_all",
+    "set_seeds",
+    "setup_seed",
+    "init_seeds",
+    "fix_seed",
+    "fix_random_seed",
+    "seed_torch",
+    "enable_full_determinism",
 }
 NOT_TORCH_SEEDS = ("random.", "numpy.", "tensorflow.", "jax.", "tf.")
 
@@ -283,4 +292,8 @@ def _seeds_torch(a: Analysis, call: cst.Call, stack: tuple[int, ...]) -> bool:
     if name in SEED_HELPERS:
         return True
     # fabric.seed_everything(0), L.seed_everything(0), torch.Generator().manual_seed(0) excluded
-    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "seed_everything" and dotted(call.func) is not None
+    return (
+        isinstance(call.func, cst.Attribute)
+        and call.func.attr.value == "seed_everything"
+        and dotted(call.func) is not None
+    )

@@ -83,7 +83,7 @@ class StepOrder(SourceRule):
     code = "NN406"
     name = "step-order"
     fix_applicability = "unsafe"  # the order may be deliberate (accumulation, closures)
-    fix_summary = 'move `clip_grad_norm_`/`clip_grad_value_` above `optimizer.step()`, or a `zero_grad()` between backward and step above `backward()` (whole lines at the same indentation; never with a GradScaler)'
+    fix_summary = "move `clip_grad_norm_`/`clip_grad_value_` above `optimizer.step()`, or a `zero_grad()` between backward and step above `backward()` (whole lines at the same indentation; never with a GradScaler)"
     severity = Severity.ERROR
 
     VALID = [
@@ -340,7 +340,9 @@ class _Walker:
         for child in kids(st):
             if isinstance(child, cst.BaseSuite):
                 self.block(list(child.body), st, here)
-            elif isinstance(child, (cst.If, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally, cst.MatchCase)):
+            elif isinstance(
+                child, (cst.If, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally, cst.MatchCase)
+            ):
                 self._compound(child, here)
             else:  # a header: `for ... in`, `if ...:`, `with ...:` items
                 self._events(child, here + [None])
@@ -423,8 +425,14 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
     for e in events:
         if e.kind in ("step", "backward"):
             last = e
-        elif e.kind == "clip" and last is not None and last.kind == "step" and not last.cond and not _measures_only(e.node) \
-                and isinstance(last.node, cst.Call):
+        elif (
+            e.kind == "clip"
+            and last is not None
+            and last.kind == "step"
+            and not last.cond
+            and not _measures_only(e.node)
+            and isinstance(last.node, cst.Call)
+        ):
             opt = optimizer_name(last.node)
             yield Finding(
                 f"`{short(ctx, e.node)}` (line {first_line(ctx, e.node)}) runs after `{short(ctx, last.node)}` "
@@ -449,6 +457,11 @@ def _measures_only(call: cst.CSTNode) -> bool:
     if limit is None:
         return False
     v = limit.value
-    if isinstance(v, cst.Call) and dotted(v.func) == "float" and v.args and isinstance(v.args[0].value, cst.SimpleString):
+    if (
+        isinstance(v, cst.Call)
+        and dotted(v.func) == "float"
+        and v.args
+        and isinstance(v.args[0].value, cst.SimpleString)
+    ):
         return "inf" in v.args[0].value.value.lower()
     return (dotted(v) or "").endswith(".inf")

@@ -66,7 +66,7 @@ class HiddenStateNotDetached(SourceRule):
     code = "NN410"
     name = "hidden-state-not-detached"
     fix_applicability = "unsafe"
-    fix_summary = '`.detach()` the carried hidden state where it is passed back in'
+    fix_summary = "`.detach()` the carried hidden state where it is passed back in"
     severity = Severity.ERROR
 
     VALID = [
@@ -258,7 +258,7 @@ class HiddenStateNotDetached(SourceRule):
             yield Finding(
                 f"`{shown}` returned by `{ctx.code(call.func)}` is fed back into the next batch without "
                 f"`.detach()`: each batch's graph is chained to the previous ones, so the second backward() fails "
-                f"(\"Trying to backward through the graph a second time\") or, with retain_graph=True, "
+                f'("Trying to backward through the graph a second time") or, with retain_graph=True, '
                 f"backpropagation runs through the whole history and slows down and grows in memory every step. "
                 f"Detach the state at the start of each batch (`{_detach_hint(ctx, names)}`) or re-create it",
                 node=st,
@@ -310,7 +310,7 @@ class HiddenStateNotDetached(SourceRule):
                     yield Finding(
                         f"`{name}` stores the recurrent state in forward and feeds it back on the next call without "
                         f"`.detach()`: every batch's graph is chained to the previous ones, so the second backward() "
-                        f"fails (\"Trying to backward through the graph a second time\") or, with retain_graph=True, "
+                        f'fails ("Trying to backward through the graph a second time") or, with retain_graph=True, '
                         f"backpropagation runs through the whole history. Store `{_detach_hint(ctx, [name])}`, or "
                         f"reset the state before each batch",
                         node=st,
@@ -406,7 +406,11 @@ def _detach_hint(ctx: SourceContext, names: list[str]) -> str:
     if len(names) == 1:
         n = names[0]
         if "LSTM" in ctx.text:
-            return f"{n} = tuple(s.detach() for s in {n})" if not n.startswith("self.") else "tuple(s.detach() for s in state)"
+            return (
+                f"{n} = tuple(s.detach() for s in {n})"
+                if not n.startswith("self.")
+                else "tuple(s.detach() for s in state)"
+            )
         return f"{n} = {n}.detach()" if not n.startswith("self.") else f"{n} = state.detach()"
     return ", ".join(names) + " = " + ", ".join(f"{n}.detach()" for n in names)
 
