@@ -27,7 +27,7 @@ lint: setup
 	$(BIN)/ruff format --check nnlint rules
 	$(BIN)/mypy
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
