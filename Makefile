@@ -1,12 +1,12 @@
 # Two commands on a fresh machine:
 #   make demo   set up .venv (torch CPU pin first, then nnlint with its dev extra) and lint a shipped example
-#   make test   set up .venv if needed and run the test suite (this is what .ci/run runs)
+#   make test   set up .venv if needed, run `make lint`, then the test suite (this is what .ci/run runs)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 setup: $(VENV)/.installed
 
@@ -21,7 +21,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/nnlint fixtures/seed/copy_paste_conv.py; test $$? -le 1
 
-test: setup
+# ruff (lint + format check) and mypy on the package and the rules; settings in pyproject.toml
+lint: setup
+	$(BIN)/ruff check nnlint rules
+	$(BIN)/ruff format --check nnlint rules
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
@@ -33,4 +39,4 @@ bench: setup
 	$(BIN)/python benchmarks/server_latency.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .nnlint_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .nnlint_cache .mypy_cache .ruff_cache

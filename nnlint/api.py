@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from nnlint import registry, suppression
 from nnlint.diagnostics import Diagnostic, Severity
@@ -71,7 +72,9 @@ class Report:
         lines = [head]
         for d in self.diagnostics:
             where = f"{self.model}.{d.module}" if d.module else self.model
-            lines.append(f"  {d.path}:{d.line}:{d.column}: {d.code} [{d.severity.value}] {d.name} ({where}): {d.message}")
+            lines.append(
+                f"  {d.path}:{d.line}:{d.column}: {d.code} [{d.severity.value}] {d.name} ({where}): {d.message}"
+            )
         for e in self.errors:
             lines.append(f"  internal: {e}")
         for n in self.notes:
@@ -92,8 +95,9 @@ class Report:
         raise AssertionError("\n".join(lines))
 
 
-def _rules(select: list[str] | None, ignore: list[str] | None,
-           thresholds: dict[str, dict[str, float]] | None) -> list[Any]:
+def _rules(
+    select: list[str] | None, ignore: list[str] | None, thresholds: dict[str, dict[str, float]] | None
+) -> list[Any]:
     from nnlint.config import ConfigError, check_selectors
 
     for value, what in ((select, "select"), (ignore, "ignore")):
@@ -144,9 +148,16 @@ def _batch(inputs: Any) -> int | None:
     return None
 
 
-def _optimizer_checks(model: Any, optimizer: Any, select: list[str] | None, ignore: list[str] | None,
-                      thresholds: dict[str, dict[str, float]] | None, path: str, name: str,
-                      text: str | None) -> list[Diagnostic]:
+def _optimizer_checks(
+    model: Any,
+    optimizer: Any,
+    select: list[str] | None,
+    ignore: list[str] | None,
+    thresholds: dict[str, dict[str, float]] | None,
+    path: str,
+    name: str,
+    text: str | None,
+) -> list[Diagnostic]:
     """Rules with a ``check_optimizer(model, optimizers)`` hook, on the user's optimizer."""
     from nnlint.passes.probe import to_diagnostic
 
@@ -156,7 +167,8 @@ def _optimizer_checks(model: Any, optimizer: Any, select: list[str] | None, igno
         hook = getattr(rule, "check_optimizer", None)
         if hook is None:
             continue
-        r = rule((thresholds or {}).get(rule.code))
+        # Any: check_optimizer is an optional hook (found by getattr above), not part of Rule
+        r: Any = rule((thresholds or {}).get(rule.code))
         for f in r.check_optimizer(model, optimizer):
             out.append(to_diagnostic(r, f, model, path, name, lines=lines))
     return out
@@ -207,8 +219,7 @@ def check(
     if "NN312" in (select or []):
         overfit = True
     rules = _rules(select, ignore, thresholds)
-    if overfit and not any(r.code == "NN312" for r in rules) and not any(
-            "NN312".startswith(i) for i in (ignore or [])):
+    if overfit and not any(r.code == "NN312" for r in rules) and not any("NN312".startswith(i) for i in (ignore or [])):
         rules.append(registry.all_rules()["NN312"]((thresholds or {}).get("NN312")))
     path, text = _source(model)
     name = type(model).__name__
@@ -221,6 +232,7 @@ def check(
     unused: list[str] = []
     probe_rules = [r for r in rules if r.pass_ in ("probe", "data")]
     if graph_rules:
+        run_graph: Callable[..., tuple[list[Diagnostic], dict[str, Any]]] | None
         try:
             from nnlint.passes.graph import run_graph
         except ImportError:
@@ -233,8 +245,13 @@ def check(
             rng.__enter__()
             try:
                 ex = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, classes=classes)
-                g_diags, info = run_graph(ex, graph_rules, path, name,
-                                          {"source_text": text, "classes": classes} if text else {"classes": classes})
+                g_diags, info = run_graph(
+                    ex,
+                    graph_rules,
+                    path,
+                    name,
+                    {"source_text": text, "classes": classes} if text else {"classes": classes},
+                )
                 diags.extend(g_diags)
                 errors.extend(info.get("crashes") or [])
                 unused = info.get("unused_modules") or []
@@ -248,8 +265,16 @@ def check(
 
     if probe_rules:
         n = _batch(inputs)
-        example = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, data=data,
-                          classes=classes, meta={"unused_modules": unused})
+        example = Example(
+            model=model,
+            inputs=inputs,
+            loss=loss,
+            target=target,
+            name=name,
+            data=data,
+            classes=classes,
+            meta={"unused_modules": unused},
+        )
         settings = {
             "device": device,
             "batch_size": int(batch_size or max(4, n or 8)),
@@ -270,5 +295,4 @@ def check(
     if text is not None:
         diags = suppression.apply(diags, {path: text})
     diags.sort(key=lambda d: (d.line, d.code, d.module or "", d.message))
-    return Report(diagnostics=diags, model=name, path=path, errors=errors, notes=notes,
-                  stats=stats)
+    return Report(diagnostics=diags, model=name, path=path, errors=errors, notes=notes, stats=stats)

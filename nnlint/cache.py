@@ -155,8 +155,17 @@ def settings_key(cfg: Any, opts: Any, codes: list[str]) -> str:
     if isinstance(options, dict):
         for name in ("jobs", "cache", "cache_dir"):  # how, not what
             options.pop(name, None)
-    blob = json.dumps({"format": FORMAT, "config": conf, "options": options, "codes": sorted(codes),
-                       "nnlint": nnlint_fingerprint(), "python": sys.version_info[:2]}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "format": FORMAT,
+            "config": conf,
+            "options": options,
+            "codes": sorted(codes),
+            "nnlint": nnlint_fingerprint(),
+            "python": sys.version_info[:2],
+        },
+        sort_keys=True,
+    )
     return _sha(blob.encode())
 
 
@@ -174,8 +183,11 @@ class Cache:
     def _file_key(self, path: str) -> str | None:
         if path not in self._file_keys:
             content = file_hash(path)
-            self._file_keys[path] = None if content is None else _sha(
-                f"{self.settings}\0{path}\0{os.path.realpath(path)}\0{content}".encode())
+            self._file_keys[path] = (
+                None
+                if content is None
+                else _sha(f"{self.settings}\0{path}\0{os.path.realpath(path)}\0{content}".encode())
+            )
         return self._file_keys[path]
 
     def _dynamic_key(self, path: str) -> str | None:
@@ -226,7 +238,7 @@ class Cache:
             os.replace(tmp, target)
         except (OSError, TypeError, ValueError):
             try:
-                os.unlink(tmp)  # type: ignore[possibly-undefined]
+                os.unlink(tmp)  # NameError: mkstemp itself failed
             except (OSError, NameError):
                 pass
 
@@ -253,8 +265,16 @@ class Cache:
                 return None  # an imported project file changed
         return data
 
-    def put_dynamic(self, path: str, diagnostics: list[dict[str, Any]], models: int, models_not_probed: int,
-                    notes: list[str], deps: list[str] | None, extra: dict[str, Any] | None = None) -> None:
+    def put_dynamic(
+        self,
+        path: str,
+        diagnostics: list[dict[str, Any]],
+        models: int,
+        models_not_probed: int,
+        notes: list[str],
+        deps: list[str] | None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         if deps is None:
             return  # the child did not say what it imported: cannot know when to invalidate
         for d in diagnostics:
@@ -269,17 +289,24 @@ class Cache:
             if digest is None:
                 return
             hashes[dep] = digest
-        self._store(self._dynamic_key(path), {**(extra or {}), "diagnostics": diagnostics, "models": models,
-                                              "models_not_probed": models_not_probed, "notes": notes,
-                                              "deps": hashes})
+        self._store(
+            self._dynamic_key(path),
+            {
+                **(extra or {}),
+                "diagnostics": diagnostics,
+                "models": models,
+                "models_not_probed": models_not_probed,
+                "notes": notes,
+                "deps": hashes,
+            },
+        )
 
 
 def project_files_imported() -> list[str]:
     """Source files of the modules imported in this process that are neither the standard
     library nor installed packages nor nnlint: the user's own project files (run in the
     worker, after the user's code)."""
-    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix,
-                                               sys.base_exec_prefix) if p}
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix) if p}
     own = [os.path.dirname(os.path.realpath(nnlint.__file__))]
     rules_pkg = sys.modules.get("nnlint.rules")
     own += [os.path.realpath(p) for p in getattr(rules_pkg, "__path__", [])]

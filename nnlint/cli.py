@@ -11,8 +11,9 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import NoReturn, TextIO
 
 import nnlint
 from nnlint import config as config_mod
@@ -48,7 +49,7 @@ def _json_obj(value: str) -> dict:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 already; keep its message short
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 already; keep its message short
         self.print_usage(sys.stderr)
         self.exit(2, f"nnlint: error: {message}\n")
 
@@ -61,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="lint files and folders (the default command)")
     check.add_argument("paths", nargs="*", default=["."], help="files or folders (default: .)")
     check.add_argument("--format", choices=FORMATS, default=None, help="output format (default: text)")
-    check.add_argument("--select", type=_codes, help="comma-separated codes or prefixes to enable (e.g. NN1,NN301, ALL)")
+    check.add_argument(
+        "--select", type=_codes, help="comma-separated codes or prefixes to enable (e.g. NN1,NN301, ALL)"
+    )
     check.add_argument("--ignore", type=_codes, help="comma-separated codes or prefixes to disable")
     check.add_argument("--extend-select", type=_codes, help="codes or prefixes to add to the selection")
     check.add_argument("--static", action="store_true", help="source pass only: never imports torch or user code")
@@ -72,28 +75,56 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-o", "--output-file", type=Path, help="write the report here instead of stdout")
     check.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     check.add_argument("--cache-dir", help="where the result cache lives (default: .nnlint_cache at the project root)")
-    check.add_argument("--color", choices=("auto", "always", "never"), default="auto", help="colour text output (default: on a TTY, unless NO_COLOR)")
+    check.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour text output (default: on a TTY, unless NO_COLOR)",
+    )
     fx = check.add_argument_group("fixes (source rules; see the fix table in the README)")
     fx.add_argument("--fix", action="store_true", help="apply safe fixes, then report what is left")
-    fx.add_argument("--unsafe-fixes", action="store_true", help="apply unsafe fixes too (review them: they change behaviour)")
+    fx.add_argument(
+        "--unsafe-fixes", action="store_true", help="apply unsafe fixes too (review them: they change behaviour)"
+    )
     fx.add_argument("--diff", action="store_true", help="print the fixes as a unified diff and write nothing")
     fx.add_argument("--add-noqa", action="store_true", help="append '# noqa: CODE' to every reported line")
-    check.add_argument("--report", type=Path, metavar="DIR",
-                       help="write one self-contained HTML report per checked model into DIR (needs nnlint[report])")
-    check.add_argument("-v", "--verbose", action="store_true",
-                       help="list each model found: how it was built, its input and loss and where they came from, "
-                            "and every class left out and why (stderr)")
+    check.add_argument(
+        "--report",
+        type=Path,
+        metavar="DIR",
+        help="write one self-contained HTML report per checked model into DIR (needs nnlint[report])",
+    )
+    check.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="list each model found: how it was built, its input and loss and where they came from, "
+        "and every class left out and why (stderr)",
+    )
     dyn = check.add_argument_group("graph and probe passes (run user code in a child process)")
     dyn.add_argument("--model", help="class or factory to build (default: discovered)")
     dyn.add_argument("--input-shape", type=_shape, help="example input shape, e.g. 8,3,32,32")
-    dyn.add_argument("--input-dtype", choices=("float", "float32", "float16", "bfloat16", "long", "int64", "int", "bool"), help="example input dtype")
+    dyn.add_argument(
+        "--input-dtype",
+        choices=("float", "float32", "float16", "bfloat16", "long", "int64", "int", "bool"),
+        help="example input dtype",
+    )
     dyn.add_argument("--kwargs", type=_json_obj, help="constructor arguments as JSON, e.g. '{\"num_classes\": 10}'")
-    dyn.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where the probe runs (default: auto = CUDA when available)")
+    dyn.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="where the probe runs (default: auto = CUDA when available)"
+    )
     dyn.add_argument("--timeout", type=float, help="seconds each file's user code may run (default 60)")
-    dyn.add_argument("--memory-limit-mb", type=float,
-                     help="resident memory (MB) each file's child process may use (default: half of the machine's)")
-    dyn.add_argument("--overfit", action="store_true", help="also run the deep probe NN312 (optimizer steps on one batch)")
-    dyn.add_argument("--data", help="module:function returning an iterable of (inputs, target) batches for the data probe (NN5)")
+    dyn.add_argument(
+        "--memory-limit-mb",
+        type=float,
+        help="resident memory (MB) each file's child process may use (default: half of the machine's)",
+    )
+    dyn.add_argument(
+        "--overfit", action="store_true", help="also run the deep probe NN312 (optimizer steps on one batch)"
+    )
+    dyn.add_argument(
+        "--data", help="module:function returning an iterable of (inputs, target) batches for the data probe (NN5)"
+    )
 
     rule = sub.add_parser("rule", help="print a rule's documentation")
     rule.add_argument("code", help="a rule code (NN101) or name (reused-layer-input)")
@@ -151,7 +182,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except Exception as exc:  # the promise: never a traceback
         if os.environ.get("NNLINT_DEBUG"):
             raise
-        err.write(f"nnlint: internal error: {type(exc).__name__}: {exc} (set NNLINT_DEBUG=1 for the traceback; please report it)\n")
+        err.write(
+            f"nnlint: internal error: {type(exc).__name__}: {exc} (set NNLINT_DEBUG=1 for the traceback; please report it)\n"
+        )
         return 2
 
 
@@ -185,8 +218,22 @@ def rules_table_markdown() -> str:
 def _cmd_rules(fmt: str, out: TextIO) -> int:
     rules = registry.all_rules()
     if fmt == "json":
-        json.dump([{"code": c, "name": r.name, "severity": r.severity.value, "pass": r.pass_, "summary": r.summary(),
-                    "opt_in": r.opt_in, "thresholds": r.thresholds} for c, r in rules.items()], out, indent=2)
+        json.dump(
+            [
+                {
+                    "code": c,
+                    "name": r.name,
+                    "severity": r.severity.value,
+                    "pass": r.pass_,
+                    "summary": r.summary(),
+                    "opt_in": r.opt_in,
+                    "thresholds": r.thresholds,
+                }
+                for c, r in rules.items()
+            ],
+            out,
+            indent=2,
+        )
         out.write("\n")
     elif fmt == "markdown":
         out.write(rules_table_markdown())
@@ -251,11 +298,22 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise ConfigError("--input-shape and --input-dtype describe the input of one model: name it with --model")
     rules = registry.select(cfg.select, cfg.ignore, cfg.extend_select)
     if args.overfit:
-        rules = rules + [r for r in registry.select(["NN312"]) if r not in rules and not any(r.code.startswith(i) for i in cfg.ignore)]
+        rules = rules + [
+            r
+            for r in registry.select(["NN312"])
+            if r not in rules and not any(r.code.startswith(i) for i in cfg.ignore)
+        ]
     opts = engine.Options(
-        static=args.static, jobs=args.jobs, overfit=args.overfit, model=args.model, input_shape=args.input_shape,
-        input_dtype=args.input_dtype, kwargs=args.kwargs, data=args.data,
-        cache=not args.no_cache and args.report is None, cache_dir=args.cache_dir,
+        static=args.static,
+        jobs=args.jobs,
+        overfit=args.overfit,
+        model=args.model,
+        input_shape=args.input_shape,
+        input_dtype=args.input_dtype,
+        kwargs=args.kwargs,
+        data=args.data,
+        cache=not args.no_cache and args.report is None,
+        cache_dir=args.cache_dir,
         report=str(args.report) if args.report is not None else None,
     )
     if args.diff or args.fix or args.unsafe_fixes:
@@ -275,15 +333,19 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 out.write(fixes.unified_diff(o))
             for p in problems:
                 err.write(f"nnlint: error: {p}\n")
-            err.write(f"nnlint: {n} fix{'es' * (n != 1)} available in {len(changed)} file{'s' * (len(changed) != 1)}{more}\n")
+            err.write(
+                f"nnlint: {n} fix{'es' * (n != 1)} available in {len(changed)} file{'s' * (len(changed) != 1)}{more}\n"
+            )
             return 2 if problems else (1 if changed and not args.exit_zero else 0)
         if n:
-            codes = {}
+            codes: dict[str, int] = {}
             for o in changed:
                 for c, k in o.applied.items():
                     codes[c] = codes.get(c, 0) + k
             listing = ", ".join(f"{c} x{k}" for c, k in sorted(codes.items()))
-            err.write(f"nnlint: Fixed {n} problem{'s' * (n != 1)} ({listing}) in {len(changed)} file{'s' * (len(changed) != 1)}{more}.\n")
+            err.write(
+                f"nnlint: Fixed {n} problem{'s' * (n != 1)} ({listing}) in {len(changed)} file{'s' * (len(changed) != 1)}{more}.\n"
+            )
         elif hidden:
             err.write(f"nnlint: no safe fix applies; {hidden} unsafe fix{'es' * (hidden != 1)} with --unsafe-fixes.\n")
     result = engine.lint(args.paths, cfg, opts, rules)
@@ -292,8 +354,10 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         added = fixes.add_noqa(result.diagnostics)
         total = sum(added.values())
-        err.write(f"nnlint: Added {total} noqa directive{'s' * (total != 1)} in {sum(1 for v in added.values() if v)} file"
-                  f"{'s' * (sum(1 for v in added.values() if v) != 1)}.\n")
+        err.write(
+            f"nnlint: Added {total} noqa directive{'s' * (total != 1)} in {sum(1 for v in added.values() if v)} file"
+            f"{'s' * (sum(1 for v in added.values() if v) != 1)}.\n"
+        )
         return 2 if result.errors else 0
     if args.report is not None:
         from nnlint import report as report_mod

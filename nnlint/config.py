@@ -183,7 +183,7 @@ def from_table(table: dict[str, Any], where: str = "[tool.nnlint]") -> Config:
     if "models" in table:
         for i, entry in enumerate(table["models"]):
             if not isinstance(entry, dict) or "target" not in entry:
-                raise ConfigError(f"{where} models[{i}]: each entry needs target = \"path.py:Name\"")
+                raise ConfigError(f'{where} models[{i}]: each entry needs target = "path.py:Name"')
             unknown = set(entry) - {"target", "kwargs", "inputs", "loss", "name", "target-shape", "classes"}
             if unknown:
                 raise ConfigError(f"{where} models[{i}]: unknown key(s) {', '.join(sorted(unknown))}")

@@ -13,7 +13,8 @@ from enum import Enum
 from typing import Any
 
 
-class Severity(str, Enum):
+# not StrEnum (UP042): str(Severity.ERROR) would become "error" instead of "Severity.ERROR"
+class Severity(str, Enum):  # noqa: UP042
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
@@ -106,7 +107,7 @@ class Diagnostic:
     def sort_key(self) -> tuple:
         return (self.path, self.cell or 0, self.line, self.column, self.code, self.message)
 
-    def with_(self, **changes: Any) -> "Diagnostic":
+    def with_(self, **changes: Any) -> Diagnostic:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,7 +144,7 @@ class Diagnostic:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Diagnostic":
+    def from_dict(cls, d: dict[str, Any]) -> Diagnostic:
         fix = d.get("fix")
         return cls(
             code=d["code"],

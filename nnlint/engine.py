@@ -7,17 +7,36 @@ import ast
 import os
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from nnlint import registry, suppression
 from nnlint.config import Config
 from nnlint.diagnostics import Diagnostic, Severity
 from nnlint.rule import Rule
 
-SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "env", ".env", ".tox", ".nox",
-             ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", "build", "dist", "site-packages", ".eggs"}
+SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "env",
+    ".env",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "node_modules",
+    "build",
+    "dist",
+    "site-packages",
+    ".eggs",
+}
 
 
 @dataclass
@@ -82,8 +101,10 @@ def collect_files(paths: Iterable[str], cfg: Config) -> tuple[list[str], list[st
         found = []
         for dirpath, dirnames, filenames in os.walk(p):
             dirnames[:] = sorted(
-                d for d in dirnames
-                if d not in SKIP_DIRS and not d.endswith(".egg-info")
+                d
+                for d in dirnames
+                if d not in SKIP_DIRS
+                and not d.endswith(".egg-info")
                 and not (Path(dirpath, d) / "pyvenv.cfg").exists()
                 and not cfg.is_excluded(Path(dirpath, d))
             )
@@ -131,8 +152,9 @@ def read_source(path: str) -> tuple[str | None, Diagnostic | None]:
     rule = all_rules()["NN001"]
 
     def bad(message: str, line: int = 1) -> tuple[None, Diagnostic]:
-        return None, Diagnostic(code=rule.code, name=rule.name, severity=rule.severity, message=message,
-                                pass_="tool", path=path, line=line)
+        return None, Diagnostic(
+            code=rule.code, name=rule.name, severity=rule.severity, message=message, pass_="tool", path=path, line=line
+        )
 
     try:
         data = Path(path).read_bytes()
@@ -159,7 +181,10 @@ def read_source(path: str) -> tuple[str | None, Diagnostic | None]:
             except (UnicodeDecodeError, LookupError) as exc2:
                 return bad(f"cannot decode the file as its declared encoding {declared}: {exc2}")
         line = data[: exc.start].count(b"\n") + 1
-        return bad(f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded; save the file as UTF-8", line)
+        return bad(
+            f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded; save the file as UTF-8",
+            line,
+        )
     return text, None
 
 
@@ -184,20 +209,26 @@ def _source_rules(codes: list[str], thresholds: dict[str, dict[str, float]]) -> 
     return [rules[c](thresholds.get(c)) for c in codes if rules[c].pass_ == "source"]
 
 
-def _lint_one(path: str, codes: list[str], thresholds: dict[str, dict[str, float]]) -> tuple[list[dict], list[str], str | None]:
+def _lint_one(
+    path: str, codes: list[str], thresholds: dict[str, dict[str, float]]
+) -> tuple[list[dict], list[str], str | None]:
     """Worker: returns (diagnostic dicts, internal errors, text or None)."""
     text, problem = read_source(path)
     if problem is not None:
         return [problem.to_dict()], [], None
     assert text is not None
     diags, crashes = lint_source_text(path, text, codes, thresholds)
-    errors = [f"{path}: internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc} at {c.where}); "
-              "other rules ran. Please report this." for c in crashes]
+    errors = [
+        f"{path}: internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc} at {c.where}); "
+        "other rules ran. Please report this."
+        for c in crashes
+    ]
     return [d.to_dict() for d in diags], errors, text
 
 
-def lint_source_text(path: str, text: str, codes: list[str],
-                     thresholds: dict[str, dict[str, float]]) -> tuple[list[Diagnostic], list[Any]]:
+def lint_source_text(
+    path: str, text: str, codes: list[str], thresholds: dict[str, dict[str, float]]
+) -> tuple[list[Diagnostic], list[Any]]:
     """The source pass on ``text`` (a file's or an editor buffer's): (diagnostics, rule
     crashes). A file that does not parse is one NN001 with CPython's message and position."""
     from nnlint.passes import source
@@ -224,19 +255,42 @@ def lint_source_text(path: str, text: str, codes: list[str],
         except (ValueError, RecursionError, MemoryError):
             pass
         r = rules["NN001"]
-        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"syntax error: {message}",
-                           pass_="tool", path=path, line=line, column=column)], []
+        return [
+            Diagnostic(
+                code=r.code,
+                name=r.name,
+                severity=r.severity,
+                message=f"syntax error: {message}",
+                pass_="tool",
+                path=path,
+                line=line,
+                column=column,
+            )
+        ], []
     except (RecursionError, MemoryError, ValueError) as exc:
         r = rules["NN001"]
-        return [Diagnostic(code=r.code, name=r.name, severity=r.severity, message=f"cannot parse: {type(exc).__name__}: {exc}",
-                           pass_="tool", path=path, line=1)], []
+        return [
+            Diagnostic(
+                code=r.code,
+                name=r.name,
+                severity=r.severity,
+                message=f"cannot parse: {type(exc).__name__}: {exc}",
+                pass_="tool",
+                path=path,
+                line=1,
+            )
+        ], []
 
 
-def _lint_chunk(paths: list[str], codes: list[str], thresholds: dict[str, dict[str, float]]) -> list[tuple[str, list[dict], list[str], str | None]]:
+def _lint_chunk(
+    paths: list[str], codes: list[str], thresholds: dict[str, dict[str, float]]
+) -> list[tuple[str, list[dict], list[str], str | None]]:
     return [(p, *_lint_one(p, codes, thresholds)) for p in paths]
 
 
-def run_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, jobs: int | None) -> tuple[list[Diagnostic], list[str], dict[str, str]]:
+def run_source_pass(
+    files: list[str], rules: list[type[Rule]], cfg: Config, jobs: int | None
+) -> tuple[list[Diagnostic], list[str], dict[str, str]]:
     codes = [r.code for r in rules]
     thresholds = cfg.thresholds
     n = jobs or cfg.jobs or os.cpu_count() or 1
@@ -250,10 +304,12 @@ def run_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, jobs
         import multiprocessing  # here, not at the top: a one-file run never pays for it
         from concurrent.futures import ProcessPoolExecutor
 
-        chunks = [files[i::n * 4] for i in range(n * 4)]
+        chunks = [files[i :: n * 4] for i in range(n * 4)]
         ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
         with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
-            for part in pool.map(_lint_chunk, [c for c in chunks if c], [codes] * len(chunks), [thresholds] * len(chunks)):
+            for part in pool.map(
+                _lint_chunk, [c for c in chunks if c], [codes] * len(chunks), [thresholds] * len(chunks)
+            ):
                 results.extend(part)
     diags: list[Diagnostic] = []
     errors: list[str] = []
@@ -295,8 +351,9 @@ def _prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
         zygote.prestart(extra=mentions > 1)
 
 
-def _cached_source_pass(files: list[str], rules: list[type[Rule]], cfg: Config, opts: Options, store,
-                        dynamic: bool) -> tuple[list[Diagnostic], list[str], dict[str, str]]:
+def _cached_source_pass(
+    files: list[str], rules: list[type[Rule]], cfg: Config, opts: Options, store, dynamic: bool
+) -> tuple[list[Diagnostic], list[str], dict[str, str]]:
     diags: list[Diagnostic] = []
     texts: dict[str, str] = {}
     misses = []
@@ -367,8 +424,9 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
         from nnlint import cache as cache_mod
 
         if not cache_mod.disabled_by_env():
-            store = cache_mod.Cache(cache_mod.cache_dir_for(cfg, getattr(opts, "cache_dir", None)), cfg, opts,
-                                    [r.code for r in rules])
+            store = cache_mod.Cache(
+                cache_mod.cache_dir_for(cfg, getattr(opts, "cache_dir", None)), cfg, opts, [r.code for r in rules]
+            )
     dynamic_rules = [r for r in rules if r.pass_ in ("graph", "probe", "data")]
     dynamic = not opts.static and bool(dynamic_rules or any(r.pass_ == "tool" for r in rules))
     if dynamic and store is None:
@@ -384,7 +442,9 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
         from nnlint.passes import runner
 
         syntax_broken = {d.path for d in diags if d.code == "NN001"}
-        candidates = [f for f in files if f in texts and f not in syntax_broken and runner.wants(f, texts[f], cfg, opts)]
+        candidates = [
+            f for f in files if f in texts and f not in syntax_broken and runner.wants(f, texts[f], cfg, opts)
+        ]
         if store is not None and candidates and not getattr(opts, "model", None):
             candidates = _cached_dynamic(candidates, store, diags, result)
         if candidates or cfg.models or getattr(opts, "model", None):
@@ -392,10 +452,15 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
             if store is not None and not getattr(opts, "model", None):
                 for path, r in dyn.per_file.items():
                     if not r.errors:
-                        store.put_dynamic(path, [d.to_dict() for d in r.diagnostics], r.models,
-                                          r.models_not_probed, r.notes, r.imported,
-                                          extra={"models_not_checked": r.models_not_checked,
-                                                 "verbose": r.verbose})
+                        store.put_dynamic(
+                            path,
+                            [d.to_dict() for d in r.diagnostics],
+                            r.models,
+                            r.models_not_probed,
+                            r.notes,
+                            r.imported,
+                            extra={"models_not_checked": r.models_not_checked, "verbose": r.verbose},
+                        )
             diags.extend(dyn.diagnostics)
             result.models += dyn.models
             result.models_not_probed += dyn.models_not_probed
@@ -416,14 +481,16 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     # a finding the probe saw by a loss raising (evidence seen_by=probe) yields to the same
     # rule's static finding at that line: one finding per cause
     static = {(d.path, d.line, d.code) for d in diags if d.pass_ == "source"}
-    diags = [d for d in diags if not ((d.evidence or {}).get("seen_by") == "probe" and (d.path, d.line, d.code) in static)]
+    diags = [
+        d for d in diags if not ((d.evidence or {}).get("seen_by") == "probe" and (d.path, d.line, d.code) in static)
+    ]
     # a rule that supersedes another at the same line keeps the one finding (Rule.supersedes)
     beats = {code: set(r.supersedes) for r in rules for code in [r.code] if r.supersedes}
-    at = {(d.path, d.cell, d.line): set() for d in diags}
+    at: dict[tuple[object, ...], set[str]] = {(d.path, d.cell, d.line): set() for d in diags}
     for d in diags:
         at[(d.path, d.cell, d.line)] |= beats.get(d.code, set())
     diags = [d for d in diags if d.code not in at[(d.path, d.cell, d.line)]]
-    unique = {}
+    unique: dict[tuple[object, ...], Diagnostic] = {}
     for d in diags:
         unique.setdefault((d.path, d.cell, d.line, d.column, d.code, d.message, d.module), d)
     result.diagnostics = sorted(unique.values(), key=lambda d: d.sort_key)

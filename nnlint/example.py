@@ -3,8 +3,9 @@ dicts with the same keys from ``nnlint_examples()`` without importing nnlint."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 EXAMPLE_KEYS = ("model", "inputs", "loss", "target", "name", "data", "classes")
 
@@ -28,7 +29,7 @@ class Example:
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Example":
+    def from_dict(cls, d: dict[str, Any]) -> Example:
         unknown = set(d) - set(EXAMPLE_KEYS)
         if unknown:
             raise ValueError(f"unknown key(s) {sorted(unknown)} in an nnlint example; known: {', '.join(EXAMPLE_KEYS)}")

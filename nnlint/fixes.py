@@ -21,11 +21,15 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from nnlint.diagnostics import Diagnostic, Edit
+
+if TYPE_CHECKING:
+    from nnlint.rule import Rule
 
 MAX_ITERATIONS = 10
 _NEWLINE = re.compile(r"\r\n|\r|\n")
@@ -38,7 +42,9 @@ def table_markdown() -> str:
     lines = ["| code | name | applicability | the fix |", "|---|---|---|---|"]
     for code, rule in registry.all_rules().items():
         if rule.fix_applicability:
-            lines.append(f"| {code} | {rule.name} | {rule.fix_applicability} | {rule.fix_summary.replace('|', chr(92) + '|')} |")
+            lines.append(
+                f"| {code} | {rule.name} | {rule.fix_applicability} | {rule.fix_summary.replace('|', chr(92) + '|')} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -54,7 +60,7 @@ def span(ctx: Any, node: Any) -> tuple[int, int, int, int]:
         full = ctx.module.code_for_node(node)
         inner = ctx.module.code_for_node(node.with_changes(lpar=[], rpar=[]))
         at = full.find(inner)
-        head, tail = full[:at], full[at + len(inner):]
+        head, tail = full[:at], full[at + len(inner) :]
         if at >= 0 and "\n" not in head and "\n" not in tail:
             col -= len(head)
             end_col += len(tail)
@@ -137,7 +143,7 @@ def call_spelling(ctx: Any, qualname: str) -> str | None:
         if qualname == full:
             return local
         if qualname.startswith(full + "."):
-            cand = local + qualname[len(full):]
+            cand = local + qualname[len(full) :]
             if best is None or len(cand) < len(best):
                 best = cand
     return best
@@ -165,7 +171,7 @@ def move_statement_before(ctx: Any, node: Any, before: Any) -> list[Edit] | None
     b0, bcol, _, _ = ctx.position(b)
     if acol != bcol or a1 >= len(ctx.lines) + 1:
         return None
-    text = "\n".join(ctx.lines[a0 - 1:a1]) + "\n"
+    text = "\n".join(ctx.lines[a0 - 1 : a1]) + "\n"
     return [Edit(b0, 1, b0, 1, text), Edit(a0, 1, a1 + 1, 1, "")]
 
 
@@ -287,7 +293,7 @@ class SourceFile:
     bom: bool = False
 
     @classmethod
-    def read(cls, path: str) -> "SourceFile":
+    def read(cls, path: str) -> SourceFile:
         raw = Path(path).read_bytes()
         bom = raw.startswith(b"\xef\xbb\xbf")
         encoding = "utf-8"
@@ -363,7 +369,7 @@ def lint_text(path: str, text: str, rules: list[Any], cfg: Any, force: bool = Fa
 
 
 def apply_fixes(text: str, book: Any, chosen: list[Diagnostic]) -> str:
-    edits = [e for d in chosen for e in d.fix.edits]  # type: ignore[union-attr]
+    edits = [e for d in chosen if d.fix is not None for e in d.fix.edits]  # chosen: fixable ones
     if book is None:
         return apply_edits(text, edits)
     by_cell: dict[int, list[Edit]] = {}
@@ -387,8 +393,9 @@ class FixOutcome:
         return self.after != self.before
 
 
-def fix_text(path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bool = False,
-             force: bool = False) -> FixOutcome:
+def fix_text(
+    path: str, text: str, rules: list[Any], cfg: Any = None, unsafe: bool = False, force: bool = False
+) -> FixOutcome:
     """``text`` with every applicable fix applied, re-linting until nothing more applies."""
     out = FixOutcome(path=path, before=text, after=text)
     current = text
@@ -439,12 +446,20 @@ def unified_diff(outcome: FixOutcome) -> str:
         parts = []
         for ca, cb in zip(a_book.cells, b_book.cells):
             if ca.source != cb.source:
-                parts.append("".join(difflib.unified_diff(
-                    _lines(ca.source, cell=True), _lines(cb.source, cell=True),
-                    f"a/{outcome.path}:cell {ca.index}", f"b/{outcome.path}:cell {cb.index}")))
+                parts.append(
+                    "".join(
+                        difflib.unified_diff(
+                            _lines(ca.source, cell=True),
+                            _lines(cb.source, cell=True),
+                            f"a/{outcome.path}:cell {ca.index}",
+                            f"b/{outcome.path}:cell {cb.index}",
+                        )
+                    )
+                )
         return "".join(parts)
-    return "".join(difflib.unified_diff(_lines(outcome.before), _lines(outcome.after),
-                                        f"a/{outcome.path}", f"b/{outcome.path}"))
+    return "".join(
+        difflib.unified_diff(_lines(outcome.before), _lines(outcome.after), f"a/{outcome.path}", f"b/{outcome.path}")
+    )
 
 
 def _lines(text: str, cell: bool = False) -> list[str]:
@@ -454,7 +469,9 @@ def _lines(text: str, cell: bool = False) -> list[str]:
     return lines
 
 
-def fix_files(files: list[str], rules: list[Any], cfg: Any, unsafe: bool, write: bool) -> list[FixOutcome]:
+def fix_files(
+    files: list[str], rules: Sequence[type[Rule] | Rule], cfg: Any, unsafe: bool, write: bool
+) -> list[FixOutcome]:
     outcomes = []
     fixable = [r for r in rules if getattr(r, "pass_", "") == "source"]
     instances = [r(cfg.thresholds.get(r.code)) if isinstance(r, type) else r for r in fixable]
@@ -512,7 +529,7 @@ def add_noqa_to_text(text: str, codes_by_line: dict[int, set[str]]) -> tuple[str
                 continue  # a bare noqa already silences everything
             have = {c.upper() for c in re.split(r"[\s,]+", m.group("codes")) if c}
             merged = ", ".join(sorted(have | codes))
-            new = src[: m.start()] + f"# noqa: {merged}" + src[m.end():]
+            new = src[: m.start()] + f"# noqa: {merged}" + src[m.end() :]
         else:
             new = src.rstrip() + f"  # noqa: {', '.join(sorted(codes))}"
         if new != src:

@@ -102,8 +102,9 @@ def mask_ipython(source: str) -> str:
             out.append("#" + line)
             continued = line.rstrip().endswith("\\")
             continue
-        if stripped.startswith(("%", "!")) or (stripped.endswith("?") and not stripped.startswith("#")
-                                                 and re.fullmatch(r"[\w.]+\?\??", stripped)):
+        if stripped.startswith(("%", "!")) or (
+            stripped.endswith("?") and not stripped.startswith("#") and re.fullmatch(r"[\w.]+\?\??", stripped)
+        ):
             out.append(indent + MASK)
             continued = line.rstrip().endswith("\\")
             continue
@@ -122,11 +123,15 @@ def parse(path: str, raw: str) -> Notebook:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise NotebookError(f"not a Jupyter notebook: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
-                            exc.lineno, exc.colno) from None
+        raise NotebookError(
+            f"not a Jupyter notebook: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            exc.lineno,
+            exc.colno,
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise NotebookError("not a Jupyter notebook: the JSON has no 'cells' list "
-                            "(nnlint reads notebooks in nbformat 4)")
+        raise NotebookError(
+            "not a Jupyter notebook: the JSON has no 'cells' list (nnlint reads notebooks in nbformat 4)"
+        )
     try:
         import nbformat  # the `notebook` extra: validates the structure
     except ImportError:
@@ -213,7 +218,7 @@ def _value_end(s: str, i: int) -> int:
 
 def _members(s: str, i: int) -> list[tuple[str, int, int]]:
     """(key, value start, value end) of the object starting at ``s[i]``."""
-    out = []
+    out: list[tuple[str, int, int]] = []
     i = _skip_ws(s, i + 1)
     if s[i] == "}":
         return out
@@ -260,12 +265,9 @@ def _dump_source(raw: str, start: int, end: int, text: str) -> str:
     if "\n" not in sep:  # `["a", "b"]` on one line
         return "[" + ", ".join(json.dumps(x, ensure_ascii=ascii_only) for x in lines) + "]"
     line_start = raw.rfind("\n", 0, start) + 1
-    outer = re.match(r"[ \t]*", raw[line_start:start]).group(0)
+    indent = re.match(r"[ \t]*", raw[line_start:start])  # always matches, perhaps empty
+    outer = indent.group(0) if indent else ""
     return "[" + sep + ("," + sep).join(json.dumps(x, ensure_ascii=ascii_only) for x in lines) + "\n" + outer + "]"
-
-
-
-
 
 
 def map_diagnostic(book: Notebook, d: Any) -> Any:
@@ -280,7 +282,9 @@ def map_diagnostic(book: Notebook, d: Any) -> Any:
         return d
     cell, line = where
     end = book.locate(d.end_line or d.line)
-    end_line, end_column = (end[1], d.end_column) if end and end[0] == cell else (line, len(_cell_line(book, cell, line)) + 1)
+    end_line, end_column = (
+        (end[1], d.end_column) if end and end[0] == cell else (line, len(_cell_line(book, cell, line)) + 1)
+    )
     fix = d.fix
     if fix is not None:
         edits = []
@@ -295,10 +299,19 @@ def map_diagnostic(book: Notebook, d: Any) -> Any:
     related = []
     for r in d.related:
         loc = book.locate(r.line) if r.path == d.path else None
-        related.append(Location(path=r.path, line=loc[1], column=r.column, message=f"cell {loc[0]}: {r.message}")
-                       if loc else r)
-    return replace(d, line=line, end_line=end_line, end_column=end_column, cell=cell, fix=fix, related=tuple(related),
-                   message=_LINE_REF.sub(lambda m: _line_ref(book, m), d.message))
+        related.append(
+            Location(path=r.path, line=loc[1], column=r.column, message=f"cell {loc[0]}: {r.message}") if loc else r
+        )
+    return replace(
+        d,
+        line=line,
+        end_line=end_line,
+        end_column=end_column,
+        cell=cell,
+        fix=fix,
+        related=tuple(related),
+        message=_LINE_REF.sub(lambda m: _line_ref(book, m), d.message),
+    )
 
 
 #: "line 15" / "lines 3" in a message: a line of the program, said as a cell's line

@@ -32,7 +32,9 @@ def all_rules() -> dict[str, type[Rule]]:
         for obj in vars(mod).values():
             if isinstance(obj, type) and issubclass(obj, Rule) and obj.__module__ == mod.__name__ and obj.code:
                 if obj.code in found and found[obj.code] is not obj:
-                    raise RegistryError(f"duplicate rule code {obj.code}: {found[obj.code].__module__} and {mod.__name__}")
+                    raise RegistryError(
+                        f"duplicate rule code {obj.code}: {found[obj.code].__module__} and {mod.__name__}"
+                    )
                 found[obj.code] = obj
     return dict(sorted(found.items()))
 

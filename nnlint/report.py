@@ -17,8 +17,9 @@ import io
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 SEVERITY_COLOR = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 CSS = """
@@ -75,7 +76,7 @@ def _svg(fig: Any) -> str:
 
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.find("<svg"):]
+    return text[text.find("<svg") :]
 
 
 GRADIENT_CODES = ("NN303", "NN304", "NN302")  # vanishing, exploding, non-finite: the chart's subject
@@ -96,25 +97,45 @@ def _charts(stats: dict[str, Any], codes: dict[str, list[str]]) -> tuple[list[st
         names = [l["module"] for l in layers]
         x = list(range(len(layers)))
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(max(6.5, 0.55 * len(layers) + 2), 5.6), sharex=True)
-        colors = ["#c62828" if any(c in GRADIENT_CODES for c in codes.get(n, ())) else
-                  "#ef9a9a" if codes.get(n) else "#1565c0" for n in names]
+        colors = [
+            "#c62828"
+            if any(c in GRADIENT_CODES for c in codes.get(n, ()))
+            else "#ef9a9a"
+            if codes.get(n)
+            else "#1565c0"
+            for n in names
+        ]
         g = [l.get("grad_norm") or float("nan") for l in layers]
         s = [l.get("out_std") or float("nan") for l in layers]
         bars = a1.bar(x, [v if v and v > 0 else float("nan") for v in g], color=colors)
         for bar, n in zip(bars, names):
             hit = [c for c in codes.get(n, ()) if c in GRADIENT_CODES]
             if hit:
-                a1.annotate(" ".join(sorted(set(hit))), (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            xytext=(0, 3), textcoords="offset points", ha="center", fontsize=9, color="#c62828",
-                            fontweight="bold")
+                a1.annotate(
+                    " ".join(sorted(set(hit))),
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=9,
+                    color="#c62828",
+                    fontweight="bold",
+                )
         a1.set_yscale("log")
         a1.set_ylabel("weight-gradient norm")
-        a1.set_title("Per layer, in execution order (dark red: a gradient finding, light red: another finding)",
-                     fontsize=10)
+        a1.set_title(
+            "Per layer, in execution order (dark red: a gradient finding, light red: another finding)", fontsize=10
+        )
         a2.plot(x, [v if v and v > 0 else float("nan") for v in s], marker="o", color="#2e7d32", label="output std")
         ins = [l.get("in_std") or float("nan") for l in layers]
-        a2.plot(x, [v if v and v > 0 else float("nan") for v in ins], marker=".", linestyle=":", color="#777",
-                label="input std")
+        a2.plot(
+            x,
+            [v if v and v > 0 else float("nan") for v in ins],
+            marker=".",
+            linestyle=":",
+            color="#777",
+            label="input std",
+        )
         a2.set_yscale("log")
         a2.set_ylabel("activation std")
         a2.legend(fontsize=8)
@@ -123,10 +144,17 @@ def _charts(stats: dict[str, Any], codes: dict[str, list[str]]) -> tuple[list[st
         for ax in (a1, a2):
             ax.grid(True, which="major", axis="y", alpha=0.3)
         out.append(_svg(fig))
-    acts = [a for a in stats.get("activations") or [] if a.get("dead_frac") is not None or a.get("saturated_frac") is not None]
+    acts = [
+        a
+        for a in stats.get("activations") or []
+        if a.get("dead_frac") is not None or a.get("saturated_frac") is not None
+    ]
     if acts:
-        labels = [f"{a['module'] or a['kind']}" + (f" ({a.get('where') or 'line ' + str(a['line'])})" if a.get("line") else "")
-                  for a in acts]
+        labels = [
+            f"{a['module'] or a['kind']}"
+            + (f" ({a.get('where') or 'line ' + str(a['line'])})" if a.get("line") else "")
+            for a in acts
+        ]
         x = list(range(len(acts)))
         fig, ax = plt.subplots(figsize=(max(6.5, 0.55 * len(acts) + 2), 3.2))
         dead = [a.get("dead_frac") or 0.0 for a in acts]
@@ -148,8 +176,9 @@ def _charts(stats: dict[str, Any], codes: dict[str, list[str]]) -> tuple[list[st
 # the page
 
 
-def render(stats: dict[str, Any] | None, diagnostics: Iterable[Any], *, fragment: bool = False,
-           title: str | None = None) -> str:
+def render(
+    stats: dict[str, Any] | None, diagnostics: Iterable[Any], *, fragment: bool = False, title: str | None = None
+) -> str:
     diags = list(diagnostics)
     stats = stats or {}
     model = stats.get("model") or title or "model"
@@ -181,16 +210,21 @@ def render(stats: dict[str, Any] | None, diagnostics: Iterable[Any], *, fragment
             sev = d.severity.value if hasattr(d.severity, "value") else str(d.severity)
             where = f"cell {d.cell}, line {d.line}" if getattr(d, "cell", None) else f"line {d.line}"
             mod = getattr(d, "module", None)
-            layer = f"<a href='#{_anchor(mod)}'><code>{e(mod)}</code></a>" if mod and mod in known else \
-                (f"<code>{e(mod)}</code>" if mod else "")
+            layer = (
+                f"<a href='#{_anchor(mod)}'><code>{e(mod)}</code></a>"
+                if mod and mod in known
+                else (f"<code>{e(mod)}</code>" if mod else "")
+            )
             src = _source_line(d.path, d.line, getattr(d, "cell", None))
             rows.append(
                 f"<tr><td class='sev' style='color:{SEVERITY_COLOR.get(sev, '#222')}'>{e(d.code)}</td>"
                 f"<td>{layer}</td><td><code>{e(os.path.basename(d.path))}</code> {e(where)}"
                 + (f"<pre>{e(src)}</pre>" if src else "")
-                + f"</td><td>{e(d.message)}</td></tr>")
-        parts.append("<table><tr><th>code</th><th>layer</th><th>where</th><th>message</th></tr>"
-                     + "".join(rows) + "</table>")
+                + f"</td><td>{e(d.message)}</td></tr>"
+            )
+        parts.append(
+            "<table><tr><th>code</th><th>layer</th><th>where</th><th>message</th></tr>" + "".join(rows) + "</table>"
+        )
     else:
         parts.append("<p class='note'>No findings.</p>")
 
@@ -212,14 +246,19 @@ def render(stats: dict[str, Any] | None, diagnostics: Iterable[Any], *, fragment
             rows.append(
                 f"<tr id='{_anchor(m['name'])}'{cls}><td style='padding-left:{8 + 16 * depth}px'><code>{e(name)}</code></td>"
                 f"<td>{e(m['type'])}</td><td><code>{e(shape)}</code></td><td class='num'>{_fmt(m.get('params'))}</td>"
-                f"<td class='num'>{_fmt(m.get('grad_norm'))}</td><td class='num'>{_fmt(m.get('out_std'))}</td></tr>")
-        parts.append("<table><tr><th>module</th><th>type</th><th>output shape</th><th>params</th>"
-                     "<th>‖∂loss/∂output‖</th><th>output std</th></tr>" + "".join(rows) + "</table>")
+                f"<td class='num'>{_fmt(m.get('grad_norm'))}</td><td class='num'>{_fmt(m.get('out_std'))}</td></tr>"
+            )
+        parts.append(
+            "<table><tr><th>module</th><th>type</th><th>output shape</th><th>params</th>"
+            "<th>‖∂loss/∂output‖</th><th>output std</th></tr>" + "".join(rows) + "</table>"
+        )
     body = "\n".join(parts)
     if fragment:
         return f"<div class='nnlint-report'><style>{CSS.replace('body{', '.nnlint-report{')}</style>{body}</div>"
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>nnlint: {e(model)}</title>"
-            f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>nnlint: {e(model)}</title>"
+        f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n"
+    )
 
 
 def _cell_lines(stats: dict[str, Any]) -> None:
@@ -256,10 +295,17 @@ def write_reports(result: Any, folder: Path | str, err: TextIO | None = None) ->
     written = []
     for stats in stats_list:
         _cell_lines(stats)
-        diags = [d for d in result.diagnostics if d.path == stats.get("path") and d.model in (stats.get("model"), None)
-                 and d.pass_ in ("graph", "probe", "data")] + \
-                [d for d in result.diagnostics if d.path == stats.get("path") and d.pass_ in ("source", "tool")
-                 and d.model == stats.get("model")]
+        diags = [
+            d
+            for d in result.diagnostics
+            if d.path == stats.get("path")
+            and d.model in (stats.get("model"), None)
+            and d.pass_ in ("graph", "probe", "data")
+        ] + [
+            d
+            for d in result.diagnostics
+            if d.path == stats.get("path") and d.pass_ in ("source", "tool") and d.model == stats.get("model")
+        ]
         target = folder / _file_name(stats)
         target.write_text(render(stats, diags), encoding="utf-8")
         written.append(str(target))

@@ -34,8 +34,9 @@ DEBOUNCE_S = 0.05
 try:  # the optional extra: nnlint[lsp]
     from lsprotocol import types
     from pygls.lsp.server import LanguageServer
-    from pygls.uris import from_fs_path, to_fs_path
+    from pygls.uris import to_fs_path
 except ImportError:  # pragma: no cover - reported by main()
+    # without the extra the names stay defined (main() says what is missing); their types cannot match
     types = None  # type: ignore[assignment]
     LanguageServer = object  # type: ignore[assignment,misc]
 
@@ -81,7 +82,9 @@ def source_diagnostics(path: str, text: str, s: Settings) -> tuple[list[Diagnost
     return diags, errors
 
 
-def dynamic_diagnostics(path: str, text: str, s: Settings, cancel: threading.Event) -> tuple[list[Diagnostic], list[str]]:
+def dynamic_diagnostics(
+    path: str, text: str, s: Settings, cancel: threading.Event
+) -> tuple[list[Diagnostic], list[str]]:
     """Graph and probe passes on the saved file, in the warm worker's child process."""
     from nnlint import engine
     from nnlint.passes import runner
@@ -138,7 +141,7 @@ class DocState:
     save_cancel: threading.Event | None = None
 
 
-class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
+class NnlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("nnlint", __version__)
         self.docs: dict[str, DocState] = {}
@@ -159,12 +162,14 @@ class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
         try:
             s = settings_for(path)
         except config_mod.ConfigError as exc:
-            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error,
-                                                             message=f"nnlint: configuration error: {exc}"))
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=f"nnlint: configuration error: {exc}")
+            )
             return
         st.published = finish(st.static + st.dynamic, path, doc.source, s)
-        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
-            uri=uri, version=doc.version, diagnostics=[to_lsp(d) for d in st.published]))
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, version=doc.version, diagnostics=[to_lsp(d) for d in st.published])
+        )
 
     async def lint_static(self, uri: str, delay: float = 0.0) -> None:
         try:
@@ -175,6 +180,7 @@ class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
             text = doc.source
             t = time.perf_counter()
             s = settings_for(path)
+
             def timed() -> tuple[list[Diagnostic], list[str], float]:
                 c = time.thread_time()
                 d, e = source_diagnostics(path, text, s)
@@ -187,16 +193,21 @@ class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
             self.publish(uri)
             for e in errors:
                 self.log(f"nnlint: {path}: {e}", types.MessageType.Warning)
-            self.log(f"nnlint: source pass on {os.path.basename(path)} in {1000 * (time.perf_counter() - t):.0f} ms "
-                     f"({1000 * cpu:.0f} ms CPU)")
+            self.log(
+                f"nnlint: source pass on {os.path.basename(path)} in {1000 * (time.perf_counter() - t):.0f} ms "
+                f"({1000 * cpu:.0f} ms CPU)"
+            )
         except asyncio.CancelledError:
             raise
         except config_mod.ConfigError as exc:
-            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error,
-                                                             message=f"nnlint: configuration error: {exc}"))
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=f"nnlint: configuration error: {exc}")
+            )
         except Exception as exc:  # never take the server down
-            self.log(f"nnlint: internal error in the source pass: {type(exc).__name__}: {exc}\n"
-                     f"{traceback.format_exc()}", types.MessageType.Error)
+            self.log(
+                f"nnlint: internal error in the source pass: {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                types.MessageType.Error,
+            )
 
     def schedule_static(self, uri: str, delay: float) -> None:
         st = self.state(uri)
@@ -218,16 +229,18 @@ class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
             self.publish(uri)
             for r in remarks:
                 self.log(f"nnlint: {r}", types.MessageType.Info)
-            self.log(f"nnlint: graph and probe passes on {os.path.basename(path)} in "
-                     f"{time.perf_counter() - t:.2f} s")
+            self.log(f"nnlint: graph and probe passes on {os.path.basename(path)} in {time.perf_counter() - t:.2f} s")
         except asyncio.CancelledError:
             cancel.set()
             raise
         except config_mod.ConfigError:
             pass  # shown by the source pass
         except Exception as exc:
-            self.log(f"nnlint: internal error in the graph/probe passes: {type(exc).__name__}: {exc}\n"
-                     f"{traceback.format_exc()}", types.MessageType.Error)
+            self.log(
+                f"nnlint: internal error in the graph/probe passes: {type(exc).__name__}: {exc}\n"
+                f"{traceback.format_exc()}",
+                types.MessageType.Error,
+            )
 
     def schedule_dynamic(self, uri: str) -> None:
         st = self.state(uri)
@@ -244,15 +257,25 @@ class NnlintServer(LanguageServer):  # type: ignore[misc,valid-type]
 
 
 def to_lsp(d: Diagnostic) -> Any:
-    sev = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning,
-           "info": types.DiagnosticSeverity.Information}.get(d.severity.value, types.DiagnosticSeverity.Warning)
+    sev = {
+        "error": types.DiagnosticSeverity.Error,
+        "warning": types.DiagnosticSeverity.Warning,
+        "info": types.DiagnosticSeverity.Information,
+    }.get(d.severity.value, types.DiagnosticSeverity.Warning)
     end_line = (d.end_line or d.line) - 1
     end_col = (d.end_column or d.column + 1) - 1
     return types.Diagnostic(
-        range=types.Range(start=types.Position(line=d.line - 1, character=d.column - 1),
-                          end=types.Position(line=end_line, character=end_col)),
-        message=d.message, severity=sev, code=d.code, source="nnlint",
-        code_description=None, data={"name": d.name, "pass": d.pass_, "model": d.model})
+        range=types.Range(
+            start=types.Position(line=d.line - 1, character=d.column - 1),
+            end=types.Position(line=end_line, character=end_col),
+        ),
+        message=d.message,
+        severity=sev,
+        code=d.code,
+        source="nnlint",
+        code_description=None,
+        data={"name": d.name, "pass": d.pass_, "model": d.model},
+    )
 
 
 def _overlaps(d: Diagnostic, rng: Any) -> bool:
@@ -263,7 +286,7 @@ def _overlaps(d: Diagnostic, rng: Any) -> bool:
     return start <= b and a <= end or start[0] <= a[0] <= end[0]
 
 
-def build_server() -> "NnlintServer":
+def build_server() -> NnlintServer:
     server = NnlintServer()
 
     @server.feature(types.INITIALIZED)
@@ -275,10 +298,19 @@ def build_server() -> "NnlintServer":
             caps = ls.client_capabilities.workspace
             if not (caps and caps.did_change_watched_files and caps.did_change_watched_files.dynamic_registration):
                 return  # pyproject.toml changes are still seen: its mtime is checked on every run
-            ls.client_register_capability(types.RegistrationParams(registrations=[types.Registration(
-                id="nnlint-pyproject", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
-                register_options=types.DidChangeWatchedFilesRegistrationOptions(
-                    watchers=[types.FileSystemWatcher(glob_pattern="**/pyproject.toml")]))]))
+            ls.client_register_capability(
+                types.RegistrationParams(
+                    registrations=[
+                        types.Registration(
+                            id="nnlint-pyproject",
+                            method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                            register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                                watchers=[types.FileSystemWatcher(glob_pattern="**/pyproject.toml")]
+                            ),
+                        )
+                    ]
+                )
+            )
         except Exception:
             pass
 
@@ -306,8 +338,9 @@ def build_server() -> "NnlintServer":
         st = ls.docs.pop(params.text_document.uri, None)
         if st is not None and st.save_cancel is not None:
             st.save_cancel.set()
-        ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=params.text_document.uri,
-                                                                            diagnostics=[]))
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+        )
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def watched(ls: NnlintServer, params: types.DidChangeWatchedFilesParams) -> None:
@@ -315,8 +348,9 @@ def build_server() -> "NnlintServer":
             _settings_cache.clear()
             ls.relint_all()
 
-    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
-                    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix])
+    )
     def code_action(ls: NnlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         try:
             return _code_actions(ls, params)
@@ -349,15 +383,26 @@ def _code_actions(ls: NnlintServer, params: Any) -> list[Any]:
             continue
         lsp_diag = to_lsp(d)
         if d.fix is not None and d.fix.edits:
-            edits = [types.TextEdit(range=types.Range(start=types.Position(line=e.line - 1, character=e.column - 1),
-                                                      end=types.Position(line=e.end_line - 1,
-                                                                         character=e.end_column - 1)),
-                                    new_text=e.replacement) for e in d.fix.edits]
+            edits = [
+                types.TextEdit(
+                    range=types.Range(
+                        start=types.Position(line=e.line - 1, character=e.column - 1),
+                        end=types.Position(line=e.end_line - 1, character=e.end_column - 1),
+                    ),
+                    new_text=e.replacement,
+                )
+                for e in d.fix.edits
+            ]
             label = "safe fix" if d.fix.safe else "unsafe fix: review it"
-            out.append(types.CodeAction(title=f"{d.code}: {d.fix.description} ({label})",
-                                        kind=types.CodeActionKind.QuickFix, diagnostics=[lsp_diag],
-                                        is_preferred=d.fix.safe,
-                                        edit=types.WorkspaceEdit(changes={uri: edits})))
+            out.append(
+                types.CodeAction(
+                    title=f"{d.code}: {d.fix.description} ({label})",
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[lsp_diag],
+                    is_preferred=d.fix.safe,
+                    edit=types.WorkspaceEdit(changes={uri: edits}),
+                )
+            )
         if (d.line, d.code) in seen_noqa or d.line > len(lines):
             continue
         seen_noqa.add((d.line, d.code))
@@ -365,13 +410,26 @@ def _code_actions(ls: NnlintServer, params: Any) -> list[Any]:
         if edit is None:
             continue
         start, end, text = edit
-        out.append(types.CodeAction(
-            title=f"Suppress {d.code} on this line with # noqa: {d.code}", kind=types.CodeActionKind.QuickFix,
-            diagnostics=[lsp_diag],
-            edit=types.WorkspaceEdit(changes={uri: [types.TextEdit(
-                range=types.Range(start=types.Position(line=d.line - 1, character=start),
-                                  end=types.Position(line=d.line - 1, character=end)),
-                new_text=text)]})))
+        out.append(
+            types.CodeAction(
+                title=f"Suppress {d.code} on this line with # noqa: {d.code}",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[lsp_diag],
+                edit=types.WorkspaceEdit(
+                    changes={
+                        uri: [
+                            types.TextEdit(
+                                range=types.Range(
+                                    start=types.Position(line=d.line - 1, character=start),
+                                    end=types.Position(line=d.line - 1, character=end),
+                                ),
+                                new_text=text,
+                            )
+                        ]
+                    }
+                ),
+            )
+        )
     return out
 
 
@@ -381,8 +439,11 @@ def _hover(ls: NnlintServer, params: Any) -> Any:
         return None
     pos = params.position
     here = (pos.line, pos.character)
-    hits = [d for d in st.published
-            if (d.line - 1, d.column - 1) <= here <= ((d.end_line or d.line) - 1, (d.end_column or d.column + 1) - 1)]
+    hits = [
+        d
+        for d in st.published
+        if (d.line - 1, d.column - 1) <= here <= ((d.end_line or d.line) - 1, (d.end_column or d.column + 1) - 1)
+    ]
     if not hits:
         return None
     rules = registry.all_rules()
@@ -394,8 +455,10 @@ def _hover(ls: NnlintServer, params: Any) -> Any:
         parts.append(f"### {rule.code} {rule.name} ({rule.severity.value}, {rule.pass_} pass)\n\n{rule.docs()}")
     if not parts:
         return None
-    return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)),
-                       range=to_lsp(hits[0]).range)
+    return types.Hover(
+        contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value="\n\n---\n\n".join(parts)),
+        range=to_lsp(hits[0]).range,
+    )
 
 
 def main(err: TextIO | None = None) -> int:

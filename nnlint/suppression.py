@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from nnlint.diagnostics import Diagnostic
 
 NOQA_RE = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]*(?:[\s,]+[A-Z]+[0-9]*)*))?", re.IGNORECASE)
-FILE_NOQA_RE = re.compile(r"^\s*#\s*nnlint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]*(?:[\s,]+[A-Z]+[0-9]*)*))?\s*$", re.IGNORECASE)
+FILE_NOQA_RE = re.compile(
+    r"^\s*#\s*nnlint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]*(?:[\s,]+[A-Z]+[0-9]*)*))?\s*$", re.IGNORECASE
+)
 ALL = None  # marker: every code
 
 
@@ -57,7 +59,7 @@ def parse(text: str) -> Suppressions:
             elif sup.file_codes is not None:
                 sup.file_codes |= codes
             continue
-        for m in NOQA_RE.finditer(line):  # the first one in a comment: `s = "# noqa"  # noqa: NN1`
+        for m in NOQA_RE.finditer(line):  # the first one in a comment, not one inside a string before it
             if _in_comment(line, m.start()):
                 sup.by_line[lineno] = _codes(m.group("codes"))
                 break

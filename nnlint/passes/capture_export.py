@@ -28,6 +28,7 @@ import operator
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -70,6 +71,7 @@ def _export(model: nn.Module, args: tuple, kwargs: dict) -> Any:
 
 def export_program(model: nn.Module, args: tuple, kwargs: dict) -> tuple[Any, dict, str | None]:
     """(exported program or None, the kwargs it was exported with, why it failed)."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
@@ -139,8 +141,14 @@ def _op_name(target: Any) -> str:
         return "size"
     if name in ("_assert_scalar", "_assert_tensor_metadata", "sym_constrain_range_for_size", "_assert_async"):
         return "_assert"
-    return {"_unsafe_view": "view", "_to_copy": "to", "lift_fresh_copy": "clone", "alias": "identity",
-            "_softmax": "softmax", "_log_softmax": "log_softmax"}.get(name, name)
+    return {
+        "_unsafe_view": "view",
+        "_to_copy": "to",
+        "lift_fresh_copy": "clone",
+        "alias": "identity",
+        "_softmax": "softmax",
+        "_log_softmax": "log_softmax",
+    }.get(name, name)
 
 
 def _val_tensors(val: Any) -> list[Any]:
@@ -164,8 +172,11 @@ def trace_export(model: nn.Module, args: tuple, kwargs: dict, user: G.UserFile) 
 
 def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFile) -> G.Trace:
     sig = ep.graph_signature
-    p_of = {**dict(sig.inputs_to_parameters), **dict(sig.inputs_to_buffers),
-            **dict(getattr(sig, "inputs_to_lifted_tensor_constants", {}) or {})}
+    p_of = {
+        **dict(sig.inputs_to_parameters),
+        **dict(sig.inputs_to_buffers),
+        **dict(getattr(sig, "inputs_to_lifted_tensor_constants", {}) or {}),
+    }
     user_inputs = list(sig.user_inputs)
     given, _, _ = G._bind(model, args, kwargs)
     # export names user placeholders after the flattened (args, kwargs) leaves
@@ -238,8 +249,9 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
             flat = list(outs) if isinstance(outs, (list, tuple)) else [outs]
             ins = [of[a] for a in flat if a in of]
             idx = len(nodes)
-            nodes.append(G.GNode(idx=idx, op="output", target="output", inputs=list(dict.fromkeys(ins)),
-                                 tensor_out=False))
+            nodes.append(
+                G.GNode(idx=idx, op="output", target="output", inputs=list(dict.fromkeys(ins)), tensor_out=False)
+            )
             output = idx
             for a in flat:
                 if hasattr(a, "meta"):
@@ -288,10 +300,23 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
                         in_shapes.append(s)
             parent = next((p for _, p, _ in reversed(stack) if not is_leaf(p)), "")
             idx = len(nodes)
-            nodes.append(G.GNode(idx=idx, op="call_module", target=path, inputs=inputs, scope=parent,
-                                 module_type=type(mod).__name__ if mod is not None else None, shape=shape,
-                                 dtype=dtype, in_shapes=in_shapes, line=line, nbytes=nbytes,
-                                 tensor_out=shape is not None, direct=direct))
+            nodes.append(
+                G.GNode(
+                    idx=idx,
+                    op="call_module",
+                    target=path,
+                    inputs=inputs,
+                    scope=parent,
+                    module_type=type(mod).__name__ if mod is not None else None,
+                    shape=shape,
+                    dtype=dtype,
+                    in_shapes=in_shapes,
+                    line=line,
+                    nbytes=nbytes,
+                    tensor_out=shape is not None,
+                    direct=direct,
+                )
+            )
             executed.add(path)
             of[n] = idx
             group_key, group_idx, group_members = key, idx, {n}
@@ -307,12 +332,27 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
                 if s is not None:
                     in_shapes.append(s)
         scope = stack[-1][1] if stack else ""
-        g = G.GNode(idx=len(nodes), op="call_function", target=name, inputs=inputs, scope=scope, shape=shape,
-                    dtype=dtype, in_shapes=in_shapes, line=line, nbytes=nbytes, tensor_out=shape is not None,
-                    direct=direct)
+        g = G.GNode(
+            idx=len(nodes),
+            op="call_function",
+            target=name,
+            inputs=inputs,
+            scope=scope,
+            shape=shape,
+            dtype=dtype,
+            in_shapes=in_shapes,
+            line=line,
+            nbytes=nbytes,
+            tensor_out=shape is not None,
+            direct=direct,
+        )
         g.args = G._scalar_args(dict(n.kwargs))
-        if name in ("softmax", "log_softmax") and "dim" not in g.args and len(n.args) > 1 \
-                and isinstance(n.args[1], int):
+        if (
+            name in ("softmax", "log_softmax")
+            and "dim" not in g.args
+            and len(n.args) > 1
+            and isinstance(n.args[1], int)
+        ):
             g.args["dim"] = n.args[1]
         nums = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
         g.scalar_operand = len(n.all_input_nodes) == 1 and bool(nums)
@@ -323,8 +363,16 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
         nodes.append(g)
         of[n] = g.idx
     executed.discard("")
-    return G.Trace(nodes=nodes, output=output, placeholders=placeholders, executed=executed,
-                   params_read=params_read, failure=None, fx=True, output_value_shapes=out_shapes)
+    return G.Trace(
+        nodes=nodes,
+        output=output,
+        placeholders=placeholders,
+        executed=executed,
+        params_read=params_read,
+        failure=None,
+        fx=True,
+        output_value_shapes=out_shapes,
+    )
 
 
 def _flat_input_names(given: list[str], args: tuple, kwargs: dict, count: int) -> list[str]:

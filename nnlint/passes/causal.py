@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -85,16 +87,28 @@ def measure(out: Any, leaf: torch.Tensor | None, leaf_kind: str | None) -> dict[
             fut0 = [k for k in range(1, n) if scale0 > 0 and float(per0[k]) > RTOL * scale0]
             if fut0:
                 t, per, future = 0, per0, fut0
-        res.update(t=t, per_position=[float(v) for v in per], leak=future[0] if future else None,
-                   leak_grad=float(per[future[0]]) if future else 0.0, self_grad=float(per[t]),
-                   leaking_positions=len(future))
+        res.update(
+            t=t,
+            per_position=[float(v) for v in per],
+            leak=future[0] if future else None,
+            leak_grad=float(per[future[0]]) if future else 0.0,
+            self_grad=float(per[t]),
+            leaking_positions=len(future),
+        )
         return res
     res.setdefault("reason", "no sequence axis on which positions mix")
     return res
 
 
-ATTENTION_FUNCS = ("scaled_dot_product_attention", "multi_head_attention_forward", "masked_fill", "masked_fill_",
-                   "softmax", "_transformer_encoder_layer_fwd", "_native_multi_head_attention")
+ATTENTION_FUNCS = (
+    "scaled_dot_product_attention",
+    "multi_head_attention_forward",
+    "masked_fill",
+    "masked_fill_",
+    "softmax",
+    "_transformer_encoder_layer_fwd",
+    "_native_multi_head_attention",
+)
 
 
 class _Finder(TorchFunctionMode):
@@ -105,7 +119,7 @@ class _Finder(TorchFunctionMode):
         self._cache: dict[str, bool] = {}
 
     def _user_frame(self) -> tuple[int, str] | None:
-        f = sys._getframe(2)
+        f: FrameType | None = sys._getframe(2)
         while f is not None:
             name = f.f_code.co_filename
             hit = self._cache.get(name)
@@ -136,8 +150,15 @@ def attention_line(forward: Callable[[], Any], path: str) -> dict[str, Any] | No
             forward()
     except Exception:
         return None
-    for name in ("masked_fill", "masked_fill_", "scaled_dot_product_attention", "multi_head_attention_forward",
-                 "_native_multi_head_attention", "_transformer_encoder_layer_fwd", "softmax"):
+    for name in (
+        "masked_fill",
+        "masked_fill_",
+        "scaled_dot_product_attention",
+        "multi_head_attention_forward",
+        "_native_multi_head_attention",
+        "_transformer_encoder_layer_fwd",
+        "softmax",
+    ):
         if name in finder.hits:
             line, func = finder.hits[name]
             return {"op": name.rstrip("_") if name.startswith("masked") else name, "line": line, "function": func}

@@ -28,8 +28,18 @@ from nnlint.passes import slicing
 LOSS_NAME = __import__("re").compile(r"(Loss|Criterion|Objective)$")
 
 #: factory names that are the script's work, never called to find a model
-_NOT_FACTORIES = slicing.WORK_FUNCTIONS | {"nnlint_examples", "weights_init", "init_weights", "reset_grad", "denorm",
-                                           "to_var", "get_args", "parse_args", "set_seed", "seed_everything"}
+_NOT_FACTORIES = slicing.WORK_FUNCTIONS | {
+    "nnlint_examples",
+    "weights_init",
+    "init_weights",
+    "reset_grad",
+    "denorm",
+    "to_var",
+    "get_args",
+    "parse_args",
+    "set_seed",
+    "seed_everything",
+}
 
 
 def _methods_that_build(cls_node: ast.ClassDef) -> list[ast.AST]:
@@ -75,8 +85,10 @@ def missing_text(missing: list[tuple[str, int, str]], via: str | None = None) ->
     name, line, why = missing[0]
     more = f" (and {', '.join(m[0] for m in missing[1:4])})" if len(missing) > 1 else ""
     what = f"{via} passes `{name}`{more}" if via else f"it reads `{name}`{more}"
-    return (f"{what}, which the file sets at line {line}: {why}; nnlint runs only the file's "
-            "definitions and the values they need, never its script")
+    return (
+        f"{what}, which the file sets at line {line}: {why}; nnlint runs only the file's "
+        "definitions and the values they need, never its script"
+    )
 
 
 def _returns_module_statically(fn: ast.FunctionDef, body_classes: set[str], judge: Any) -> bool:
@@ -145,7 +157,8 @@ def instances(module: Any, text: str, file_classes: set[str]) -> list[tuple[str,
         if type(obj).__module__.startswith("torch.nn.modules.loss") or not any(True for _ in obj.parameters()):
             continue  # a loss or a parameter-free layer: not a model
         if type(obj).__module__.startswith("torch.nn.modules.") and not isinstance(
-                obj, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            obj, (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+        ):
             continue  # a single built-in layer (linear = nn.Linear(3, 2) in a tutorial): not a model
         found.append((name, obj, line))
     inner: set[int] = set()
@@ -185,7 +198,9 @@ def returned_class(body: list[ast.stmt], fn_name: str) -> str | None:
     for n in ast.walk(fn):
         if isinstance(n, ast.Return) and n.value is not None:
             v = local.get(n.value.id, n.value) if isinstance(n.value, ast.Name) else n.value
-            while isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr in ("to", "float", "eval"):
+            while (
+                isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr in ("to", "float", "eval")
+            ):
                 v = v.func.value
             if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in classes:
                 return v.func.id
@@ -206,8 +221,11 @@ def downloads(body: list[ast.stmt], roots: list[ast.AST]) -> tuple[int, str] | N
             if not isinstance(n, ast.Call):
                 continue
             name = slicing.dotted(n.func) or ""
-            weights = any(k.arg in slicing.WEIGHT_KWARGS and not (isinstance(k.value, ast.Constant)
-                          and k.value.value in (None, False)) for k in n.keywords)
+            weights = any(
+                k.arg in slicing.WEIGHT_KWARGS
+                and not (isinstance(k.value, ast.Constant) and k.value.value in (None, False))
+                for k in n.keywords
+            )
             if weights or name.endswith((".from_pretrained", "hub.load", "load_state_dict_from_url")):
                 return n.lineno, ast.unparse(n)[:80]
             if name in funcs:

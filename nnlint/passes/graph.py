@@ -38,9 +38,10 @@ import os
 import re
 import sys
 import weakref
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,50 +49,217 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nnlint.diagnostics import Diagnostic, Location
-from nnlint.rule import Finding, Rule
 from nnlint.passes import locate
+from nnlint.rule import Finding, Rule
 
 # ---------------------------------------------------------------------------------------
 # vocabulary shared by the rules
 
 AFFINE_MODULES = {"Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
-CONV_TRANSPOSE_MODULES = {"ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-                          "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d"}
-UPSAMPLE = {"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "PixelShuffle", "interpolate", "upsample",
-            "upsample_nearest", "upsample_bilinear", "pixel_shuffle", "conv_transpose1d", "conv_transpose2d",
-            "conv_transpose3d"}
-NORM_MODULES = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm", "LayerNorm", "GroupNorm",
-                "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
-                "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d"}
-NORM_FUNCTIONS = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "normalize",
-                  "local_response_norm"}
-ACTIVATION_MODULES = {
-    "ReLU": "relu", "ReLU6": "relu6", "LeakyReLU": "leaky_relu", "PReLU": "prelu", "RReLU": "rrelu", "ELU": "elu",
-    "SELU": "selu", "CELU": "celu", "GELU": "gelu", "SiLU": "silu", "Mish": "mish", "Sigmoid": "sigmoid",
-    "Tanh": "tanh", "Softmax": "softmax", "LogSoftmax": "log_softmax", "Softmax2d": "softmax", "Softplus": "softplus",
-    "Softsign": "softsign", "Hardtanh": "hardtanh", "Hardswish": "hardswish", "Hardsigmoid": "hardsigmoid",
-    "Tanhshrink": "tanhshrink", "LogSigmoid": "logsigmoid", "Threshold": "threshold", "GLU": "glu",
+CONV_TRANSPOSE_MODULES = {
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "LazyConvTranspose1d",
+    "LazyConvTranspose2d",
+    "LazyConvTranspose3d",
 }
-ACTIVATION_FUNCTIONS = {"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "gelu", "silu",
-                        "mish", "sigmoid", "tanh", "softmax", "log_softmax", "softplus", "softsign", "hardtanh",
-                        "hardswish", "hardsigmoid", "tanhshrink", "logsigmoid", "threshold", "glu", "swish"}
-PASS_THROUGH_MODULES = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout",
-                        "Identity", "Flatten", "Unflatten", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-                        "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d"}
+UPSAMPLE = {
+    "Upsample",
+    "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
+    "PixelShuffle",
+    "interpolate",
+    "upsample",
+    "upsample_nearest",
+    "upsample_bilinear",
+    "pixel_shuffle",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+}
+NORM_MODULES = {
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "SyncBatchNorm",
+    "LayerNorm",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LocalResponseNorm",
+    "RMSNorm",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+}
+NORM_FUNCTIONS = {
+    "batch_norm",
+    "layer_norm",
+    "group_norm",
+    "instance_norm",
+    "rms_norm",
+    "normalize",
+    "local_response_norm",
+}
+ACTIVATION_MODULES = {
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu",
+    "RReLU": "rrelu",
+    "ELU": "elu",
+    "SELU": "selu",
+    "CELU": "celu",
+    "GELU": "gelu",
+    "SiLU": "silu",
+    "Mish": "mish",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "Softmax2d": "softmax",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Hardtanh": "hardtanh",
+    "Hardswish": "hardswish",
+    "Hardsigmoid": "hardsigmoid",
+    "Tanhshrink": "tanhshrink",
+    "LogSigmoid": "logsigmoid",
+    "Threshold": "threshold",
+    "GLU": "glu",
+}
+ACTIVATION_FUNCTIONS = {
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "prelu",
+    "rrelu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "mish",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "softplus",
+    "softsign",
+    "hardtanh",
+    "hardswish",
+    "hardsigmoid",
+    "tanhshrink",
+    "logsigmoid",
+    "threshold",
+    "glu",
+    "swish",
+}
+PASS_THROUGH_MODULES = {
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "FeatureAlphaDropout",
+    "Identity",
+    "Flatten",
+    "Unflatten",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+}
 #: value-preserving or linear reshaping ops: composing through them keeps a map linear
-PASS_THROUGH_FUNCTIONS = {"view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "contiguous",
-                          "squeeze", "unsqueeze", "clone", "to", "float", "half", "double", "bfloat16", "type",
-                          "type_as", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
-                          "feature_alpha_dropout", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d",
-                          "adaptive_avg_pool2d", "adaptive_avg_pool3d", "getitem", "split", "chunk", "unbind",
-                          "narrow", "select", "expand", "expand_as", "view_as", "reshape_as", "movedim", "swapaxes",
-                          "detach", "identity", "mT", "T"}
+PASS_THROUGH_FUNCTIONS = {
+    "view",
+    "reshape",
+    "flatten",
+    "unflatten",
+    "permute",
+    "transpose",
+    "t",
+    "contiguous",
+    "squeeze",
+    "unsqueeze",
+    "clone",
+    "to",
+    "float",
+    "half",
+    "double",
+    "bfloat16",
+    "type",
+    "type_as",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "alpha_dropout",
+    "feature_alpha_dropout",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "getitem",
+    "split",
+    "chunk",
+    "unbind",
+    "narrow",
+    "select",
+    "expand",
+    "expand_as",
+    "view_as",
+    "reshape_as",
+    "movedim",
+    "swapaxes",
+    "detach",
+    "identity",
+    "mT",
+    "T",
+}
 #: ops whose (non-tensor) result steers Python: their inputs influence the output
-CONTROL_FUNCTIONS = {"__bool__", "bool", "item", "tolist", "__int__", "__float__", "__index__", "__len__", "size",
-                     "dim", "numel", "nelement", "shape", "ndim", "ndimension", "is_nonzero", "equal",
-                     "data_ptr", "stride", "__format__", "__repr__", "numpy"}
-SIDE_EFFECT_FUNCTIONS = {"_assert", "_assert_is_none", "setitem", "__setitem__", "copy_", "print",
-                         "_assert_async", "register_hook", "retain_grad", "backward"}
+CONTROL_FUNCTIONS = {
+    "__bool__",
+    "bool",
+    "item",
+    "tolist",
+    "__int__",
+    "__float__",
+    "__index__",
+    "__len__",
+    "size",
+    "dim",
+    "numel",
+    "nelement",
+    "shape",
+    "ndim",
+    "ndimension",
+    "is_nonzero",
+    "equal",
+    "data_ptr",
+    "stride",
+    "__format__",
+    "__repr__",
+    "numpy",
+}
+SIDE_EFFECT_FUNCTIONS = {
+    "_assert",
+    "_assert_is_none",
+    "setitem",
+    "__setitem__",
+    "copy_",
+    "print",
+    "_assert_async",
+    "register_hook",
+    "retain_grad",
+    "backward",
+}
 
 
 def short_shape(shape: Any) -> str:
@@ -164,8 +332,11 @@ SHAPE_WORDS = re.compile(
     r"broadcast|to have [0-9]+ channels|same number of dimensions|got input of|invalid for input",
     re.I,
 )
-META_WORDS = re.compile(r"meta|data-dependent|data dependent|cannot be converted to Scalar|FakeTensor|"
-                        r"cannot be called on|register_meta|unimplemented", re.I)
+META_WORDS = re.compile(
+    r"meta|data-dependent|data dependent|cannot be converted to Scalar|FakeTensor|"
+    r"cannot be called on|register_meta|unimplemented",
+    re.I,
+)
 
 
 def classify_error(exc: BaseException) -> str:
@@ -183,8 +354,15 @@ def classify_error(exc: BaseException) -> str:
 # user lines
 
 _FRAME_RE = re.compile(r'File "([^"]+)", line (\d+)')
-_WRAPPER_FILES = ("/torch/overrides.py", "/torch/fx/", "/torch/nn/functional.py", "/torch/functional.py",
-                  "/torch/_tensor.py", "/torch/utils/_device.py", "/nnlint/passes/graph.py")
+_WRAPPER_FILES = (
+    "/torch/overrides.py",
+    "/torch/fx/",
+    "/torch/nn/functional.py",
+    "/torch/functional.py",
+    "/torch/_tensor.py",
+    "/torch/utils/_device.py",
+    "/nnlint/passes/graph.py",
+)
 
 
 class UserFile:
@@ -324,7 +502,11 @@ def _bind(model: nn.Module, args: tuple, kwargs: dict) -> tuple[list[str], dict[
         sig = inspect.signature(model.forward)
         bound = sig.bind(*args, **kwargs)
     except (TypeError, ValueError):
-        return [f"arg{i}" for i in range(len(args))] + list(kwargs), {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs}, None
+        return (
+            [f"arg{i}" for i in range(len(args))] + list(kwargs),
+            {**{f"arg{i}": a for i, a in enumerate(args)}, **kwargs},
+            None,
+        )
     return list(bound.arguments), dict(bound.arguments), sig
 
 
@@ -363,14 +545,14 @@ def trace_fx(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> tup
         graph = tracer.trace(model, concrete_args=concrete or None)
         gm = fx.GraphModule(tracer.root, graph)
     except (Exception, SystemExit) as exc:  # fx's TraceError, or user code that rejects proxies
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, f"{type(exc).__name__}: {first[:200]}"
+        head = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, f"{type(exc).__name__}: {head[:200]}"
     finally:
         model.train(was_training)
 
     order = [n for n in graph.nodes if n.op == "placeholder"]
     run_args = []
-    for ph, name in zip(order, sig.parameters):
+    for _ph, name in zip(order, sig.parameters):
         run_args.append(values[name] if name in values else concrete.get(name))
 
     shapes: dict[Any, Any] = {}
@@ -411,11 +593,21 @@ def trace_fx(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> tup
         inputs = [index[i] for i in n.all_input_nodes if i in index]
         value = shapes.get(n)
         first = next(iter(_tensors(value)), None)
-        g = GNode(idx=idx, op=n.op, target="", inputs=inputs, scope=n.meta.get("nnlint_scope"),
-                  line=n.meta.get("nnlint_line") or user.line_from_stack_trace(n.stack_trace),
-                  direct=n.meta.get("nnlint_direct", True))
+        g = GNode(
+            idx=idx,
+            op=n.op,
+            target="",
+            inputs=inputs,
+            scope=n.meta.get("nnlint_scope"),
+            line=n.meta.get("nnlint_line") or user.line_from_stack_trace(n.stack_trace),
+            direct=n.meta.get("nnlint_direct", True),
+        )
         if first is not None:
-            g.shape, g.dtype, g.nbytes = _shape(first), str(first.dtype).replace("torch.", ""), sum(_nbytes(t) for t in _tensors(value))
+            g.shape, g.dtype, g.nbytes = (
+                _shape(first),
+                str(first.dtype).replace("torch.", ""),
+                sum(_nbytes(t) for t in _tensors(value)),
+            )
         else:
             g.tensor_out = False
         g.in_shapes = [s for s in (_shape(shapes.get(i)) for i in n.all_input_nodes) if s is not None]
@@ -453,13 +645,18 @@ def trace_fx(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> tup
             output = idx
         nodes.append(g)
 
-    trace = Trace(nodes=nodes, output=output, placeholders=placeholders, executed=executed,
-                  params_read=params_read, fx=True)
+    trace = Trace(
+        nodes=nodes, output=output, placeholders=placeholders, executed=executed, params_read=params_read, fx=True
+    )
     if "node" in failed:
-        n, exc = failed["node"], failed["exc"]
-        kind = classify_error(exc)
-        f = Failure(kind=kind, exc_type=type(exc).__name__, message=str(exc).strip(),
-                    line=n.meta.get("nnlint_line") or user.line_from_stack_trace(n.stack_trace))
+        n, error = failed["node"], failed["exc"]
+        kind = classify_error(error)
+        f = Failure(
+            kind=kind,
+            exc_type=type(error).__name__,
+            message=str(error).strip(),
+            line=n.meta.get("nnlint_line") or user.line_from_stack_trace(n.stack_trace),
+        )
         f.in_shapes = [s for s in (_shape(shapes.get(i)) for i in n.all_input_nodes) if s is not None]
         if n.op == "call_module":
             f.module = str(n.target)
@@ -533,10 +730,17 @@ class _Recorder:
         ins = _tensors((args, kwargs))
         inputs = [i for i in (self.node_of(t) for t in ins) if i is not None]
         outs = _tensors(out)
-        node = GNode(idx=0, op="call_function", target=name, inputs=list(dict.fromkeys(inputs)), scope=self.scope(),
-                     line=self.user.line_from_frames(frame), args=_scalar_args(kwargs),
-                     in_shapes=[s for s in (_shape(t) for t in ins) if s is not None],
-                     direct=self.user.called_directly(frame))
+        node = GNode(
+            idx=0,
+            op="call_function",
+            target=name,
+            inputs=list(dict.fromkeys(inputs)),
+            scope=self.scope(),
+            line=self.user.line_from_frames(frame),
+            args=_scalar_args(kwargs),
+            in_shapes=[s for s in (_shape(t) for t in ins) if s is not None],
+            direct=self.user.called_directly(frame),
+        )
         if name in ("softmax", "log_softmax") and "dim" not in node.args and len(args) > 1 and isinstance(args[1], int):
             node.args["dim"] = args[1]
         nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
@@ -565,7 +769,9 @@ class _Recorder:
             leaf = is_leaf(mod) and mod is not self.model
             ins = _tensors((args, kwargs))
             inputs = [i for i in (self.node_of(t) for t in ins) if i is not None]
-            self.stack.append((q, leaf, list(dict.fromkeys(inputs)), [s for s in (_shape(t) for t in ins) if s is not None]))
+            self.stack.append(
+                (q, leaf, list(dict.fromkeys(inputs)), [s for s in (_shape(t) for t in ins) if s is not None])
+            )
             if leaf:
                 self.leaf_depth += 1
         finally:
@@ -583,9 +789,16 @@ class _Recorder:
             self.leaf_depth -= 1
             self.first_layer_ran = True
             outs = _tensors(out)
-            node = GNode(idx=0, op="call_module", target=q, inputs=inputs, scope=self.scope(),
-                         module_type=type(mod).__name__, in_shapes=shapes,
-                         line=self.user.line_from_frames(sys._getframe(1)))
+            node = GNode(
+                idx=0,
+                op="call_module",
+                target=q,
+                inputs=inputs,
+                scope=self.scope(),
+                module_type=type(mod).__name__,
+                in_shapes=shapes,
+                line=self.user.line_from_frames(sys._getframe(1)),
+            )
             if outs:
                 node.shape, node.dtype = _shape(outs[0]), str(outs[0].dtype).replace("torch.", "")
                 node.nbytes = sum(_nbytes(t) for t in outs)
@@ -613,8 +826,11 @@ class _FunctionMode(TorchFunctionMode):
         except Exception:
             if rec.failure_op is None:
                 ins = _tensors((args, kwargs))
-                rec.failure_op = (op_name(func), [s for s in (_shape(t) for t in ins) if s is not None],
-                                  rec.user.line_from_frames(sys._getframe(1)))
+                rec.failure_op = (
+                    op_name(func),
+                    [s for s in (_shape(t) for t in ins) if s is not None],
+                    rec.user.line_from_frames(sys._getframe(1)),
+                )
             raise
         rec.on_op(func, args, kwargs, out, sys._getframe(1))
         return out
@@ -631,8 +847,9 @@ def trace_eager(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> 
     placeholders = []
     for name in given:
         for t in _tensors(values[name]):
-            idx = rec.add(GNode(idx=0, op="placeholder", target=name, shape=_shape(t),
-                                dtype=str(t.dtype).replace("torch.", "")))
+            idx = rec.add(
+                GNode(idx=0, op="placeholder", target=name, shape=_shape(t), dtype=str(t.dtype).replace("torch.", ""))
+            )
             rec.bind(t, idx)
             placeholders.append(idx)
     failure = None
@@ -642,8 +859,13 @@ def trace_eager(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> 
             out = model(*args, **kwargs)
     except (Exception, SystemExit) as exc:
         kind = classify_error(exc)
-        failure = Failure(kind=kind, exc_type=type(exc).__name__, message=str(exc).strip(),
-                          line=user.line_from_traceback(exc.__traceback__), first_layer_ran=rec.first_layer_ran)
+        failure = Failure(
+            kind=kind,
+            exc_type=type(exc).__name__,
+            message=str(exc).strip(),
+            line=user.line_from_traceback(exc.__traceback__),
+            first_layer_ran=rec.first_layer_ran,
+        )
         leaf = next(((q, shapes) for q, is_l, _, shapes in reversed(rec.stack) if is_l), None)
         if leaf is not None:
             failure.module, failure.in_shapes = leaf[0], leaf[1]
@@ -662,8 +884,16 @@ def trace_eager(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> 
         shapes_out = [s for s in (_shape(t) for t in outs) if s is not None]
         ins = [i for i in (rec.node_of(t) for t in outs) if i is not None]
         output = rec.add(GNode(idx=0, op="output", target="output", inputs=list(dict.fromkeys(ins)), tensor_out=False))
-    return Trace(nodes=rec.nodes, output=output, placeholders=placeholders, executed=rec.executed,
-                 params_read=rec.params_read, failure=failure, fx=False, output_value_shapes=shapes_out)
+    return Trace(
+        nodes=rec.nodes,
+        output=output,
+        placeholders=placeholders,
+        executed=rec.executed,
+        params_read=rec.params_read,
+        failure=failure,
+        fx=False,
+        output_value_shapes=shapes_out,
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -704,14 +934,26 @@ class SourceFacts:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 self.functions.append(child)
                 c_func, c_cond = child.name, False
-            elif isinstance(node, (ast.If, ast.IfExp, ast.While, ast.BoolOp, ast.Try, ast.Match)) or \
-                    isinstance(node, ast.For) and child is not node.iter:
+            elif (
+                isinstance(node, (ast.If, ast.IfExp, ast.While, ast.BoolOp, ast.Try, ast.Match))
+                or isinstance(node, ast.For)
+                and child is not node.iter
+            ):
                 c_cond = True
-            if isinstance(child, ast.Attribute) and isinstance(child.ctx, ast.Load) and not (
-                    isinstance(child.value, ast.Name) and child.value.id in self.imported):
+            if (
+                isinstance(child, ast.Attribute)
+                and isinstance(child.ctx, ast.Load)
+                and not (isinstance(child.value, ast.Name) and child.value.id in self.imported)
+            ):
                 self.refs.setdefault(child.attr, []).append(Ref(func or "<module>", child.lineno, c_cond))
-            if isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id in ("getattr", "hasattr") \
-                    and len(child.args) >= 2 and isinstance(child.args[1], ast.Constant) and isinstance(child.args[1].value, str):
+            if (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Name)
+                and child.func.id in ("getattr", "hasattr")
+                and len(child.args) >= 2
+                and isinstance(child.args[1], ast.Constant)
+                and isinstance(child.args[1].value, str)
+            ):
                 self.refs.setdefault(child.args[1].value, []).append(Ref(func or "<module>", child.lineno, c_cond))
             self._index(child, c_func, c_cond)
 
@@ -738,8 +980,10 @@ class SourceFacts:
         for stmt in ast.walk(scope):
             if not isinstance(stmt, ast.stmt) or not (stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno)):
                 continue
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While,
-                                 ast.With, ast.Try)):
+            if isinstance(
+                stmt,
+                (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.If, ast.For, ast.While, ast.With, ast.Try),
+            ):
                 continue
             if isinstance(stmt, ast.Assert):
                 return True
@@ -765,15 +1009,23 @@ class SourceFacts:
         names: set[str] = set()
         assign_end = line
         for stmt in ast.walk(func):
-            if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and stmt.lineno <= line <= (
+                stmt.end_lineno or stmt.lineno
+            ):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 for t in targets:
                     names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
                 assign_end = stmt.end_lineno or stmt.lineno
         if not names:
             return False
-        later_assign = min((n.lineno for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-                            and n.id in names and n.lineno > assign_end), default=10**9)
+        later_assign = min(
+            (
+                n.lineno
+                for n in ast.walk(func)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id in names and n.lineno > assign_end
+            ),
+            default=10**9,
+        )
         conditional_reads = 0
         reads = 0
 
@@ -781,8 +1033,12 @@ class SourceFacts:
             nonlocal reads, conditional_reads
             for child in ast.iter_child_nodes(node):
                 c = cond or isinstance(node, (ast.If, ast.IfExp, ast.While, ast.BoolOp, ast.Try))
-                if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load) and child.id in names \
-                        and assign_end < child.lineno <= later_assign:
+                if (
+                    isinstance(child, ast.Name)
+                    and isinstance(child.ctx, ast.Load)
+                    and child.id in names
+                    and assign_end < child.lineno <= later_assign
+                ):
                     reads += 1
                     conditional_reads += c
                 walk(child, c)
@@ -793,9 +1049,38 @@ class SourceFacts:
 
 #: tensor functions without side effects: called as a statement, their result is lost
 PURE_FUNCTIONS = (ACTIVATION_FUNCTIONS | PASS_THROUGH_FUNCTIONS | NORM_FUNCTIONS | UPSAMPLE) - {"detach"} | {
-    "add", "sub", "mul", "div", "matmul", "mm", "bmm", "cat", "stack", "sum", "mean", "max", "min", "exp", "log",
-    "sqrt", "abs", "pow", "linear", "conv1d", "conv2d", "conv3d", "max_pool1d", "max_pool2d", "max_pool3d",
-    "embedding", "scaled_dot_product_attention", "where", "clamp", "norm", "einsum"}
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "matmul",
+    "mm",
+    "bmm",
+    "cat",
+    "stack",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "exp",
+    "log",
+    "sqrt",
+    "abs",
+    "pow",
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "embedding",
+    "scaled_dot_product_attention",
+    "where",
+    "clamp",
+    "norm",
+    "einsum",
+}
 
 
 def _pure_call(call: ast.Call) -> bool:
@@ -821,11 +1106,24 @@ class GraphContext:
     set when the example forward raised (then only NN201 speaks); ``fallback``: True when
     the graph came from hooks (fx could not trace)."""
 
-    def __init__(self, *, path: str, model_name: str, model: nn.Module, trace: Trace, source: SourceFacts,
-                 user: UserFile, fallback: bool, trace_error: str | None = None, inputs_desc: str = "",
-                 input_search: dict[str, Any] | None = None, loss_name: str | None = None,
-                 classes: int | None = None, model_line: int | None = None,
-                 module_lines: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        path: str,
+        model_name: str,
+        model: nn.Module,
+        trace: Trace,
+        source: SourceFacts,
+        user: UserFile,
+        fallback: bool,
+        trace_error: str | None = None,
+        inputs_desc: str = "",
+        input_search: dict[str, Any] | None = None,
+        loss_name: str | None = None,
+        classes: int | None = None,
+        model_line: int | None = None,
+        module_lines: dict[str, int] | None = None,
+    ) -> None:
         import networkx as nx
 
         self.path = path
@@ -847,6 +1145,9 @@ class GraphContext:
         self.model_line = model_line
         #: lines known from elsewhere (the items of a factory's nn.Sequential), by qualname
         self.module_lines = module_lines or {}
+        #: where the example input came from (passes/guesses.py: declared, file, guessed);
+        #: the worker sets it, rules word a fix only from a declared/file input
+        self.input_source = "declared"
         self.modules: dict[str, nn.Module] = dict(model.named_modules())
         self.g = nx.DiGraph()
         self.g.add_nodes_from(n.idx for n in self.nodes)
@@ -1061,7 +1362,11 @@ def expected_input(mod: nn.Module | None) -> str | None:
     if isinstance(mod, nn.Linear):
         return f"expects {mod.in_features} features in the last dimension"
     if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        d = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(mod)] if type(mod) in (nn.Conv1d, nn.Conv2d, nn.Conv3d) else len(mod.kernel_size)
+        d = (
+            {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(mod)]
+            if type(mod) in (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+            else len(mod.kernel_size)
+        )
         return f"expects {d + 2}-d input with {mod.in_channels} channels at dim 1 and a spatial size ≥ its kernel {tuple(mod.kernel_size)}"
     if isinstance(mod, nn.modules.batchnorm._NormBase):
         return f"expects {mod.num_features} channels at dim 1"
@@ -1082,11 +1387,23 @@ def expected_input(mod: nn.Module | None) -> str | None:
 # building the context and running rules
 
 
-def build_context(model: nn.Module, args: tuple, kwargs: dict, *, path: str, model_name: str,
-                  source_text: str | None = None, user: UserFile | None = None,
-                  inputs_desc: str = "", input_search: dict | None = None, loss_name: str | None = None,
-                  classes: int | None = None, model_line: int | None = None,
-                  source: SourceFacts | None = None, module_lines: dict[str, int] | None = None) -> GraphContext:
+def build_context(
+    model: nn.Module,
+    args: tuple,
+    kwargs: dict,
+    *,
+    path: str,
+    model_name: str,
+    source_text: str | None = None,
+    user: UserFile | None = None,
+    inputs_desc: str = "",
+    input_search: dict | None = None,
+    loss_name: str | None = None,
+    classes: int | None = None,
+    model_line: int | None = None,
+    source: SourceFacts | None = None,
+    module_lines: dict[str, int] | None = None,
+) -> GraphContext:
     """Trace (fx, else hooks) and propagate shapes on the given inputs (meta or real)."""
     user = user or UserFile(path)
     if source is None:
@@ -1109,18 +1426,32 @@ def build_context(model: nn.Module, args: tuple, kwargs: dict, *, path: str, mod
             else:
                 why = f"{why}; torch.export: {why_export}"
         fallback = trace is None
-        if trace is None or trace.failure is not None:
+        fx_failure = trace.failure if trace is not None else None
+        if trace is None or fx_failure is not None:
             # fx could not trace, or its interpretation failed: the eager run is the authority
             eager = trace_eager(model, args, kwargs, user)
-            if trace is not None and eager.failure is None:
-                fallback, why = True, f"the fx graph failed where eager forward works ({trace.failure.exc_type})"
+            if fx_failure is not None and eager.failure is None:
+                fallback, why = True, f"the fx graph failed where eager forward works ({fx_failure.exc_type})"
             elif trace is not None:
                 fallback = False  # keep fx's view but eager's failure (it names the module)
                 eager.fx = True
             trace = eager
-    ctx = GraphContext(path=path, model_name=model_name, model=model, trace=trace, source=source, user=user,
-                       fallback=fallback, trace_error=why, inputs_desc=inputs_desc, input_search=input_search,
-                       loss_name=loss_name, classes=classes, model_line=model_line, module_lines=module_lines)
+    ctx = GraphContext(
+        path=path,
+        model_name=model_name,
+        model=model,
+        trace=trace,
+        source=source,
+        user=user,
+        fallback=fallback,
+        trace_error=why,
+        inputs_desc=inputs_desc,
+        input_search=input_search,
+        loss_name=loss_name,
+        classes=classes,
+        model_line=model_line,
+        module_lines=module_lines,
+    )
     return ctx
 
 
@@ -1185,10 +1516,22 @@ def to_diagnostic(rule: Rule | type[Rule], ctx: GraphContext, f: Finding) -> Dia
     col = f.column or (len(text) - len(text.lstrip()) + 1 if text.strip() else 1)
     if f.end_column is None and text.strip():
         end_col = len(text.rstrip()) + 1
-    return Diagnostic(code=rule.code, name=rule.name, severity=f.severity or rule.severity, message=f.message,
-                      pass_="graph", path=ctx.path, line=line, column=col, end_line=f.end_line or line,
-                      end_column=f.end_column or end_col, model=f.model or ctx.model_name, module=f.module,
-                      evidence=f.evidence, fix=f.fix)
+    return Diagnostic(
+        code=rule.code,
+        name=rule.name,
+        severity=f.severity or rule.severity,
+        message=f.message,
+        pass_="graph",
+        path=ctx.path,
+        line=line,
+        column=col,
+        end_line=f.end_line or line,
+        end_column=f.end_column or end_col,
+        model=f.model or ctx.model_name,
+        module=f.module,
+        evidence=f.evidence,
+        fix=f.fix,
+    )
 
 
 def model_info(ctx: GraphContext | None, model: nn.Module, batch_size: int | None = None) -> dict[str, Any]:
@@ -1216,17 +1559,20 @@ def model_info(ctx: GraphContext | None, model: nn.Module, batch_size: int | Non
         "estimated_bytes": int(estimated),
     }
     if ctx is not None:
-        info.update({
-            "fallback": ctx.fallback,
-            "nodes": len(ctx.nodes),
-            "output_shapes": [list(s) for s in ctx.output_shapes],
-            "failure": None if ctx.failure is None else ctx.failure.kind,
-        })
+        info.update(
+            {
+                "fallback": ctx.fallback,
+                "nodes": len(ctx.nodes),
+                "output_shapes": [list(s) for s in ctx.output_shapes],
+                "failure": None if ctx.failure is None else ctx.failure.kind,
+            }
+        )
     return info
 
 
-def run_graph(example: Any, rules: list[Rule], path: str, model_name: str,
-              settings: dict[str, Any] | None = None) -> tuple[list[Diagnostic], dict[str, Any]]:
+def run_graph(
+    example: Any, rules: list[Rule], path: str, model_name: str, settings: dict[str, Any] | None = None
+) -> tuple[list[Diagnostic], dict[str, Any]]:
     """The graph pass on one ``Example`` (model + inputs, meta or real), usable in-process
     (``nnlint.check``) as well as in the worker. Restores the model's train/eval mode.
 
@@ -1255,10 +1601,19 @@ def run_graph(example: Any, rules: list[Rule], path: str, model_name: str,
         cls_path, cls_line = locate.class_line(type(model))
         if cls_path is not None and os.path.realpath(cls_path) == os.path.realpath(path):
             model_line = cls_line
-    ctx = build_context(model, args, kwargs, path=path, model_name=model_name, source_text=text,
-                        inputs_desc=settings.get("inputs_desc", ""), input_search=settings.get("input_search"),
-                        loss_name=loss_name, classes=settings.get("classes") or example.classes,
-                        model_line=model_line)
+    ctx = build_context(
+        model,
+        args,
+        kwargs,
+        path=path,
+        model_name=model_name,
+        source_text=text,
+        inputs_desc=settings.get("inputs_desc", ""),
+        input_search=settings.get("input_search"),
+        loss_name=loss_name,
+        classes=settings.get("classes") or example.classes,
+        model_line=model_line,
+    )
     if ctx.classes is None and ctx.failure is None:
         ctx.classes = infer_classes(ctx)
     diags, crashes = run_rules(ctx, rules)

@@ -8,8 +8,19 @@ import re
 from typing import Any
 
 #: evidence keys measured per instance, the worse the larger (first one present wins)
-_LARGER_WORSE = ("ratio", "fraction", "dead_fraction", "saturated_fraction", "drift", "norm", "grad_norm",
-                 "max_abs", "std_ratio", "value", "score")
+_LARGER_WORSE = (
+    "ratio",
+    "fraction",
+    "dead_fraction",
+    "saturated_fraction",
+    "drift",
+    "norm",
+    "grad_norm",
+    "max_abs",
+    "std_ratio",
+    "value",
+    "score",
+)
 
 
 def _measure(d: Any) -> float | None:

@@ -15,18 +15,25 @@ from __future__ import annotations
 import ast
 import dataclasses
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DECLARED, FILE, GUESSED = "declared", "file", "guessed"
 
 #: probe findings whose measurement depends on the input the model was fed
 INPUT_DEPENDENT = frozenset({"NN302", "NN303", "NN304", "NN305", "NN306", "NN307", "NN310", "NN311"})
 
-SEQ_NAMES = re.compile(r"^(seq(uence)?_?len(gth)?|max_?(seq_?)?len(gth)?|block_?size|context_?(len(gth)?|size)|"
-                       r"n_?steps|num_?steps|time_?steps|window(_?size)?|n_?frames|num_?frames|"
-                       r"(max_)?(seq|sent(ence)?|text|doc)_?len(gth)?|n_?tokens|num_?tokens)$", re.I)
-IMAGE_NAMES = re.compile(r"^(image_?size|img_?size|im_?size|resolution|image_?(dim|res)|img_?(dim|res)|"
-                         r"height|width|img_?(height|width)|image_?(height|width)|crop_?size|patch_?grid)$", re.I)
+SEQ_NAMES = re.compile(
+    r"^(seq(uence)?_?len(gth)?|max_?(seq_?)?len(gth)?|block_?size|context_?(len(gth)?|size)|"
+    r"n_?steps|num_?steps|time_?steps|window(_?size)?|n_?frames|num_?frames|"
+    r"(max_)?(seq|sent(ence)?|text|doc)_?len(gth)?|n_?tokens|num_?tokens)$",
+    re.I,
+)
+IMAGE_NAMES = re.compile(
+    r"^(image_?size|img_?size|im_?size|resolution|image_?(dim|res)|img_?(dim|res)|"
+    r"height|width|img_?(height|width)|image_?(height|width)|crop_?size|patch_?grid)$",
+    re.I,
+)
 
 
 def input_source(spec: Any) -> str:
@@ -50,8 +57,14 @@ def _certain(spec: Any) -> bool:
     shape = getattr(t, "shape", None)
     dtype = str(getattr(t, "dtype", ""))
     origin = str(getattr(spec, "origin", "") or "")
-    return shape is not None and len(shape) == 2 and dtype.startswith("float") and \
-        origin.startswith("inferred from") and "in_features=" in origin and "," not in origin.split(" (")[0]
+    return (
+        shape is not None
+        and len(shape) == 2
+        and dtype.startswith("float")
+        and origin.startswith("inferred from")
+        and "in_features=" in origin
+        and "," not in origin.split(" (")[0]
+    )
 
 
 def loss_source(cand: Any, example: Any = None) -> str:
@@ -65,8 +78,11 @@ def loss_source(cand: Any, example: Any = None) -> str:
 
 def target_source(cand: Any, example: Any = None) -> str:
     meta = getattr(cand, "meta", None) or {}
-    if getattr(cand, "target", None) is not None or meta.get("target_shape") or \
-            (example is not None and getattr(example, "target", None) is not None):
+    if (
+        getattr(cand, "target", None) is not None
+        or meta.get("target_shape")
+        or (example is not None and getattr(example, "target", None) is not None)
+    ):
         return DECLARED
     return GUESSED
 
@@ -95,8 +111,7 @@ def file_constants(text: str) -> dict[str, int]:
             return env[node.id]
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Mult, ast.Add, ast.Sub, ast.FloorDiv)):
             a, b = ev(node.left), ev(node.right)
-            return {ast.Mult: a * b, ast.Add: a + b, ast.Sub: a - b,
-                    ast.FloorDiv: a // b if b else 0}[type(node.op)]
+            return {ast.Mult: a * b, ast.Add: a + b, ast.Sub: a - b, ast.FloorDiv: a // b if b else 0}[type(node.op)]
         raise ValueError
 
     for stmt in tree.body:
@@ -118,9 +133,7 @@ def file_constants(text: str) -> dict[str, int]:
 def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
     """Variants of a guessed ``spec`` whose sequence length / image size is the file's own
     constant, each with its origin text."""
-    from nnlint.passes.loader import InputSpec, TensorSpec
-
-    from nnlint.passes.loader import SEQ_LEN
+    from nnlint.passes.loader import SEQ_LEN, InputSpec, TensorSpec
 
     consts = file_constants(text)
     seqs = [(n, v) for n, v in consts.items() if SEQ_NAMES.match(n) and 1 < v <= 1024]
@@ -137,7 +150,7 @@ def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
             if isinstance(a, TensorSpec) and len(a.shape) >= 2:
                 shape = list(a.shape)
                 # (B, T) ids, (B, T, F) batch-first, (T, B, F) time-first: T is the guessed length
-                for d in ((1,) if len(shape) == 2 else (1, 0)):
+                for d in (1,) if len(shape) == 2 else (1, 0):
                     if shape[d] == SEQ_LEN:
                         shape[d] = value
                         changed = True
@@ -145,25 +158,28 @@ def constant_specs(spec: Any, text: str) -> list[tuple[Any, str]]:
                 a = dataclasses.replace(a, shape=tuple(shape))
             new_args.append(a)
         if changed:
-            out.append((InputSpec(args=new_args, kwargs=dict(spec.kwargs),
-                                  origin=f"file constant {name} = {value}"), name))
+            out.append(
+                (InputSpec(args=new_args, kwargs=dict(spec.kwargs), origin=f"file constant {name} = {value}"), name)
+            )
     for name, value in imgs:
         new_args = []
         changed = False
         for a in args:
             if isinstance(a, TensorSpec) and len(a.shape) >= 4 and a.dtype.startswith("float"):
-                shape = (a.shape[0], a.shape[1], *([value] * (len(a.shape) - 2)))
-                changed = changed or shape != a.shape
-                a = dataclasses.replace(a, shape=shape)
+                new_shape = (a.shape[0], a.shape[1], *([value] * (len(a.shape) - 2)))
+                changed = changed or new_shape != a.shape
+                a = dataclasses.replace(a, shape=new_shape)
             new_args.append(a)
         if changed:
-            out.append((InputSpec(args=new_args, kwargs=dict(spec.kwargs),
-                                  origin=f"file constant {name} = {value}"), name))
+            out.append(
+                (InputSpec(args=new_args, kwargs=dict(spec.kwargs), origin=f"file constant {name} = {value}"), name)
+            )
     return out
 
 
-def prefer_file_constants(model: Any, spec: Any, text: str, device: str,
-                          try_forward: Callable[[Any, Any, str], BaseException | None]) -> Any:
+def prefer_file_constants(
+    model: Any, spec: Any, text: str, device: str, try_forward: Callable[[Any, Any, str], BaseException | None]
+) -> Any:
     """The first variant of a guessed spec that uses the file's constants and runs; else the spec."""
     if spec is None or input_source(spec) != GUESSED:
         return spec
@@ -177,8 +193,9 @@ def prefer_file_constants(model: Any, spec: Any, text: str, device: str,
 # a second plausible input
 
 
-def alternate_spec(model: Any, spec: Any, device: str,
-                   try_forward: Callable[[Any, Any, str], BaseException | None]) -> Any:
+def alternate_spec(
+    model: Any, spec: Any, device: str, try_forward: Callable[[Any, Any, str], BaseException | None]
+) -> Any:
     """Another input the model accepts that differs from ``spec`` in a size the guess chose
     (sequence length, image size); None when only the guessed size fits (then the input is
     as good as certain)."""
@@ -245,7 +262,7 @@ def prefer_batch_preserving(model: Any, spec: Any, device: str) -> Any:
     (``x.reshape(-1, 7 * 7 * 64)`` at 256×256 folds spatial positions into the batch) is
     not what the file was written for: look near the size that keeps the batch (84×84 for
     the DQN above). The spec unchanged when it keeps the batch or no size nearby does."""
-    from nnlint.passes.loader import InputSpec, TensorSpec
+    from nnlint.passes.loader import TensorSpec
 
     if spec is None or input_source(spec) != GUESSED or spec.kwargs or len(spec.args) != 1:
         return spec
@@ -277,9 +294,11 @@ def _batch_search(model: Any, spec: Any, t: Any, device: str) -> Any:
     for s in sorted(range(lo, hi + 1), key=lambda s: (abs(s - center), s))[:120]:
         cand = InputSpec(args=[dataclasses.replace(t, shape=(b, t.shape[1], *([s] * nd)))], origin=spec.origin)
         if _out_batch(model, cand, device) == b:
-            return InputSpec(args=[dataclasses.replace(t, shape=(t.shape[0], t.shape[1], *([s] * nd)))],
-                             origin=f"{spec.origin}; {s}×{s}: the size at which the output keeps the batch",
-                             search=spec.search)
+            return InputSpec(
+                args=[dataclasses.replace(t, shape=(t.shape[0], t.shape[1], *([s] * nd)))],
+                origin=f"{spec.origin}; {s}×{s}: the size at which the output keeps the batch",
+                search=spec.search,
+            )
     return spec
 
 
@@ -288,13 +307,20 @@ def _batch_search(model: Any, spec: Any, t: Any, device: str) -> Any:
 
 _LOSS_FAILURES = (
     (re.compile(r"elements of input should be between 0 and 1"), "bce_range"),
-    (re.compile(r"Target -?\d+ is out of bounds|target .* out of bounds|index -?\d+ is out of bounds|"
-                r"IndexError: Target", re.I), "class_range"),
+    (
+        re.compile(
+            r"Target -?\d+ is out of bounds|target .* out of bounds|index -?\d+ is out of bounds|"
+            r"IndexError: Target",
+            re.I,
+        ),
+        "class_range",
+    ),
 )
 
 
-def loss_failure(cand: Any, example: Any, exc: BaseException, output_shapes: list | None = None
-                 ) -> tuple[str, str, int | None] | None:
+def loss_failure(
+    cand: Any, example: Any, exc: BaseException, output_shapes: list | None = None
+) -> tuple[str, str, int | None] | None:
     """(code, message, line) when the probe's loss raised because of a bug a rule describes
     and the loss is the user's (declared, or applied to this model's output in the file);
     ("NN002", why, None) when the loss was only nnlint's guess; None otherwise."""
@@ -308,17 +334,32 @@ def loss_failure(cand: Any, example: Any, exc: BaseException, output_shapes: lis
     name = getattr(cand, "name", "the model")
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if src == GUESSED:
-        return ("NN002", f"{name}: the loss nnlint guessed ({loss}) does not fit its output ({first}); "
-                         "declare the loss in nnlint_examples() or [[tool.nnlint.models]] to check it", None)
+        return (
+            "NN002",
+            f"{name}: the loss nnlint guessed ({loss}) does not fit its output ({first}); "
+            "declare the loss in nnlint_examples() or [[tool.nnlint.models]] to check it",
+            None,
+        )
     line = meta.get("loss_line")
     if kind == "bce_range":
-        return ("NN105", f"{loss} applied to the output of {name} raised `{first}`: the output is not a probability "
-                         "(raw logits or an unbounded activation); use BCEWithLogitsLoss on the logits, or apply "
-                         "torch.sigmoid first", line)
+        return (
+            "NN105",
+            f"{loss} applied to the output of {name} raised `{first}`: the output is not a probability "
+            "(raw logits or an unbounded activation); use BCEWithLogitsLoss on the logits, or apply "
+            "torch.sigmoid first",
+            line,
+        )
     one_unit = any(isinstance(s, (list, tuple)) and len(s) >= 2 and s[-1] == 1 for s in (output_shapes or [])[:1])
     if one_unit and loss in ("CrossEntropyLoss", "NLLLoss"):
-        return ("NN107", f"{loss} applied to the 1-unit output of {name} raised `{first}`: with one unit there is "
-                         "one class; use BCEWithLogitsLoss for a binary head, or out_features=number of classes",
-                line)
-    return ("NN502", f"{loss} applied to the output of {name} raised `{first}`: a class index is outside "
-                     "[0, number of output units)", line)
+        return (
+            "NN107",
+            f"{loss} applied to the 1-unit output of {name} raised `{first}`: with one unit there is "
+            "one class; use BCEWithLogitsLoss for a binary head, or out_features=number of classes",
+            line,
+        )
+    return (
+        "NN502",
+        f"{loss} applied to the output of {name} raised `{first}`: a class index is outside "
+        "[0, number of output units)",
+        line,
+    )

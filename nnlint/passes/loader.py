@@ -29,8 +29,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, TypeGuard
 
 import torch
 from torch import nn
@@ -45,20 +46,43 @@ SIZES_2D = (28, 32, 64, 224, 96, 128, 256, 227, 299)
 SIZES_1D = (16, 32, 64, 128, 256, 512, 1000, 1024, 4096, 16000)
 SIZES_3D = (16, 32, 64, 112)
 DTYPES = {
-    "float": torch.float32, "float32": torch.float32, "float16": torch.float16, "half": torch.float16,
-    "bfloat16": torch.bfloat16, "float64": torch.float64, "double": torch.float64, "long": torch.int64,
-    "int64": torch.int64, "int": torch.int64, "int32": torch.int32, "bool": torch.bool, "uint8": torch.uint8,
+    "float": torch.float32,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "double": torch.float64,
+    "long": torch.int64,
+    "int64": torch.int64,
+    "int": torch.int64,
+    "int32": torch.int32,
+    "bool": torch.bool,
+    "uint8": torch.uint8,
 }
 LOSSES = {
     # name in source -> canonical torch.nn class name, in order of preference
-    "CrossEntropyLoss": "CrossEntropyLoss", "cross_entropy": "CrossEntropyLoss",
-    "NLLLoss": "NLLLoss", "nll_loss": "NLLLoss",
-    "BCEWithLogitsLoss": "BCEWithLogitsLoss", "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
-    "BCELoss": "BCELoss", "binary_cross_entropy": "BCELoss",
-    "MultiLabelSoftMarginLoss": "MultiLabelSoftMarginLoss", "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
-    "MSELoss": "MSELoss", "mse_loss": "MSELoss", "L1Loss": "L1Loss", "l1_loss": "L1Loss",
-    "SmoothL1Loss": "SmoothL1Loss", "smooth_l1_loss": "SmoothL1Loss", "HuberLoss": "HuberLoss",
-    "huber_loss": "HuberLoss", "KLDivLoss": "KLDivLoss", "kl_div": "KLDivLoss", "CTCLoss": "CTCLoss",
+    "CrossEntropyLoss": "CrossEntropyLoss",
+    "cross_entropy": "CrossEntropyLoss",
+    "NLLLoss": "NLLLoss",
+    "nll_loss": "NLLLoss",
+    "BCEWithLogitsLoss": "BCEWithLogitsLoss",
+    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+    "BCELoss": "BCELoss",
+    "binary_cross_entropy": "BCELoss",
+    "MultiLabelSoftMarginLoss": "MultiLabelSoftMarginLoss",
+    "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
+    "MSELoss": "MSELoss",
+    "mse_loss": "MSELoss",
+    "L1Loss": "L1Loss",
+    "l1_loss": "L1Loss",
+    "SmoothL1Loss": "SmoothL1Loss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "HuberLoss": "HuberLoss",
+    "huber_loss": "HuberLoss",
+    "KLDivLoss": "KLDivLoss",
+    "kl_div": "KLDivLoss",
+    "CTCLoss": "CTCLoss",
     "ctc_loss": "CTCLoss",
 }
 CONFIG_NAME = re.compile(r"config|conf|cfg|args|params|hparams|options|settings|spec", re.I)
@@ -92,8 +116,11 @@ class TensorSpec:
     def code(self) -> str:
         dims = ", ".join(map(str, self.shape))
         if self.dtype in ("long", "int64", "int", "int32"):
-            return f"torch.randint(0, {int(self.high or 2)}, ({dims},))" if len(self.shape) == 1 else \
-                f"torch.randint(0, {int(self.high or 2)}, ({dims}))"
+            return (
+                f"torch.randint(0, {int(self.high or 2)}, ({dims},))"
+                if len(self.shape) == 1
+                else f"torch.randint(0, {int(self.high or 2)}, ({dims}))"
+            )
         return f"torch.randn({dims})"
 
     def describe(self) -> str:
@@ -116,8 +143,11 @@ class InputSpec:
             if isinstance(v, TensorSpec):
                 return v.make(device)
             if isinstance(v, torch.Tensor):
-                return v.to(device) if v.device.type != "meta" or str(device) == "meta" else TensorSpec(
-                    tuple(v.shape), str(v.dtype).replace("torch.", ""), 0, 2).make(device)
+                return (
+                    v.to(device)
+                    if v.device.type != "meta" or str(device) == "meta"
+                    else TensorSpec(tuple(v.shape), str(v.dtype).replace("torch.", ""), 0, 2).make(device)
+                )
             if isinstance(v, (list, tuple)):
                 return type(v)(mk(x) for x in v)
             if isinstance(v, dict):
@@ -144,13 +174,24 @@ class InputSpec:
             return self.args[0].code()
         parts = [a.code() if isinstance(a, TensorSpec) else repr(a) for a in self.args]
         if self.kwargs:
-            return "{" + ", ".join(f"{k!r}: {v.code() if isinstance(v, TensorSpec) else repr(v)}" for k, v in self.kwargs.items()) + "}"
+            return (
+                "{"
+                + ", ".join(
+                    f"{k!r}: {v.code() if isinstance(v, TensorSpec) else repr(v)}" for k, v in self.kwargs.items()
+                )
+                + "}"
+            )
         return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
 def _short(v: Any) -> str:
     if isinstance(v, torch.Tensor):
-        return "(" + ", ".join(map(str, v.shape)) + ")" + ("" if v.dtype == torch.float32 else f" {str(v.dtype).replace('torch.', '')}")
+        return (
+            "("
+            + ", ".join(map(str, v.shape))
+            + ")"
+            + ("" if v.dtype == torch.float32 else f" {str(v.dtype).replace('torch.', '')}")
+        )
     r = repr(v)
     return r if len(r) < 40 else r[:37] + "..."
 
@@ -234,8 +275,14 @@ def import_file(path: str) -> Any:
         name = ".".join(parts)
     else:
         sys.path.insert(0, folder)
-        name = stem if stem.isidentifier() and stem not in sys.modules and stem not in sys.builtin_module_names \
-            and stem not in getattr(sys, "stdlib_module_names", ()) else f"_nnlint_user_{abs(hash(real))}"
+        name = (
+            stem
+            if stem.isidentifier()
+            and stem not in sys.modules
+            and stem not in sys.builtin_module_names
+            and stem not in getattr(sys, "stdlib_module_names", ())
+            else f"_nnlint_user_{abs(hash(real))}"
+        )
     from nnlint.passes import slicing
 
     try:
@@ -340,7 +387,9 @@ def scan_source(text: str) -> FileFacts:
                 if isinstance(sub, ast.Name) and sub.id in classes and sub.id != node.name:
                     classes[sub.id].used_in.add(node.name)
     # calls outside class bodies: module level (incl. __main__) and functions
-    scopes: list[list[ast.stmt]] = [[n for n in tree.body if not isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]]
+    scopes: list[list[ast.stmt]] = [
+        [n for n in tree.body if not isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    ]
     for node in _functions_outside_models(tree, set(classes)):
         if node.name != "nnlint_examples":
             scopes.append(node.body)
@@ -352,9 +401,14 @@ def scan_source(text: str) -> FileFacts:
         model_vars: dict[str, str] = {}
         for stmt in body:
             for sub in _walk_no_defs(stmt):
-                if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name) \
-                        and isinstance(sub.value, ast.Call) and isinstance(sub.value.func, ast.Name) \
-                        and sub.value.func.id in classes:
+                if (
+                    isinstance(sub, ast.Assign)
+                    and len(sub.targets) == 1
+                    and isinstance(sub.targets[0], ast.Name)
+                    and isinstance(sub.value, ast.Call)
+                    and isinstance(sub.value.func, ast.Name)
+                    and sub.value.func.id in classes
+                ):
                     model_vars[sub.targets[0].id] = sub.value.func.id
         for stmt in body:
             for sub in _walk_no_defs(stmt):
@@ -433,8 +487,13 @@ def _input_for(cls: str, call: ast.Call, body: list[ast.stmt], model_vars: dict[
                 return sub
             if var and isinstance(fn, ast.Name) and fn.id == var:
                 return sub
-            if var and isinstance(fn, ast.Attribute) and fn.attr == "forward" and isinstance(fn.value, ast.Name) \
-                    and fn.value.id == var:
+            if (
+                var
+                and isinstance(fn, ast.Attribute)
+                and fn.attr == "forward"
+                and isinstance(fn.value, ast.Name)
+                and fn.value.id == var
+            ):
                 return sub
     return None
 
@@ -449,8 +508,21 @@ class _Unknown(Exception):
     pass
 
 
-TENSOR_FACTORIES = {"randn", "rand", "zeros", "ones", "empty", "randint", "full", "randn_like", "tensor", "arange",
-                    "FloatTensor", "LongTensor", "randperm"}
+TENSOR_FACTORIES = {
+    "randn",
+    "rand",
+    "zeros",
+    "ones",
+    "empty",
+    "randint",
+    "full",
+    "randn_like",
+    "tensor",
+    "arange",
+    "FloatTensor",
+    "LongTensor",
+    "randperm",
+}
 
 
 class LiteralEval:
@@ -486,8 +558,15 @@ class LiteralEval:
             return -v if isinstance(node.op, ast.USub) else v
         if isinstance(node, ast.BinOp):
             a, b = self.eval(node.left), self.eval(node.right)
-            ops = {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b, ast.FloorDiv: lambda: a // b,
-                   ast.Div: lambda: a / b, ast.Pow: lambda: a ** b, ast.Mod: lambda: a % b}
+            ops = {
+                ast.Add: lambda: a + b,
+                ast.Sub: lambda: a - b,
+                ast.Mult: lambda: a * b,
+                ast.FloorDiv: lambda: a // b,
+                ast.Div: lambda: a / b,
+                ast.Pow: lambda: a**b,
+                ast.Mod: lambda: a % b,
+            }
             fn = ops.get(type(node.op))
             if fn is None or not all(isinstance(x, (int, float)) for x in (a, b)):
                 raise _Unknown("operator")
@@ -549,9 +628,22 @@ class LiteralEval:
     def _call(self, node: ast.Call) -> Any:
         d = _dotted(node.func) or ""
         last = d.split(".")[-1]
-        if d.startswith("torch.") and last in TENSOR_FACTORIES or last in ("randn", "rand", "randint") and d.startswith("torch"):
+        if (
+            d.startswith("torch.")
+            and last in TENSOR_FACTORIES
+            or last in ("randn", "rand", "randint")
+            and d.startswith("torch")
+        ):
             return self._tensor(last, node)
-        if isinstance(node.func, ast.Attribute) and node.func.attr in ("long", "float", "int", "to", "cuda", "cpu", "unsqueeze"):
+        if isinstance(node.func, ast.Attribute) and node.func.attr in (
+            "long",
+            "float",
+            "int",
+            "to",
+            "cuda",
+            "cpu",
+            "unsqueeze",
+        ):
             inner = self.eval(node.func.value)
             if isinstance(inner, TensorSpec):
                 if node.func.attr in ("long", "int"):
@@ -567,13 +659,18 @@ class LiteralEval:
                 return inner
         if isinstance(node.func, ast.Name):
             obj = getattr(self.module, node.func.id, None)
-            if isinstance(obj, type) and not issubclass(obj, nn.Module) and getattr(obj, "__module__", None) == self.module.__name__:
+            if (
+                isinstance(obj, type)
+                and not issubclass(obj, nn.Module)
+                and getattr(obj, "__module__", None) == self.module.__name__
+            ):
                 args = [self.eval(a) for a in node.args if not isinstance(a, ast.Starred)]
                 kwargs = {k.arg: self.eval(k.value) for k in node.keywords if k.arg}
                 return obj(*args, **kwargs)
             if node.func.id in ("dict", "tuple", "list", "int", "float") and not node.keywords:
                 return {"dict": dict, "tuple": tuple, "list": list, "int": int, "float": float}[node.func.id](
-                    *[self.eval(a) for a in node.args])
+                    *[self.eval(a) for a in node.args]
+                )
             if node.func.id == "dict":
                 return {k.arg: self.eval(k.value) for k in node.keywords if k.arg}
         raise _Unknown(d)
@@ -653,7 +750,7 @@ class Candidate:
         return self.origin != "auto"
 
 
-def _is_module_class(obj: Any) -> bool:
+def _is_module_class(obj: Any) -> TypeGuard[type[nn.Module]]:
     return isinstance(obj, type) and issubclass(obj, nn.Module)
 
 
@@ -665,6 +762,8 @@ def _has_forward(cls: type) -> bool:
     try:
         src = inspect.getsource(fwd)
         body = ast.parse(inspect.cleandoc("\n" + src) if src.startswith((" ", "\t")) else src).body[0]
+        if not isinstance(body, (ast.FunctionDef, ast.AsyncFunctionDef)):  # `forward = a_lambda`, ...
+            return True
         stmts = [s for s in body.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
         if len(stmts) == 1 and isinstance(stmts[0], ast.Raise):
             return False
@@ -743,9 +842,15 @@ def find_candidates(module: Any, path: str, text: str, req: dict[str, Any]) -> l
             name = target.rsplit(":", 1)[-1] if ":" in target else ""
             obj = getattr(module, name, None)
             if obj is None:
-                cands.append(Candidate(name=name or target, line=1, origin="pyproject",
-                                       problem=f"[[tool.nnlint.models]] target {target!r}: {os.path.basename(path)} "
-                                               f"defines no {name!r}"))
+                cands.append(
+                    Candidate(
+                        name=name or target,
+                        line=1,
+                        origin="pyproject",
+                        problem=f"[[tool.nnlint.models]] target {target!r}: {os.path.basename(path)} "
+                        f"defines no {name!r}",
+                    )
+                )
                 continue
             c = _declared(module, path, name, obj, entry.get("kwargs") or {}, origin="pyproject", batch=batch)
             if entry.get("name"):
@@ -771,8 +876,15 @@ def find_candidates(module: Any, path: str, text: str, req: dict[str, Any]) -> l
         return cands
     fn = getattr(module, "nnlint_examples", None)
     if callable(fn) and getattr(fn, "__module__", None) == module.__name__:
-        return [Candidate(name="nnlint_examples", line=facts.examples_line or class_line(fn), origin="examples",
-                          build=fn, loss_name=loss_name)]
+        return [
+            Candidate(
+                name="nnlint_examples",
+                line=facts.examples_line or class_line(fn),
+                origin="examples",
+                build=fn,
+                loss_name=loss_name,
+            )
+        ]
     for cls in auto_classes(module, facts):
         cands.append(_auto(module, cls, facts, req, batch, loss_name))
     return _more_candidates(module, path, text, facts, req, batch, loss_name, cands)
@@ -782,8 +894,16 @@ def find_candidates(module: Any, path: str, text: str, req: dict[str, Any]) -> l
 DISCOVERY_NOTES: list[str] = []
 
 
-def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: dict[str, Any], batch: int,
-                     loss_name: str | None, cands: list[Candidate]) -> list[Candidate]:
+def _more_candidates(
+    module: Any,
+    path: str,
+    text: str,
+    facts: FileFacts,
+    req: dict[str, Any],
+    batch: int,
+    loss_name: str | None,
+    cands: list[Candidate],
+) -> list[Candidate]:
     """Module-level instances and factories, and the models that need a value the script
     computes (see ``discovery``); notes for ``--verbose`` on every class left out."""
     from nnlint.passes import discovery
@@ -798,11 +918,22 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
     found = {c.name for c in cands}
     # classes of the file that the slice could not define (a decorator or base it needs is not computed)
     for name, cf in facts.classes.items():
-        if getattr(module, name, None) is None and sl is not None and name in sl.unavailable \
-                and re.search(r"Module|Sequential|Lightning", " ".join(cf.bases)):
+        if (
+            getattr(module, name, None) is None
+            and sl is not None
+            and name in sl.unavailable
+            and re.search(r"Module|Sequential|Lightning", " ".join(cf.bases))
+        ):
             line, why = sl.unavailable[name]
-            cands.append(Candidate(name=name, line=cf.line, origin="auto", loss_name=loss_name,
-                                   problem=f"its definition needs a value the script computes ({why})"))
+            cands.append(
+                Candidate(
+                    name=name,
+                    line=cf.line,
+                    origin="auto",
+                    loss_name=loss_name,
+                    problem=f"its definition needs a value the script computes ({why})",
+                )
+            )
             found.add(name)
     # models that read a value only the script computes
     for c in cands:
@@ -823,8 +954,10 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
             c.meta.pop("attempts", None)
         fetch = discovery.downloads(body, discovery._methods_that_build(node))
         if fetch is not None and not c.problem:
-            c.problem = (f"building it downloads weights (line {fetch[0]}: {fetch[1]}), and nnlint never downloads; "
-                         "pass pretrained=False/weights=None in a declaration")
+            c.problem = (
+                f"building it downloads weights (line {fetch[0]}: {fetch[1]}), and nnlint never downloads; "
+                "pass pretrained=False/weights=None in a declaration"
+            )
             c.meta.pop("attempts", None)
     # skipped classes, never silently
     for name, cf in facts.classes.items():
@@ -846,19 +979,32 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
         c.loss_name = loss_name
         hf = discovery.config_inputs(obj, batch)
         if hf is not None:
-            c.inputs = InputSpec(kwargs={k: TensorSpec(**v) for k, v in hf.items()},
-                                 origin=f"{type(obj).__name__}'s config")
+            c.inputs = InputSpec(
+                kwargs={k: TensorSpec(**v) for k, v in hf.items()}, origin=f"{type(obj).__name__}'s config"
+            )
         c.meta["how"] = f"the module-level instance `{name}` (line {line})"
         cands.append(c)
         found.add(name)
     # module-level models the slice could not build (weights to download, a size read from data)
-    for name, (line, callee) in (sl.instances.items() if sl is not None else []):
-        if name in found or name not in sl.unavailable or callee.split(".")[0] in facts.classes \
-                or getattr(module, name, None) is not None:
+    unavailable = sl.unavailable if sl is not None else {}
+    for name, (line, callee) in sl.instances.items() if sl is not None else []:
+        if (
+            name in found
+            or name not in unavailable
+            or callee.split(".")[0] in facts.classes
+            or getattr(module, name, None) is not None
+        ):
             continue
-        why = sl.unavailable[name][1]
-        cands.append(Candidate(name=name, line=line, origin="auto", loss_name=loss_name,
-                               problem=f"the module-level model `{name}` (line {line}) is {why[0].lower() + why[1:]}"))
+        why = unavailable[name][1]
+        cands.append(
+            Candidate(
+                name=name,
+                line=line,
+                origin="auto",
+                loss_name=loss_name,
+                problem=f"the module-level model `{name}` (line {line}) is {why[0].lower() + why[1:]}",
+            )
+        )
         found.add(name)
     # factories: def resnet50(pretrained=False): return ResNet(...)
     covered = {c.name for c in cands if c.meta.get("attempts")}
@@ -871,8 +1017,10 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
             DISCOVERY_NOTES.append(f"{name}() (line {line}) builds {cls_name}, which is checked as a class")
             continue
         if cls_name and cls_name in per_class:
-            DISCOVERY_NOTES.append(f"{name}() (line {line}) builds {cls_name} like {per_class[cls_name]}(), "
-                                   "which is checked; not built again")
+            DISCOVERY_NOTES.append(
+                f"{name}() (line {line}) builds {cls_name} like {per_class[cls_name]}(), "
+                "which is checked; not built again"
+            )
             continue
         if cls_name:
             per_class[cls_name] = name
@@ -881,8 +1029,8 @@ def _more_candidates(module: Any, path: str, text: str, facts: FileFacts, req: d
         c.line = line
         c.loss_name = loss_name
         c.meta["how"] = f"the factory {name}() (line {line})"
-        node = next((n for n in body if isinstance(n, ast.FunctionDef) and n.name == name), None)
-        missing = discovery.needed_unavailable(body, [node], sl) if node is not None else []
+        fn_node = next((n for n in body if isinstance(n, ast.FunctionDef) and n.name == name), None)
+        missing = discovery.needed_unavailable(body, [fn_node], sl) if fn_node is not None else []
         if missing:
             c.problem = discovery.missing_text(missing)
         cands.append(c)
@@ -900,21 +1048,36 @@ def _drop_parts(cands: list[Candidate], body: list[ast.stmt], facts: FileFacts) 
         if c.origin != "auto" or c.problem or not how.startswith(("the factory", "the module-level instance")):
             continue
         for node in body:
-            if isinstance(node, ast.FunctionDef) and node.name == c.name or \
-                    isinstance(node, (ast.Assign, ast.AnnAssign)) and c.name in {
-                        t.id for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                        if isinstance(t, ast.Name)}:
+            if (
+                isinstance(node, ast.FunctionDef)
+                and node.name == c.name
+                or isinstance(node, (ast.Assign, ast.AnnAssign))
+                and c.name
+                in {
+                    t.id
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                    if isinstance(t, ast.Name)
+                }
+            ):
                 for sub in ast.walk(node):
                     if isinstance(sub, ast.Call):
                         where[(sub.lineno, sub.col_offset)] = c.name
     out = []
     for c in cands:
         cf = facts.classes.get(c.name)
-        if c.origin == "auto" and cf is not None and cf.calls and not c.meta.get("how", "").startswith(("the factory", "the module-level")):
+        if (
+            c.origin == "auto"
+            and cf is not None
+            and cf.calls
+            and not c.meta.get("how", "").startswith(("the factory", "the module-level"))
+        ):
             owners = {where.get((call.lineno, call.col_offset)) for _, call, _ in cf.calls}
-            if None not in owners:
-                DISCOVERY_NOTES.append(f"{c.name} (line {cf.line}) not checked on its own: a part of "
-                                       f"{', '.join(sorted(owners))}, checked through it")
+            named = {o for o in owners if o is not None}
+            if len(named) == len(owners):  # every call is inside another candidate
+                DISCOVERY_NOTES.append(
+                    f"{c.name} (line {cf.line}) not checked on its own: a part of "
+                    f"{', '.join(sorted(named))}, checked through it"
+                )
                 continue
         out.append(c)
     return out
@@ -952,10 +1115,13 @@ def _declared(module: Any, path: str, name: str, obj: Any, kwargs: dict, origin:
     return c
 
 
-def _auto(module: Any, cls: type, facts: FileFacts, req: dict[str, Any], batch: int, loss_name: str | None) -> Candidate:
+def _auto(
+    module: Any, cls: type, facts: FileFacts, req: dict[str, Any], batch: int, loss_name: str | None
+) -> Candidate:
     cf = facts.classes[cls.__name__]
     c = Candidate(name=cls.__name__, line=cf.line, origin="auto", cls=cls, loss_name=loss_name)
-    attempts: list[tuple[str, Callable[[], Any], InputSpec | None]] = []
+    # each builder is called with no argument; the lambdas' defaults bind the loop's values
+    attempts: list[tuple[str, Callable[..., Any], InputSpec | None]] = []
     if req.get("kwargs"):
         kw = dict(req["kwargs"])
         attempts.append((f"{cls.__name__}(**--kwargs)", lambda kw=kw: cls(**kw), None))
@@ -966,8 +1132,9 @@ def _auto(module: Any, cls: type, facts: FileFacts, req: dict[str, Any], batch: 
             # ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)`) are taken as empty
             args = [ev.eval(a) for a in call.args if not isinstance(a, ast.Starred)]
             kwargs = {k.arg: ev.eval(k.value) for k in call.keywords if k.arg}
-            if any(isinstance(a, ast.Starred) and not isinstance(a.value, ast.Name) for a in call.args) or \
-                    any(k.arg is None and not isinstance(k.value, ast.Name) for k in call.keywords):
+            if any(isinstance(a, ast.Starred) and not isinstance(a.value, ast.Name) for a in call.args) or any(
+                k.arg is None and not isinstance(k.value, ast.Name) for k in call.keywords
+            ):
                 raise _Unknown("starred")
         except Exception:
             continue
@@ -975,15 +1142,24 @@ def _auto(module: Any, cls: type, facts: FileFacts, req: dict[str, Any], batch: 
         if isinstance(use, ast.Call) and (use.args or use.keywords):
             try:
                 ev2 = LiteralEval(module, bindings, batch)
-                spec = InputSpec(args=[_batchify(ev2.eval(a), batch) for a in use.args],
-                                 kwargs={k.arg: _batchify(ev2.eval(k.value), batch) for k in use.keywords if k.arg},
-                                 origin=f"the call at line {use.lineno}")
+                spec = InputSpec(
+                    args=[_batchify(ev2.eval(a), batch) for a in use.args],
+                    kwargs={k.arg: _batchify(ev2.eval(k.value), batch) for k in use.keywords if k.arg},
+                    origin=f"the call at line {use.lineno}",
+                )
             except Exception:
                 spec = None
         attempts.append((f"the call at line {call.lineno}", lambda a=args, k=kwargs: cls(*a, **k), spec))
     sig = _init_signature(cls)
-    required = [p for p in sig.parameters.values() if p.default is p.empty
-                and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)] if sig else []
+    required = (
+        [
+            p
+            for p in sig.parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        if sig
+        else []
+    )
     if sig is not None and not required:
         attempts.append((f"{cls.__name__}()", lambda: cls(), None))
     elif sig is not None:
@@ -993,12 +1169,15 @@ def _auto(module: Any, cls: type, facts: FileFacts, req: dict[str, Any], batch: 
             for combo in combos:
                 kwargs = {p.name: factory for p, factory in zip(required, combo)}
                 desc = ", ".join(f"{p.name}={f.__name__}()" for p, f in zip(required, combo))
-                attempts.append((f"{cls.__name__}({desc})",
-                                 lambda kw=kwargs: cls(**{k: f() for k, f in kw.items()}), None))
+                attempts.append(
+                    (f"{cls.__name__}({desc})", lambda kw=kwargs: cls(**{k: f() for k, f in kw.items()}), None)
+                )
         c.kwargs_hint = ", ".join(f"{p.name}=..." for p in required)
     if not attempts:
         missing = ", ".join(repr(p.name) for p in required)
-        c.problem = f"its constructor needs {missing} and the file shows no call to {cls.__name__} with literal arguments"
+        c.problem = (
+            f"its constructor needs {missing} and the file shows no call to {cls.__name__} with literal arguments"
+        )
         return c
     c.meta["attempts"] = attempts
     return c
@@ -1011,7 +1190,7 @@ def _batchify(v: Any, batch: int) -> Any:
     return v
 
 
-def _init_signature(cls: type) -> inspect.Signature | None:
+def _init_signature(cls: type[Any]) -> inspect.Signature | None:  # any user class
     try:
         sig = inspect.signature(cls.__init__)
     except (TypeError, ValueError):
@@ -1029,8 +1208,12 @@ def _config_options(module: Any, facts: FileFacts, param: inspect.Parameter) -> 
     if ann is not inspect.Parameter.empty:
         if isinstance(ann, str):
             ann = getattr(module, ann.split(".")[-1].strip("'\""), None)
-        if isinstance(ann, type) and not issubclass(ann, nn.Module) and ann.__module__ == module.__name__ \
-                and _default_constructible(ann):
+        if (
+            isinstance(ann, type)
+            and not issubclass(ann, nn.Module)
+            and ann.__module__ == module.__name__
+            and _default_constructible(ann)
+        ):
             return [ann]
         if isinstance(ann, type) and ann not in (dict, object):
             return []
@@ -1054,8 +1237,11 @@ def name_distance(a: str, b: str) -> int:
 
 def _default_constructible(cls: type) -> bool:
     if dataclasses.is_dataclass(cls):
-        return all(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-                   for f in dataclasses.fields(cls) if f.init)
+        return all(
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+            for f in dataclasses.fields(cls)
+            if f.init
+        )
     sig = _init_signature(cls)
     return sig is not None and all(p.default is not p.empty for p in sig.parameters.values())
 
@@ -1080,7 +1266,9 @@ def build_meta(build: Callable[[], Any]) -> Any:
 
 
 def _to_meta(model: nn.Module) -> None:
-    if any(p.device.type != "meta" for p in model.parameters()) or any(b.device.type != "meta" for b in model.buffers()):
+    if any(p.device.type != "meta" for p in model.parameters()) or any(
+        b.device.type != "meta" for b in model.buffers()
+    ):
         model.to("meta")
 
 
@@ -1097,8 +1285,11 @@ def forward_params(model: nn.Module) -> list[inspect.Parameter]:
         sig = inspect.signature(model.forward)
     except (TypeError, ValueError):
         return []
-    return [p for p in sig.parameters.values() if p.default is p.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return [
+        p
+        for p in sig.parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
 
 def first_layers(model: nn.Module) -> dict[str, tuple[str, nn.Module]]:
@@ -1110,9 +1301,20 @@ def first_layers(model: nn.Module) -> dict[str, tuple[str, nn.Module]]:
     from nnlint.passes.graph import PASS_THROUGH_FUNCTIONS, PASS_THROUGH_MODULES, is_leaf
 
     params = forward_params(model)
-    interesting = (nn.Linear, nn.modules.conv._ConvNd, nn.Embedding, nn.EmbeddingBag, nn.RNNBase,
-                   nn.MultiheadAttention, nn.TransformerEncoder, nn.TransformerEncoderLayer, nn.Transformer,
-                   nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    interesting = (
+        nn.Linear,
+        nn.modules.conv._ConvNd,
+        nn.Embedding,
+        nn.EmbeddingBag,
+        nn.RNNBase,
+        nn.MultiheadAttention,
+        nn.TransformerEncoder,
+        nn.TransformerEncoderLayer,
+        nn.Transformer,
+        nn.modules.batchnorm._NormBase,
+        nn.LayerNorm,
+        nn.GroupNorm,
+    )
     out: dict[str, tuple[str, nn.Module]] = {}
     try:
         sig = inspect.signature(model.forward)
@@ -1132,7 +1334,7 @@ def first_layers(model: nn.Module) -> dict[str, tuple[str, nn.Module]]:
                     if isinstance(m, interesting):
                         out[str(ph.target)] = (str(n.target), m)
                         break
-                    if type(m).__name__ in PASS_THROUGH_MODULES or not is_leaf(m):
+                    if type(m).__name__ in PASS_THROUGH_MODULES or m is None or not is_leaf(m):
                         frontier.extend(n.users)
                 elif n.op in ("call_function", "call_method"):
                     name = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
@@ -1165,8 +1367,11 @@ def _candidates_for_layer(mod: nn.Module, batch: int) -> tuple[list[TensorSpec],
             return [TensorSpec((B, c, s)) for s in SIZES_1D], f"in_channels={c}", list(SIZES_1D)
         if d == 2:
             return [TensorSpec((B, c, s, s)) for s in SIZES_2D], f"in_channels={c}", list(SIZES_2D)
-        return [TensorSpec((B, c, s, s, s)) for s in SIZES_3D] + [TensorSpec((B, c, 16, s, s)) for s in (112, 64)], \
-            f"in_channels={c}", list(SIZES_3D)
+        return (
+            [TensorSpec((B, c, s, s, s)) for s in SIZES_3D] + [TensorSpec((B, c, 16, s, s)) for s in (112, 64)],
+            f"in_channels={c}",
+            list(SIZES_3D),
+        )
     if isinstance(mod, nn.RNNBase):
         f = mod.input_size
         shape = (B, T, f) if mod.batch_first else (T, B, f)
@@ -1175,8 +1380,11 @@ def _candidates_for_layer(mod: nn.Module, batch: int) -> tuple[list[TensorSpec],
         e = mod.embed_dim
         return [TensorSpec((B, T, e) if mod.batch_first else (T, B, e))], f"embed_dim={e}", None
     if isinstance(mod, (nn.TransformerEncoder, nn.TransformerEncoderLayer, nn.Transformer)):
-        layer = mod if isinstance(mod, nn.TransformerEncoderLayer) else next(
-            (m for m in mod.modules() if isinstance(m, nn.MultiheadAttention)), None)
+        layer = (
+            mod
+            if isinstance(mod, nn.TransformerEncoderLayer)
+            else next((m for m in mod.modules() if isinstance(m, nn.MultiheadAttention)), None)
+        )
         attn = layer.self_attn if isinstance(layer, nn.TransformerEncoderLayer) else layer
         if attn is None:
             return [], "", None
@@ -1227,8 +1435,9 @@ def _small_batch(spec: InputSpec) -> InputSpec:
             return dataclasses.replace(v, shape=(2, *v.shape[1:]))
         return v
 
-    return InputSpec(args=[cut(a) for a in spec.args], kwargs={k: cut(v) for k, v in spec.kwargs.items()},
-                     origin=spec.origin)
+    return InputSpec(
+        args=[cut(a) for a in spec.args], kwargs={k: cut(v) for k, v in spec.kwargs.items()}, origin=spec.origin
+    )
 
 
 def infer_inputs(model: nn.Module, batch: int, *, device: str = "meta", deadline: float | None = None) -> InferResult:
@@ -1249,9 +1458,19 @@ def infer_inputs(model: nn.Module, batch: int, *, device: str = "meta", deadline
                 return InferResult(None, None, f"no layer found that consumes forward's argument '{p.name}'")
             # no layer reads it (perhaps unused, perhaps a mask): a tensor like the first input
             like = per_param[0][0][0]
-            per_param.append(([like, TensorSpec((batch,)), TensorSpec((batch, 1)),
-                               TensorSpec((batch,), "int64", SEQ_LEN, SEQ_LEN + 1)],  # lengths
-                              "no layer reads it", None, f"'{p.name}'"))
+            per_param.append(
+                (
+                    [
+                        like,
+                        TensorSpec((batch,)),
+                        TensorSpec((batch, 1)),
+                        TensorSpec((batch,), "int64", SEQ_LEN, SEQ_LEN + 1),
+                    ],  # lengths
+                    "no layer reads it",
+                    None,
+                    f"'{p.name}'",
+                )
+            )
             continue
         q, m = layers[p.name]
         cands, desc, sizes = _candidates_for_layer(m, batch)
@@ -1292,8 +1511,7 @@ def infer_inputs(model: nn.Module, batch: int, *, device: str = "meta", deadline
                     found.search = {"layer": sized[1], "common": list(sized[0]), "fits": fits}
                     return InferResult(found, None, "")
                 if fits is not None:  # no common size fits
-                    first_spec.search = {"layer": sized[1], "common": list(sized[0]), "fits": fits,
-                                         "exhausted": True}
+                    first_spec.search = {"layer": sized[1], "common": list(sized[0]), "fits": fits, "exhausted": True}
                     return InferResult(first_spec, first_err, "")
     assert first_spec is not None
     if sized:
@@ -1326,7 +1544,9 @@ def _with_size(t: TensorSpec, s: int, batch: int | None = None) -> InputSpec:
     return InputSpec(args=[TensorSpec((batch or t.shape[0], t.shape[1], *([s] * nd)), t.dtype)])
 
 
-def _arrivals(model: nn.Module, spec: InputSpec, device: str, stop_at: str | None = None) -> tuple[bool, dict[str, tuple]]:
+def _arrivals(
+    model: nn.Module, spec: InputSpec, device: str, stop_at: str | None = None
+) -> tuple[bool, dict[str, tuple]]:
     """Run once; (forward ok, {Linear qualname: shape that arrived}). With ``stop_at``,
     stop as soon as that layer's input is known."""
     seen: dict[str, tuple] = {}
@@ -1355,8 +1575,9 @@ def _arrivals(model: nn.Module, spec: InputSpec, device: str, stop_at: str | Non
     return err is None, seen
 
 
-def search_fitting_sizes(model: nn.Module, spec: InputSpec, device: str = "meta", budget_s: float = 3.0,
-                         lo: int = 8, hi: int = 512) -> list[int] | None:
+def search_fitting_sizes(
+    model: nn.Module, spec: InputSpec, device: str = "meta", budget_s: float = 3.0, lo: int = 8, hi: int = 512
+) -> list[int] | None:
     """For an image-like input whose forward fails at a ``Linear`` (the flatten -> Linear
     pattern): the square input sizes in [lo, hi] that make the whole forward work (None
     when the failure is not of that kind: the caller tries its other sizes). The
@@ -1415,8 +1636,10 @@ def examples_from(value: Any) -> list[Example]:
         elif hasattr(item, "model") and hasattr(item, "inputs"):
             out.append(Example(**{k: getattr(item, k) for k in EXAMPLE_KEYS if hasattr(item, k)}))
         else:
-            raise ValueError(f"nnlint_examples()[{i}] is a {type(item).__name__}; expected a dict with keys "
-                             f"{', '.join(EXAMPLE_KEYS)}")
+            raise ValueError(
+                f"nnlint_examples()[{i}] is a {type(item).__name__}; expected a dict with keys "
+                f"{', '.join(EXAMPLE_KEYS)}"
+            )
     return out
 
 
@@ -1432,8 +1655,11 @@ def declaration_hint(cand: Candidate, path: str, spec: InputSpec | None, batch: 
     toml_inputs = ""
     if spec is not None and len(spec.args) == 1 and isinstance(spec.args[0], TensorSpec):
         t = spec.args[0]
-        toml_inputs = f", inputs = [{{shape = [{', '.join(map(str, t.shape))}]" + \
-            (f", dtype = \"{t.dtype}\", high = {int(t.high or 2)}" if not t.dtype.startswith("float") else "") + "}]"
+        toml_inputs = (
+            f", inputs = [{{shape = [{', '.join(map(str, t.shape))}]"
+            + (f', dtype = "{t.dtype}", high = {int(t.high or 2)}' if not t.dtype.startswith("float") else "")
+            + "}]"
+        )
     else:
         toml_inputs = f", inputs = [{{shape = [{batch}, ...]}}]"
     kw_toml = ""
@@ -1443,6 +1669,6 @@ def declaration_hint(cand: Candidate, path: str, spec: InputSpec | None, batch: 
         "declare it in the file (no nnlint import needed):\n"
         f"    def nnlint_examples():\n"
         f"        model = {name}({args})\n"
-        f"        return [{{\"model\": model, \"inputs\": {inputs}}}]\n"
-        f"or in pyproject.toml: [[tool.nnlint.models]] target = \"{rel}:{name}\"{kw_toml}{toml_inputs}"
+        f'        return [{{"model": model, "inputs": {inputs}}}]\n'
+        f'or in pyproject.toml: [[tool.nnlint.models]] target = "{rel}:{name}"{kw_toml}{toml_inputs}'
     )

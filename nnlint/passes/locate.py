@@ -29,19 +29,25 @@ def _class_assignments(cls: type) -> tuple[str | None, dict[str, int]]:
     found: dict[str, int] = {}
     for node in ast.walk(tree):
         targets: list[ast.expr] = []
+        lineno = 0
         if isinstance(node, ast.Assign):
-            targets = list(node.targets)
+            targets, lineno = list(node.targets), node.lineno
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-            targets = [node.target]
+            targets, lineno = [node.target], node.lineno
         for t in targets:
             for sub in ast.walk(t):
                 if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
-                    found.setdefault(sub.attr, node.lineno + start - 1)
+                    found.setdefault(sub.attr, lineno + start - 1)
                     value = getattr(node, "value", None)
                     if sub is t and isinstance(value, ast.Call):
                         for key, line in _container_items(value).items():
                             found.setdefault(f"{sub.attr}.{key}", line + start - 1)
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        if (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             fn = node.func
             name = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else ""
             if name in ("add_module", "register_module", "register_parameter", "register_buffer"):
@@ -67,7 +73,12 @@ def _container_items(call: ast.Call) -> dict[str, int]:
     args = list(call.args)
     if len(args) == 1 and isinstance(args[0], (ast.List, ast.Tuple)):
         args = list(args[0].elts)
-    if len(args) == 1 and isinstance(args[0], ast.Call) and args[0].args and isinstance(args[0].args[0], (ast.List, ast.Tuple)):
+    if (
+        len(args) == 1
+        and isinstance(args[0], ast.Call)
+        and args[0].args
+        and isinstance(args[0].args[0], (ast.List, ast.Tuple))
+    ):
         pairs = args[0].args[0].elts  # OrderedDict([(name, module), ...])
         for p in pairs:
             if isinstance(p, ast.Tuple) and len(p.elts) == 2 and isinstance(p.elts[0], ast.Constant):
@@ -161,7 +172,8 @@ def module_line(model: Any, qualname: str, prefer_path: str | None = None) -> tu
     # try the deepest owner first: its class defines the attribute
     for depth in range(min(len(owners), len(parts)) - 1, -1, -1):
         owner = owners[depth]
-        path, table = _class_assignments(type(owner))
+        cls: type = type(owner)
+        path, table = _class_assignments(cls)
         if path is None or want is not None and os.path.realpath(path) != want:
             continue
         # the longest dotted key this owner's source knows: "net.2" before "net"

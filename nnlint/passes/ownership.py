@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from torch import nn
@@ -23,7 +23,7 @@ from torch import nn
 STRUCTURAL = {"NN202", "NN203", "NN204", "NN205", "NN206", "NN207"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _library_roots() -> tuple[str, ...]:
     roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
     return tuple(sorted(roots))
@@ -66,7 +66,8 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
     modules = ctx.modules
     if module is None:
         # a finding about the model's own forward (NN207) or an op at its top level
-        return line is None and library_class(type(ctx.model))
+        cls: type = type(ctx.model)  # type[Any] is not Hashable to mypy, a plain type is
+        return line is None and library_class(cls)
     mod = modules.get(module)
     submodule = code in ("NN202", "NN206") or (mod is not None and _is_torch_leaf(mod))
     owner = owner_path(modules, module, submodule)
@@ -81,7 +82,8 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
             return False
         owner = owner.rsplit(".", 1)[0] if "." in owner else ""
         owner_mod = modules.get(owner)
-    return owner_mod is not None and library_class(type(owner_mod))
+    owner_cls: type = type(owner_mod)
+    return owner_mod is not None and library_class(owner_cls)
 
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)

@@ -38,8 +38,24 @@ _LOSS_FUNCS = {
 CLASSIFICATION_LOSSES = {"CrossEntropyLoss", "NLLLoss"}
 
 #: words of a class name that say "this head is not a classifier"
-NON_CLASSIFIER_WORDS = {"q", "dqn", "ddqn", "dueling", "critic", "actor", "value", "generator", "autoencoder",
-                        "ae", "vae", "regressor", "regression", "denoiser", "denoising", "reconstruction"}
+NON_CLASSIFIER_WORDS = {
+    "q",
+    "dqn",
+    "ddqn",
+    "dueling",
+    "critic",
+    "actor",
+    "value",
+    "generator",
+    "autoencoder",
+    "ae",
+    "vae",
+    "regressor",
+    "regression",
+    "denoiser",
+    "denoising",
+    "reconstruction",
+}
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -76,8 +92,17 @@ def _model_class(node: ast.AST, classes: set[str]) -> str | None:
         name = _dotted(node.func)
         if name and name.split(".")[-1] in classes:
             return name.split(".")[-1]
-        if isinstance(node.func, ast.Attribute) and node.func.attr in ("to", "cuda", "cpu", "float", "double",
-                                                                         "half", "train", "eval", "apply"):
+        if isinstance(node.func, ast.Attribute) and node.func.attr in (
+            "to",
+            "cuda",
+            "cpu",
+            "float",
+            "double",
+            "half",
+            "train",
+            "eval",
+            "apply",
+        ):
             node = node.func.value
             continue
         return None
@@ -101,7 +126,7 @@ class Pairing:
 
 
 class _Flow(ast.NodeVisitor):
-    def __init__(self, classes: set[str], instances: set[str] = frozenset()) -> None:
+    def __init__(self, classes: set[str], instances: set[str] | frozenset[str] = frozenset()) -> None:
         self.classes = classes
         self.instances = set(instances)
         self.models: dict[str, str] = {}  # variable (dotted) -> model class
@@ -203,10 +228,16 @@ class _Flow(ast.NodeVisitor):
                 continue
             # loss calls in this statement (a compound statement's own header only: its body
             # is visited below, in order, with the names bound before it)
-            heads = [stmt] if not hasattr(stmt, "body") else \
-                [getattr(stmt, f) for f in ("test", "iter", "items") if getattr(stmt, f, None) is not None]
-            for node in (n for h in heads for n in (ast.walk(h) if isinstance(h, ast.AST) else
-                                                    (x for item in h for x in ast.walk(item)))):
+            heads = (
+                [stmt]
+                if not hasattr(stmt, "body")
+                else [getattr(stmt, f) for f in ("test", "iter", "items") if getattr(stmt, f, None) is not None]
+            )
+            for node in (
+                n
+                for h in heads
+                for n in (ast.walk(h) if isinstance(h, ast.AST) else (x for item in h for x in ast.walk(item)))
+            ):
                 if isinstance(node, ast.Call):
                     loss = self._is_loss_call(node)
                     if loss and node.args:
@@ -221,7 +252,7 @@ class _Flow(ast.NodeVisitor):
                 srcs = self.sources(stmt.value, env)
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 for t in targets:
-                    for el in (t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]):
+                    for el in t.elts if isinstance(t, (ast.Tuple, ast.List)) else [t]:
                         name = _dotted(el.value if isinstance(el, ast.Starred) else el)
                         if name is None:
                             continue
@@ -230,18 +261,18 @@ class _Flow(ast.NodeVisitor):
                         else:
                             env[name] = set(srcs)
             for field_ in ("body", "orelse", "finalbody", "handlers"):
-                sub = getattr(stmt, field_, None)
-                if isinstance(sub, list) and sub and isinstance(sub[0], (ast.stmt, ast.excepthandler)):
+                block = getattr(stmt, field_, None)
+                if isinstance(block, list) and block and isinstance(block[0], (ast.stmt, ast.excepthandler)):
                     inner: list[ast.stmt] = []
-                    for s in sub:
-                        inner.extend(s.body if isinstance(s, ast.excepthandler) else [s])
+                    for s in block:
+                        inner.extend(s.body if isinstance(s, ast.ExceptHandler) else [s])
                     if isinstance(stmt, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith)) and field_ == "body":
                         # `for x, y in loader:` / `with torch.no_grad():` bind nothing from models
                         pass
                     self.run_body(inner, env)
 
 
-def pair_losses(text: str, classes: set[str], instances: set[str] = frozenset()) -> Pairing:
+def pair_losses(text: str, classes: set[str], instances: set[str] | frozenset[str] = frozenset()) -> Pairing:
     """Which losses the file applies to the output of which of ``classes`` (class or
     factory names) and of the module-level model ``instances`` (variable names)."""
     try:
@@ -260,8 +291,9 @@ def model_classes(text: str) -> set[str]:
         tree = ast.parse(text)
     except SyntaxError:
         return set()
-    return {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)} | \
-        {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef)} | {
+        n.name for n in tree.body if isinstance(n, ast.FunctionDef)
+    }
 
 
 def looks_non_classifier(name: str) -> bool:
@@ -301,9 +333,13 @@ def apply(cands: list, text: str) -> None:
             c.loss_name = None
             c.meta["objective"] = "neutral"
             c.meta["loss_source"] = "guessed"
-            why = ("its output feeds " + ", ".join(sorted(pairing.feeds[cls_name])) if cls_name in pairing.feeds
-                   else "the file applies its losses to other models" if pairing.any_paired
-                   else "its name says it is not a classifier")
+            why = (
+                "its output feeds " + ", ".join(sorted(pairing.feeds[cls_name]))
+                if cls_name in pairing.feeds
+                else "the file applies its losses to other models"
+                if pairing.any_paired
+                else "its name says it is not a classifier"
+            )
             c.meta["objective_why"] = why
             continue
         if c.loss_name:

@@ -43,8 +43,10 @@ import re
 import sys
 import warnings
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from types import FrameType
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -68,8 +70,22 @@ OVERFIT_LR = 1e-2
 
 WEIGHT_LAYERS = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.RNNBase, nn.Embedding, nn.EmbeddingBag)
 EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
-ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-                      nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.PReLU, nn.Softplus)
+ACTIVATION_MODULES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.PReLU,
+    nn.Softplus,
+)
 VIEW_NAMES = {"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"}
 
 
@@ -77,7 +93,7 @@ def _activation_table() -> dict[Any, str]:
     F = torch.nn.functional
     T = torch.Tensor
     table: dict[Any, str] = {}
-    spec = {
+    spec: dict[str, list[tuple[Any, str]]] = {
         "relu": [(F, "relu"), (F, "relu_"), (torch, "relu"), (torch, "relu_"), (T, "relu"), (T, "relu_")],
         "leaky_relu": [(F, "leaky_relu"), (F, "leaky_relu_"), (F, "rrelu")],
         "elu": [(F, "elu"), (F, "elu_"), (F, "celu")],
@@ -118,8 +134,9 @@ class ProbeResult(list):
     ``notes``: one-line remarks for the user (an extra measurement that could not run, a
     CUDA request served on the CPU)."""
 
-    def __init__(self, items: Iterable[Diagnostic] = (), errors: list[str] | None = None,
-                 notes: list[str] | None = None) -> None:
+    def __init__(
+        self, items: Iterable[Diagnostic] = (), errors: list[str] | None = None, notes: list[str] | None = None
+    ) -> None:
         super().__init__(items)
         self.errors: list[str] = errors or []
         self.notes: list[str] = notes or []
@@ -306,6 +323,12 @@ class DataContext:
 
 # ---------------------------------------------------------------------------------------
 # small helpers
+
+
+def _out_tensor(out: Any) -> torch.Tensor:
+    """The output's first tensor, for a loss chosen from it (so it has one; if a later
+    forward returns none, the loss fails on None as before)."""
+    return cast(torch.Tensor, _first_tensor(out))
 
 
 def _first_tensor(obj: Any, floating: bool = True, _depth: int = 0) -> torch.Tensor | None:
@@ -506,7 +529,9 @@ _SEED_DEVICE: list[torch.device] = [torch.device("cpu")]
 def _rng(device: torch.device) -> Iterator[None]:
     """Fork the torch RNG (CPU, and the CUDA device in use) and seed it; the caller's
     states come back on exit."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     with torch.random.fork_rng(devices=devices):
         _SEED_DEVICE[0] = device
         _reseed()
@@ -528,7 +553,7 @@ def _reseed() -> None:
 
 
 class _Mode(TorchFunctionMode):
-    def __init__(self, rec: "_Recorder") -> None:
+    def __init__(self, rec: _Recorder) -> None:
         super().__init__()
         self.rec = rec
 
@@ -568,9 +593,20 @@ class _Recorder:
     """Registers hooks on every submodule and (optionally) a TorchFunctionMode; removes
     them on exit. What it records depends on its flags."""
 
-    def __init__(self, model: nn.Module, user_path: str | None, batch: int, *, stats: bool = True,
-                 activations: bool = True, grad_hooks: bool = True, track_params: bool = True,
-                 check_ops: bool = False, view_dim: int | None = None, output_sums: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        user_path: str | None,
+        batch: int,
+        *,
+        stats: bool = True,
+        activations: bool = True,
+        grad_hooks: bool = True,
+        track_params: bool = True,
+        check_ops: bool = False,
+        view_dim: int | None = None,
+        output_sums: bool = False,
+    ) -> None:
         self.model = model
         self.user_real = os.path.realpath(user_path) if user_path else None
         self.batch = batch
@@ -628,7 +664,7 @@ class _Recorder:
         self._line_cache: dict[str, bool] = {}
 
     # -- lifecycle
-    def __enter__(self) -> "_Recorder":
+    def __enter__(self) -> _Recorder:
         for mod, name in self.names.items():
             try:
                 self.handles.append(mod.register_forward_pre_hook(self._pre(name)))
@@ -665,7 +701,7 @@ class _Recorder:
         return hit
 
     def user_line(self) -> int | None:
-        f = sys._getframe(2)
+        f: FrameType | None = sys._getframe(2)
         while f is not None:
             if self._is_user(f.f_code.co_filename):
                 return f.f_lineno
@@ -680,8 +716,9 @@ class _Recorder:
             self.stack.append(name)
             st = self.mods.get(name)
             if st is None:
-                st = self.mods[name] = ModuleStat(name=name, type=type(mod).__name__, order=self.order,
-                                                  leaf=name in self.leaf_names)
+                st = self.mods[name] = ModuleStat(
+                    name=name, type=type(mod).__name__, order=self.order, leaf=name in self.leaf_names
+                )
                 self.order += 1
             st.calls += 1
             if isinstance(mod, _BATCH_NORMS):
@@ -692,7 +729,9 @@ class _Recorder:
             if self.stats and name in self.weight_names and name not in self.in_stats:
                 x = _first_tensor(args)
                 if x is not None and x.numel():
-                    if x is self._last_t and x._version == self._last_version:  # measured already
+                    if (
+                        x is self._last_t and x._version == self._last_version and self._last_stats is not None
+                    ):  # measured already
                         self.in_stats[name] = (self._last_stats, x.numel())
                     else:
                         self.busy = True
@@ -702,6 +741,7 @@ class _Recorder:
                             self.busy = False
             if self.check_ops and self.first_bad_module is None:
                 self._in_finite[name] = not any(_bad(t) for t in _all_tensors(args) if t.is_floating_point())
+
         return hook
 
     def _post(self, name: str):
@@ -710,9 +750,10 @@ class _Recorder:
                 return
             if self.stack and self.stack[-1] == name:
                 self.stack.pop()
-            t = _first_tensor(out)
-            if t is None:
+            first = _first_tensor(out)
+            if first is None:
                 return
+            t: torch.Tensor = first  # not Optional: `weakref() is t` below must not widen it
             self.busy = True
             try:
                 if name not in self.out_shapes:
@@ -722,7 +763,8 @@ class _Recorder:
                     # in-place op (ReLU(inplace=True)) bumps the version: measured again
                     if t is not self._last_t or t._version != self._last_version:
                         self._last_t, self._last_version, self._last_stats = t, t._version, _moments(t)
-                    self.calls.append((name, self._last_stats, t.numel()))
+                    if self._last_stats is not None:  # set with _last_t
+                        self.calls.append((name, self._last_stats, t.numel()))
                 if self.output_sums and (name in self.leaf_names or name == "") and t is not self._last_summed:
                     self._last_summed = t  # a container returning its last child's output: summed once
                     self.sums.append((name, t.detach().sum() if t.numel() else t.new_zeros(())))
@@ -739,6 +781,7 @@ class _Recorder:
                         self.first_bad_module = {"module": name, "leaf": name in self.leaf_names}
             finally:
                 self.busy = False
+
         return hook
 
     def _grad_hook(self, name: str):
@@ -748,6 +791,7 @@ class _Recorder:
                 self.grad_order[name] = self.grad_counter
                 self.grad_counter += 1
             return None
+
         return hook
 
     # -- function mode callbacks (run with self.busy set)
@@ -783,8 +827,9 @@ class _Recorder:
         key = (owner, line)
         call = self.act_calls.get(key, 0)
         self.act_calls[key] = call + 1
-        st = ActivationStat(kind=kind, module=owner, is_module=is_module, producer=producer, line=line,
-                            order=len(self.acts), call=call)
+        st = ActivationStat(
+            kind=kind, module=owner, is_module=is_module, producer=producer, line=line, order=len(self.acts), call=call
+        )
         measured = None
         if self.stats and x.is_floating_point() and x.numel() and kind in ("relu", "relu6", "sigmoid", "tanh"):
             d = x.detach()
@@ -797,12 +842,24 @@ class _Recorder:
                 m = d.amax(dim=b) if b is not None and d.ndim > 1 else d
                 valid = m > -MASK_ABS  # units whose inputs are not all mask constants (NaN: False)
                 dead = (m < 0) & valid
-                measured = torch.stack([dead.sum().double(), valid.sum().double(), torch.tensor(float(m.numel()), dtype=torch.float64, device=d.device)])
+                measured = torch.stack(
+                    [
+                        dead.sum().double(),
+                        valid.sum().double(),
+                        torch.tensor(float(m.numel()), dtype=torch.float64, device=d.device),
+                    ]
+                )
             else:
                 a = d.abs()
                 valid = a < MASK_ABS
                 sat = (a > SAT_INPUT[kind]) & valid
-                measured = torch.stack([sat.sum().double(), valid.sum().double(), torch.tensor(float(a.numel()), dtype=torch.float64, device=d.device)])
+                measured = torch.stack(
+                    [
+                        sat.sum().double(),
+                        valid.sum().double(),
+                        torch.tensor(float(a.numel()), dtype=torch.float64, device=d.device),
+                    ]
+                )
             st.units = int(d.numel() // (d.shape[b] if b is not None and d.ndim > 1 else 1))
         self.acts.append((st, measured))
 
@@ -907,14 +964,16 @@ def _class_dim(out: torch.Tensor, k: int | None) -> int | None:
 def _over_targets(kind: str, cdim: int) -> Callable[[Any], torch.Tensor]:
     """The cross-entropy (or NLL) averaged over every possible class target: what a batch
     of uniformly random targets estimates, exactly (label smoothing averages out too)."""
+
     def over_targets(o: Any) -> torch.Tensor:
-        p = _first_tensor(o).detach().double()
+        p = _out_tensor(o).detach().double()
         if kind == "nll":
             per = -p.mean(cdim)
         else:  # shifted by the max first: huge equal logits would round logsumexp - mean to 0
             z = p - p.amax(cdim, keepdim=True)
             per = torch.logsumexp(z, cdim) - z.mean(cdim)
         return per.mean()
+
     return over_targets
 
 
@@ -944,7 +1003,9 @@ class _Loss:
         if self.example.loss is not None or self.info.kind == "sum":
             return loss
         prim = _first_tensor(out)
-        extra = [t for t in _all_tensors(out) if t is not prim and t.requires_grad and t.is_floating_point() and t.numel()]
+        extra = [
+            t for t in _all_tensors(out) if t is not prim and t.requires_grad and t.is_floating_point() and t.numel()
+        ]
         for t in extra:
             loss = loss + t.float().pow(2).mean()
         return loss
@@ -966,7 +1027,11 @@ class _Loss:
         declared = ex.loss
         classes = ex.classes
         if declared is not None:
-            name = type(declared).__name__ if isinstance(declared, nn.Module) else getattr(declared, "__name__", type(declared).__name__)
+            name = (
+                type(declared).__name__
+                if isinstance(declared, nn.Module)
+                else getattr(declared, "__name__", type(declared).__name__)
+            )
             kind = _loss_kind(name)
             k = classes
             cdim = None
@@ -978,25 +1043,37 @@ class _Loss:
             if target is None and prim is not None:
                 if kind in ("cross_entropy", "nll") and cdim is None:
                     kind = "declared"
-                if kind in ("cross_entropy", "nll") and getattr(declared, "weight", None) is None:
-                    self.expected_fn = _over_targets(kind, cdim)
+                if kind in ("cross_entropy", "nll") and cdim is not None and getattr(declared, "weight", None) is None:
+                    self.expected_fn = _over_targets(kind, cdim)  # (cdim is None made the kind "declared")
                 target = self._target(kind if kind != "declared" else "mse", prim, k, cdim)
             elif isinstance(target, torch.Tensor) and prim is not None:
                 target = target.to(prim.device)
-            self.info = LossInfo(value=float("nan"), kind=kind, source="declared", classes=k if kind in ("cross_entropy", "nll") else None)
+            self.info = LossInfo(
+                value=float("nan"),
+                kind=kind,
+                source="declared",
+                classes=k if kind in ("cross_entropy", "nll") else None,
+            )
             tgt = target
             self.fn = lambda o: declared(o, tgt)
             return
         loss_name = ex.meta.get("loss_name") if isinstance(ex.meta, dict) else None
         if prim is None:
-            self.info = LossInfo(value=float("nan"), kind="sum", source="fallback",
-                                 note="the model returned no floating tensor; loss = sum of all outputs")
+            self.info = LossInfo(
+                value=float("nan"),
+                kind="sum",
+                source="fallback",
+                note="the model returned no floating tensor; loss = sum of all outputs",
+            )
             self.fn = lambda o: sum((t.float().sum() for t in _all_tensors(o) if t.requires_grad), torch.zeros(()))
             return
         neutral = isinstance(ex.meta, dict) and ex.meta.get("objective") == "neutral"
         if neutral and not loss_name:
             # not a classifier (Q-values, a generator, an autoencoder): no cross-entropy assumption
-            kind, source = "mean_square", f"not a classifier ({ex.meta.get('objective_why') or 'no loss applied to it'})"
+            kind, source = (
+                "mean_square",
+                f"not a classifier ({ex.meta.get('objective_why') or 'no loss applied to it'})",
+            )
             classes = None
         elif loss_name:
             kind = _loss_kind(str(loss_name))
@@ -1020,7 +1097,7 @@ class _Loss:
                 fn = F.cross_entropy if kind == "cross_entropy" else F.nll_loss
 
                 def ce(o: Any, fn=fn, cdim=cdim, tgt=tgt) -> torch.Tensor:
-                    p = _first_tensor(o)
+                    p = _out_tensor(o)
                     if cdim == p.ndim - 1 and p.ndim > 2:
                         return fn(p.reshape(-1, p.shape[-1]), tgt.reshape(-1))
                     return fn(p, tgt)
@@ -1032,13 +1109,22 @@ class _Loss:
                 return
         if kind in ("bce", "bce_logits", "mse"):
             tgt = target.to(prim.device) if isinstance(target, torch.Tensor) else self._target(kind, prim, None, None)
-            fn = {"bce": F.binary_cross_entropy, "bce_logits": F.binary_cross_entropy_with_logits, "mse": F.mse_loss}[kind]
-            self.fn = lambda o, fn=fn, tgt=tgt: fn(_first_tensor(o), tgt)
+            pointwise = {
+                "bce": F.binary_cross_entropy,
+                "bce_logits": F.binary_cross_entropy_with_logits,
+                "mse": F.mse_loss,
+            }[kind]
+
+            def against_target(o: Any, fn=pointwise, tgt=tgt) -> torch.Tensor:
+                return fn(_out_tensor(o), tgt)
+
+            self.fn = against_target
             self.info = LossInfo(value=float("nan"), kind=kind, source=source)
             return
-        self.fn = lambda o: _first_tensor(o).float().pow(2).mean()
-        self.info = LossInfo(value=float("nan"), kind="mean_square", source=source,
-                             note="loss = mean of the squared outputs")
+        self.fn = lambda o: _out_tensor(o).float().pow(2).mean()
+        self.info = LossInfo(
+            value=float("nan"), kind="mean_square", source=source, note="loss = mean of the squared outputs"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -1046,7 +1132,9 @@ class _Loss:
 
 
 class Probe:
-    def __init__(self, example: Example, rules: list[Rule], settings: dict[str, Any], path: str, model_name: str) -> None:
+    def __init__(
+        self, example: Example, rules: list[Rule], settings: dict[str, Any], path: str, model_name: str
+    ) -> None:
         self.example = example
         self.rules = rules
         self.settings = settings
@@ -1106,8 +1194,8 @@ class Probe:
     def _model_device(self) -> torch.device | None:
         for t in self.model.parameters():
             return t.device
-        for t in self.model.buffers():
-            return t.device
+        for b in self.model.buffers():
+            return b.device
         return None
 
     def _forward(self, inputs: Any) -> Any:
@@ -1216,23 +1304,33 @@ class Probe:
             mods[name].in_std = _mean_std(a, b, rec.in_stats[name][1])[1]
         g_names = list(rec.grad_norms)
         for name, g in zip(g_names, _tolist([rec.grad_norms[n] for n in g_names])):
-            st = mods.get(name)
-            if st is not None:
-                st.grad_norm = g
-                st.grad_order = rec.grad_order.get(name)
-                st.grad_nonfinite = not math.isfinite(g)
+            mod_st = mods.get(name)
+            if mod_st is not None:
+                mod_st.grad_norm = g
+                mod_st.grad_order = rec.grad_order.get(name)
+                mod_st.grad_nonfinite = not math.isfinite(g)
 
         # parameters
         ran = set(mods)
         params: dict[str, ParamStat] = {}
         plist = list(model.named_parameters())
-        owner = {}
+        owner: dict[str, str] = {}
         for mname, m in model.named_modules():
             for pname, _ in m.named_parameters(recurse=False):
                 owner.setdefault(f"{mname}.{pname}" if mname else pname, mname)
-        w_norms = _tolist([torch.linalg.vector_norm(p.detach().float()) if p.numel() else p.new_zeros((), dtype=torch.float32) for _, p in plist])
+        w_norms = _tolist(
+            [
+                torch.linalg.vector_norm(p.detach().float()) if p.numel() else p.new_zeros((), dtype=torch.float32)
+                for _, p in plist
+            ]
+        )
         g_list = [(n, p.grad) for n, p in plist if p.grad is not None]
-        g_norms = dict(zip([n for n, _ in g_list], _tolist([torch.linalg.vector_norm(_dense(g.detach()).float()) for _, g in g_list])))
+        g_norms = dict(
+            zip(
+                [n for n, _ in g_list],
+                _tolist([torch.linalg.vector_norm(_dense(g.detach()).float()) for _, g in g_list]),
+            )
+        )
         for (name, p), wn in zip(plist, w_norms):
             mname = owner.get(name, name.rsplit(".", 1)[0] if "." in name else "")
             gn = g_norms.get(name)
@@ -1248,9 +1346,16 @@ class Probe:
                 state = "ok"
             numel = max(p.numel(), 1)
             params[name] = ParamStat(
-                name=name, module=mname, shape=tuple(p.shape), requires_grad=p.requires_grad,
-                ran=mname in ran, used=name in rec.used_params if rec.track_params else mname in ran,
-                grad=state, grad_norm=gn, weight_norm=wn, weight_rms=wn / math.sqrt(numel),
+                name=name,
+                module=mname,
+                shape=tuple(p.shape),
+                requires_grad=p.requires_grad,
+                ran=mname in ran,
+                used=name in rec.used_params if rec.track_params else mname in ran,
+                grad=state,
+                grad_norm=gn,
+                weight_norm=wn,
+                weight_rms=wn / math.sqrt(numel),
                 zero_weight=wn == 0 and p.numel() > 0,
             )
         if any(s.grad == "zero" for s in params.values()):
@@ -1265,23 +1370,23 @@ class Probe:
         acts: list[ActivationStat] = []
         measured = [(st, m) for st, m in rec.acts if m is not None]
         vals = _tolist([m for _, m in measured])
-        for (st, _), (hit, valid, total) in zip(measured, vals):
+        for (act, _), (hit, valid, total) in zip(measured, vals):
             if valid > 0:
                 frac = hit / valid
-                if st.kind in ("relu", "relu6"):
-                    st.dead_frac = frac
+                if act.kind in ("relu", "relu6"):
+                    act.dead_frac = frac
                 else:
-                    st.saturated_frac = frac
-            st.masked_frac = 1 - valid / total if total else 0.0
+                    act.saturated_frac = frac
+            act.masked_frac = 1 - valid / total if total else 0.0
         acts = [st for st, _ in rec.acts]
 
         # weight layers
         layers: list[Layer] = []
         named = dict(model.named_modules())
         feeds: dict[str, str] = {}
-        for st in acts:
-            if st.producer is not None:
-                feeds.setdefault(st.producer, st.kind)
+        for act in acts:
+            if act.producer is not None:
+                feeds.setdefault(act.producer, act.kind)
         for name, st in sorted(mods.items(), key=lambda kv: kv[1].order):
             m = named.get(name)
             if m is None or not isinstance(m, WEIGHT_LAYERS):
@@ -1289,22 +1394,33 @@ class Probe:
             ws = [(pn, p) for pn, p in m.named_parameters(recurse=False) if p.ndim >= 2]
             if not ws:
                 continue
-            stats = [params.get(f"{name}.{pn}" if name else pn) for pn, _ in ws]
-            stats = [s for s in stats if s is not None]
-            wn = math.sqrt(sum(s.weight_norm ** 2 for s in stats))
+            found = [params.get(f"{name}.{pn}" if name else pn) for pn, _ in ws]
+            stats = [s for s in found if s is not None]
+            wn = math.sqrt(sum(s.weight_norm**2 for s in stats))
             numel = sum(max(math.prod(s.shape), 1) for s in stats)
             gs = [s.grad_norm for s in stats if s.grad_norm is not None]
             gn = math.sqrt(sum(g * g for g in gs)) if gs else None
             fi, fo = _fans(ws[0][1])
-            layers.append(Layer(
-                module=name, type=st.type, order=st.order, embedding=isinstance(m, EMBEDDINGS),
-                fan_in=fi, fan_out=fo, weight_rms=wn / math.sqrt(max(numel, 1)), weight_norm=wn,
-                grad_norm=gn, rel=(gn / wn if gn is not None and wn > 0 else None),
-                zero_init=any(s.zero_weight for s in stats),
-                zero_grad=all(s.grad in ("none", "zero", "frozen") for s in stats),
-                in_std=st.in_std, out_std=st.out_std, feeds=feeds.get(name),
-                batch_normed=name in rec.batch_normed,
-            ))
+            layers.append(
+                Layer(
+                    module=name,
+                    type=st.type,
+                    order=st.order,
+                    embedding=isinstance(m, EMBEDDINGS),
+                    fan_in=fi,
+                    fan_out=fo,
+                    weight_rms=wn / math.sqrt(max(numel, 1)),
+                    weight_norm=wn,
+                    grad_norm=gn,
+                    rel=(gn / wn if gn is not None and wn > 0 else None),
+                    zero_init=any(s.zero_weight for s in stats),
+                    zero_grad=all(s.grad in ("none", "zero", "frozen") for s in stats),
+                    in_std=st.in_std,
+                    out_std=st.out_std,
+                    feeds=feeds.get(name),
+                    batch_normed=name in rec.batch_normed,
+                )
+            )
 
         # output
         prim = _first_tensor(out)
@@ -1317,12 +1433,25 @@ class Probe:
             d = d if d.dtype in (torch.float32, torch.float64) else d.float()
             b = 0 if prim.ndim >= 1 and prim.shape[0] == self.batch else None
             finite = not _bad(d)
-            dd = d if finite and not bool(torch.isneginf(d).any()) else torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
-            batch_std = float(dd.std(dim=0, correction=0).max()) if b == 0 and d.shape[0] > 1 and d.numel() > d.shape[0] - 1 else None
-            output = OutputStat(shape=tuple(prim.shape), producer=producer,
-                                abs_max=float(dd.abs().max()) if dd.numel() else 0.0,
-                                mean_abs=float(dd.abs().mean()) if dd.numel() else 0.0,
-                                batch_std_max=batch_std, batch_dim=b, nonfinite=not finite)
+            dd = (
+                d
+                if finite and not bool(torch.isneginf(d).any())
+                else torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
+            )
+            batch_std = (
+                float(dd.std(dim=0, correction=0).max())
+                if b == 0 and d.shape[0] > 1 and d.numel() > d.shape[0] - 1
+                else None
+            )
+            output = OutputStat(
+                shape=tuple(prim.shape),
+                producer=producer,
+                abs_max=float(dd.abs().max()) if dd.numel() else 0.0,
+                mean_abs=float(dd.abs().mean()) if dd.numel() else 0.0,
+                batch_std_max=batch_std,
+                batch_dim=b,
+                nonfinite=not finite,
+            )
             if producer is not None and producer in {l.module for l in layers}:
                 final_layer = producer
         if final_layer is None:
@@ -1344,15 +1473,31 @@ class Probe:
             input_varies = bool((any_in.detach() != any_in.detach()[:1]).any())
 
         ctx = ProbeContext(
-            model=model, model_name=self.model_name, path=self.path, device=str(self.device), batch_size=self.batch,
-            modules=mods, params=params, layers=layers, activations=acts, loss=info, output=output,
-            final_layer=final_layer, input_std=input_std, grads_available=grads_available,
+            model=model,
+            model_name=self.model_name,
+            path=self.path,
+            device=str(self.device),
+            batch_size=self.batch,
+            modules=mods,
+            params=params,
+            layers=layers,
+            activations=acts,
+            loss=info,
+            output=output,
+            final_layer=final_layer,
+            input_std=input_std,
+            grads_available=grads_available,
             input_varies=input_varies,
             discarded_modules=frozenset((self.example.meta or {}).get("unused_modules") or ()),
             input_shapes=[(tuple(t.shape), str(t.dtype).replace("torch.", "")) for t in _all_tensors(self.orig_inputs)],
-            batch_stat_layers=[n for n, m in model.named_modules()
-                               if isinstance(m, nn.modules.batchnorm._NormBase) and not isinstance(m, nn.modules.instancenorm._InstanceNorm)
-                               and getattr(m, "running_mean", None) is None and n in mods],
+            batch_stat_layers=[
+                n
+                for n, m in model.named_modules()
+                if isinstance(m, nn.modules.batchnorm._NormBase)
+                and not isinstance(m, nn.modules.instancenorm._InstanceNorm)
+                and getattr(m, "running_mean", None) is None
+                and n in mods
+            ],
         )
         # non-finite anywhere?
         bad_fwd = next((n for n in names if mods[n].nonfinite), None)
@@ -1360,17 +1505,27 @@ class Probe:
         if bad_fwd is not None or not math.isfinite(info.value) or bad_grad or (output and output.nonfinite):
             if bad_fwd is not None:
                 first = bad_fwd
-                ctx.nonfinite = {"phase": "forward", "module": first, "leaf": mods[first].leaf,
-                                 "count_modules": sum(1 for s in mods.values() if s.nonfinite)}
+                ctx.nonfinite = {
+                    "phase": "forward",
+                    "module": first,
+                    "leaf": mods[first].leaf,
+                    "count_modules": sum(1 for s in mods.values() if s.nonfinite),
+                }
             elif not math.isfinite(info.value):
                 ctx.nonfinite = {"phase": "loss", "module": final_layer, "leaf": True, "loss": info.value}
             else:
                 # backward: the module whose output gradient went non-finite first
                 cands = [s for s in mods.values() if s.grad_nonfinite and s.grad_order is not None]
-                first_mod = min(cands, key=lambda s: s.grad_order).name if cands else None
-                first_param = max(bad_grad, key=lambda s: mods[s.module].order if s.module in mods else -1) if bad_grad else None
-                ctx.nonfinite = {"phase": "backward", "module": first_mod if first_mod is not None else (first_param.module if first_param else None),
-                                 "leaf": False, "params": [s.name for s in bad_grad][:10]}
+                first_mod = min(cands, key=lambda s: s.grad_order or 0).name if cands else None  # never None here
+                first_param = (
+                    max(bad_grad, key=lambda s: mods[s.module].order if s.module in mods else -1) if bad_grad else None
+                )
+                ctx.nonfinite = {
+                    "phase": "backward",
+                    "module": first_mod if first_mod is not None else (first_param.module if first_param else None),
+                    "leaf": False,
+                    "params": [s.name for s in bad_grad][:10],
+                }
         return ctx
 
     # -- NN309 helper: zero gradients caused by a deliberate zero-init
@@ -1414,8 +1569,16 @@ class Probe:
         nf = ctx.nonfinite
         assert nf is not None
         if nf["phase"] in ("forward", "loss"):
-            rec = _Recorder(self.model, self.path, self.batch, stats=False, activations=False, grad_hooks=False,
-                            track_params=False, check_ops=True)
+            rec = _Recorder(
+                self.model,
+                self.path,
+                self.batch,
+                stats=False,
+                activations=False,
+                grad_hooks=False,
+                track_params=False,
+                check_ops=True,
+            )
             try:
                 with torch.no_grad():
                     _reseed()
@@ -1430,7 +1593,9 @@ class Probe:
                 nf["module"] = rec.first_bad_module["module"]
                 nf["leaf"] = rec.first_bad_module["leaf"]
             if rec.first_bad_op is not None:
-                nf.update(op=rec.first_bad_op["op"], line=rec.first_bad_op["line"], op_module=rec.first_bad_op["module"])
+                nf.update(
+                    op=rec.first_bad_op["op"], line=rec.first_bad_op["line"], op_module=rec.first_bad_op["module"]
+                )
             elif nf["phase"] == "forward" and rec.first_bad_module is None:
                 # the statistic overflowed, the values did not: not a NaN/Inf after all
                 ctx.nonfinite = None
@@ -1510,32 +1675,44 @@ class Probe:
     def _eval_forward(self, grad: bool, inputs: Any) -> dict[str, Any]:
         """One seeded eval-mode forward. With ``grad``, the first floating input (or the
         first embedding's output, for token inputs) is a leaf that requires grad."""
-        leaf: dict[str, torch.Tensor] = {}
+        leaf: dict[str, Any] = {}  # "x": the leaf tensor, "kind": "input" or "embedding"
         handles = []
         if grad:
             x = _first_tensor(inputs)
             if x is not None:
+
                 def swap(t: torch.Tensor) -> torch.Tensor:
                     if t is x:
                         y = t.detach().clone().requires_grad_(True)
                         leaf.setdefault("x", y)
                         return y
                     return t
+
                 inputs = _map_tensors(inputs, swap)
-                leaf["kind"] = "input"  # type: ignore[assignment]
+                leaf["kind"] = "input"
             else:
                 emb = next((m for m in self.model.modules() if isinstance(m, EMBEDDINGS)), None)
                 if emb is not None:
+
                     def hook(mod, args, out):
                         if "x" in leaf:
                             return None
                         y = out.detach().requires_grad_(True)
                         leaf["x"] = y
                         return y
+
                     handles.append(emb.register_forward_hook(hook))
-                    leaf["kind"] = "embedding"  # type: ignore[assignment]
-        rec = _Recorder(self.model, self.path, self.batch, stats=False, activations=False, grad_hooks=False,
-                        track_params=False, output_sums=True)
+                    leaf["kind"] = "embedding"
+        rec = _Recorder(
+            self.model,
+            self.path,
+            self.batch,
+            stats=False,
+            activations=False,
+            grad_hooks=False,
+            track_params=False,
+            output_sums=True,
+        )
         try:
             ctx_grad = torch.enable_grad() if grad else torch.no_grad()
             with ctx_grad, torch.inference_mode(False):
@@ -1560,7 +1737,7 @@ class Probe:
             res["reason"] = "scalar input"
             return res
         dims = list(range(max(1, min(x.ndim - 1, 3))))
-        records = []
+        records: list[dict[str, Any]] = []
         for d in dims:
             size = x.shape[d]
             if size < 2:
@@ -1585,9 +1762,17 @@ class Probe:
             j = int(others.argmax())
             off = float(others[j])
             similar = [k for k in range(out.ndim) if k != e and out.shape[k] == size]
-            rec = {"input_dim": d, "output_dim": e, "sample": i, "self_grad": self_v, "other_grad": off,
-                   "other_sample": j, "mixed_samples": int((others > 0).sum()), "output_shape": list(out.shape),
-                   "similarity_dims": similar}
+            rec = {
+                "input_dim": d,
+                "output_dim": e,
+                "sample": i,
+                "self_grad": self_v,
+                "other_grad": off,
+                "other_sample": j,
+                "mixed_samples": int((others > 0).sum()),
+                "output_shape": list(out.shape),
+                "similarity_dims": similar,
+            }
             records.append(rec)
             if off == 0:
                 break
@@ -1616,8 +1801,9 @@ class Probe:
         return res
 
     def _find_view(self, inputs: Any, n: int, d: int) -> dict[str, Any] | None:
-        rec = _Recorder(self.model, self.path, n, stats=False, activations=False, grad_hooks=False,
-                        track_params=False, view_dim=d)
+        rec = _Recorder(
+            self.model, self.path, n, stats=False, activations=False, grad_hooks=False, track_params=False, view_dim=d
+        )
         try:
             with torch.no_grad():
                 _reseed()
@@ -1699,9 +1885,16 @@ class Probe:
                 # BatchNorm's running stats lag after a few steps: eval mode alone can
                 # look worse than the fit really is, so take the better of the two
                 final = min(final_eval, losses[-1]) if losses else final_eval
-            ctx.overfit = {"steps": steps, "lr": OVERFIT_LR, "optimizer": "Adam", "samples": k,
-                           "initial": losses[0] if losses else None, "final": final,
-                           "loss_kind": lossf.info.kind, "losses": losses[:: max(1, steps // 10)]}
+            ctx.overfit = {
+                "steps": steps,
+                "lr": OVERFIT_LR,
+                "optimizer": "Adam",
+                "samples": k,
+                "initial": losses[0] if losses else None,
+                "final": final,
+                "loss_kind": lossf.info.kind,
+                "losses": losses[:: max(1, steps // 10)],
+            }
         except Exception as exc:
             ctx.notes.append(f"overfit probe failed: {type(exc).__name__}: {exc}")
         finally:
@@ -1762,10 +1955,20 @@ class Probe:
             classes, source = ctx.loss.classes, f"the model's {ctx.loss.classes}-class head"
         elif self.example.classes:
             classes, source = self.example.classes, "declared classes"
-        return DataContext(model_name=self.model_name, path=self.path, batches=batches, samples=samples,
-                           inputs=inputs, target=target, target_integer=integer, class_counts=counts,
-                           negative_labels=negative,
-                           classes=classes, classes_source=source, line=_examples_line(self.path))
+        return DataContext(
+            model_name=self.model_name,
+            path=self.path,
+            batches=batches,
+            samples=samples,
+            inputs=inputs,
+            target=target,
+            target_integer=integer,
+            class_counts=counts,
+            negative_labels=negative,
+            classes=classes,
+            classes_source=source,
+            line=_examples_line(self.path),
+        )
 
 
 def _positions(x: Any) -> Iterator[tuple[str, Any]]:
@@ -1788,8 +1991,13 @@ def _as_tensor(t: Any) -> torch.Tensor:
 def _summarise(pos: str, ts: list[torch.Tensor]) -> TensorSummary:
     ts = [t.cpu() for t in ts]
     flat = torch.cat([t.reshape(-1) for t in ts]) if ts else torch.zeros(0)
-    s = TensorSummary(position=pos, dtype=str(ts[0].dtype).replace("torch.", ""), shape=tuple(ts[0].shape),
-                      count=int(flat.numel()), nonfinite=0)
+    s = TensorSummary(
+        position=pos,
+        dtype=str(ts[0].dtype).replace("torch.", ""),
+        shape=tuple(ts[0].shape),
+        count=int(flat.numel()),
+        nonfinite=0,
+    )
     if flat.is_floating_point() or flat.is_complex():
         fin = torch.isfinite(flat)
         s.nonfinite = int((~fin).sum())
@@ -1845,8 +2053,16 @@ def _source_lines(path: str) -> list[str]:
         return []
 
 
-def to_diagnostic(rule: Rule, f: Finding, model: Any, path: str, model_name: str, extra: dict[str, Any] | None = None,
-                  lines: list[str] | None = None, default_line: int | None = None) -> Diagnostic:
+def to_diagnostic(
+    rule: Rule,
+    f: Finding,
+    model: Any,
+    path: str,
+    model_name: str,
+    extra: dict[str, Any] | None = None,
+    lines: list[str] | None = None,
+    default_line: int | None = None,
+) -> Diagnostic:
     line = f.line if f.line is not None else _locate(model, path, f.module)
     line = line or default_line or 1  # a library model: the user's line that builds it
     evidence = dict(f.evidence)
@@ -1858,9 +2074,20 @@ def to_diagnostic(rule: Rule, f: Finding, model: Any, path: str, model_name: str
         column = len(text) - len(text.lstrip()) + 1
         end_column = end_column or len(text.rstrip()) + 1
     return Diagnostic(
-        code=rule.code, name=rule.name, severity=f.severity or rule.severity, message=f.message,
-        pass_=rule.pass_, path=path, line=line, column=column or 1, end_line=f.end_line,
-        end_column=end_column, model=f.model or model_name, module=f.module, evidence=json_safe(evidence), fix=f.fix,
+        code=rule.code,
+        name=rule.name,
+        severity=f.severity or rule.severity,
+        message=f.message,
+        pass_=rule.pass_,
+        path=path,
+        line=line,
+        column=column or 1,
+        end_line=f.end_line,
+        end_column=end_column,
+        model=f.model or model_name,
+        module=f.module,
+        evidence=json_safe(evidence),
+        fix=f.fix,
     )
 
 
@@ -1877,11 +2104,18 @@ def _skipped(settings: dict[str, Any], example: Example, path: str, model_name: 
     model = example.model if isinstance(example.model, nn.Module) else None
     line = _locate(model, path, None) if model is not None else None
     return Diagnostic(
-        code=rule.code, name=rule.name, severity=rule.severity, pass_="tool", path=path, line=line or 1,
+        code=rule.code,
+        name=rule.name,
+        severity=rule.severity,
+        pass_="tool",
+        path=path,
+        line=line or 1,
         model=model_name,
-        message=(f"{model_name} needs about {est / 2**30:.2f} GiB to probe, over the budget of "
-                 f"{budget / 2**30:.2f} GiB; probe rules (NN3) did not run for it. Raise "
-                 "probe-memory-fraction in [tool.nnlint] or probe a smaller configuration"),
+        message=(
+            f"{model_name} needs about {est / 2**30:.2f} GiB to probe, over the budget of "
+            f"{budget / 2**30:.2f} GiB; probe rules (NN3) did not run for it. Raise "
+            "probe-memory-fraction in [tool.nnlint] or probe a smaller configuration"
+        ),
         evidence={"estimated_bytes": est, "memory_budget_bytes": budget},
     )
 
@@ -1917,9 +2151,21 @@ def run_probe(example: Example, rules: list[Rule], settings: dict[str, Any], pat
             continue
         try:
             for f in rule.check(target):
-                out.append(to_diagnostic(rule, f, example.model, path, model_name, extra, lines,
-                                         default_line=(example.meta or {}).get("line")))
+                out.append(
+                    to_diagnostic(
+                        rule,
+                        f,
+                        example.model,
+                        path,
+                        model_name,
+                        extra,
+                        lines,
+                        default_line=(example.meta or {}).get("line"),
+                    )
+                )
         except Exception as exc:  # a rule bug must not hide the others' findings
-            out.errors.append(f"{path}: {model_name}: internal error: rule {rule.code} crashed "
-                              f"({type(exc).__name__}: {exc}); other rules ran. Please report this.")
+            out.errors.append(
+                f"{path}: {model_name}: internal error: rule {rule.code} crashed "
+                f"({type(exc).__name__}: {exc}); other rules ran. Please report this."
+            )
     return out

@@ -40,9 +40,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnlint.diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from nnlint.passes.zygote import ForkedProc
 
 TORCH_MISSING = "torch is not installed: graph and probe passes skipped (pip install 'nnlint[torch]', or use --static)"
 POLL_S = 0.05
@@ -56,7 +59,9 @@ EXAMPLES_FN = re.compile(r"^def[ \t]+nnlint_examples[ \t]*\(", re.M)
 #: ``G = nn.Sequential(...)``, ``model = AutoModelForCausalLM.from_config(cfg)``, ``net = resnet18()``
 MODULE_MODEL = re.compile(
     r"^(?:[A-Za-z_]\w*[ \t]*=|[ \t]+return)[ \t]*(?:[\w.]*\.)?(?:Sequential|from_config|\w+For[A-Z]\w*|"
-    r"resnet\d+|vgg\d+\w*|vit_\w+|mobilenet\w*|efficientnet\w*|densenet\d+|create_model)[ \t]*\(", re.M)
+    r"resnet\d+|vgg\d+\w*|vit_\w+|mobilenet\w*|efficientnet\w*|densenet\d+|create_model)[ \t]*\(",
+    re.M,
+)
 
 
 @dataclass
@@ -74,7 +79,7 @@ class DynamicResult:
     #: the in-project files the child imported (None: unknown); set on per-file results
     imported: list[str] | None = None
     #: path -> that file's own result (the result cache stores them one by one)
-    per_file: dict[str, "DynamicResult"] = field(default_factory=dict)
+    per_file: dict[str, DynamicResult] = field(default_factory=dict)
     #: the probe's per-layer measurements per model, with --report
     stats: list[dict[str, Any]] = field(default_factory=list)
 
@@ -86,7 +91,10 @@ class DynamicResult:
 def wants(path: str, text: str, cfg: Any, opts: Any) -> bool:
     """Cheap text test: does this file define something the graph pass can build?"""
     if getattr(opts, "model", None):
-        return re.search(rf"^\s*(class|def)\s+{re.escape(opts.model)}\b|^\s*{re.escape(opts.model)}\s*=", text, re.M) is not None
+        return (
+            re.search(rf"^\s*(class|def)\s+{re.escape(opts.model)}\b|^\s*{re.escape(opts.model)}\s*=", text, re.M)
+            is not None
+        )
     if declared_for(path, cfg):
         return True
     if "torch" not in text and "lightning" not in text:
@@ -147,7 +155,7 @@ def _rss(pid: int) -> int:
 
 
 def _children(pid: int) -> list[int]:
-    out = []
+    out: list[int] = []
     try:
         for tid in os.listdir(f"/proc/{pid}/task"):
             try:
@@ -179,7 +187,7 @@ def tree_rss(pid: int) -> int:
 @dataclass
 class Child:
     path: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedProc  # a fresh process, or a fork of the warm worker
     folder: str
     started: float
     timeout: float
@@ -230,8 +238,9 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int,
-                text: str | None = None) -> Child:
+def start_child(
+    path: str, cfg: Any, opts: Any, codes: list[str], threads: int, memory_limit: int, text: str | None = None
+) -> Child:
     """The child runs in ``folder/cwd`` with ``TMPDIR=folder/tmp``: whatever user code writes
     with a relative path or through ``tempfile`` lands in the private folder, deleted with it;
     ``sandbox`` refuses the network and writes anywhere else (see its docstring)."""
@@ -260,8 +269,15 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     # the warm worker: a fork of a process that imported torch (same request, folder, environment)
     forked = zygote.spawn(req, folder, overrides)
     if forked is not None:
-        return Child(path=path, proc=forked, folder=folder, started=time.monotonic(),  # type: ignore[arg-type]
-                     timeout=float(cfg.timeout), memory_limit=memory_limit, program=program)
+        return Child(
+            path=path,
+            proc=forked,
+            folder=folder,
+            started=time.monotonic(),
+            timeout=float(cfg.timeout),
+            memory_limit=memory_limit,
+            program=program,
+        )
     out = open(os.path.join(folder, "out.jsonl"), "wb")
     err = open(os.path.join(folder, "err.txt"), "wb")
     env = _child_env()
@@ -269,7 +285,11 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nnlint.passes.worker"],
-            stdin=subprocess.PIPE, stdout=out, stderr=err, start_new_session=True, env=env,
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            env=env,
             cwd=os.path.join(folder, "cwd"),
         )
     finally:
@@ -281,8 +301,15 @@ def start_child(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, 
         proc.stdin.close()
     except BrokenPipeError:
         pass
-    return Child(path=path, proc=proc, folder=folder, started=time.monotonic(), timeout=float(cfg.timeout),
-                 memory_limit=memory_limit, program=program)
+    return Child(
+        path=path,
+        proc=proc,
+        folder=folder,
+        started=time.monotonic(),
+        timeout=float(cfg.timeout),
+        memory_limit=memory_limit,
+        program=program,
+    )
 
 
 def _kill(child: Child, reason: str) -> None:
@@ -314,7 +341,7 @@ def _kill(child: Child, reason: str) -> None:
 
 
 def _read_events(child: Child) -> list[dict[str, Any]]:
-    events = []
+    events: list[dict[str, Any]] = []
     try:
         with open(os.path.join(child.folder, "out.jsonl"), "rb") as fh:
             data = fh.read()
@@ -396,19 +423,27 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
     rc = child.proc.returncode
     step = (last_step or {}).get("step") or "start-up"
     model = (last_step or {}).get("model")
-    where = f"in step '{step}'" + (f" of model {model}" if model and model != "nnlint_examples" else
-                                  " of nnlint_examples()" if model else "")
+    where = f"in step '{step}'" + (
+        f" of model {model}" if model and model != "nnlint_examples" else " of nnlint_examples()" if model else ""
+    )
     user_line = _user_line_from_fault(child)
     at = f" (line {user_line} was running)" if user_line else ""
     if child.killed_for == "timeout":
         what = f"exceeded the time limit of {child.timeout:g} s {where}{at}; raise timeout in [tool.nnlint] or --timeout if the model is merely slow"
         evidence = {"reason": "timeout", "timeout_s": child.timeout, "step": step}
     elif child.killed_for == "memory":
-        what = (f"used more than the memory limit of {_gb(child.memory_limit)} (peak {_gb(child.peak_rss)}) {where}{at} "
-                f"and was killed; set memory-limit-mb in [tool.nnlint] if the model needs more")
-        evidence = {"reason": "memory", "limit_bytes": child.memory_limit, "peak_rss_bytes": child.peak_rss, "step": step}
+        what = (
+            f"used more than the memory limit of {_gb(child.memory_limit)} (peak {_gb(child.peak_rss)}) {where}{at} "
+            f"and was killed; set memory-limit-mb in [tool.nnlint] if the model needs more"
+        )
+        evidence = {
+            "reason": "memory",
+            "limit_bytes": child.memory_limit,
+            "peak_rss_bytes": child.peak_rss,
+            "step": step,
+        }
     elif child.killed_for == "system-memory":
-        what = (f"was killed because the machine ran out of available memory (peak {_gb(child.peak_rss)}) {where}{at}")
+        what = f"was killed because the machine ran out of available memory (peak {_gb(child.peak_rss)}) {where}{at}"
         evidence = {"reason": "system-memory", "peak_rss_bytes": child.peak_rss, "step": step}
     elif rc is not None and rc < 0:
         sig = -rc
@@ -416,17 +451,24 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             signame = signal.Signals(sig).name
         except ValueError:
             signame = f"signal {sig}"
-        kind = {signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)", signal.SIGABRT: "aborted (SIGABRT)",
-                signal.SIGKILL: "was killed (SIGKILL; likely the system's out-of-memory killer)",
-                signal.SIGBUS: "crashed with a bus error (SIGBUS)", signal.SIGFPE: "crashed (SIGFPE)",
-                signal.SIGILL: "crashed with an illegal instruction (SIGILL)"}.get(sig, f"was terminated by {signame}")
+        kinds: dict[int, str] = {
+            signal.SIGSEGV: "crashed with a segmentation fault (SIGSEGV)",
+            signal.SIGABRT: "aborted (SIGABRT)",
+            signal.SIGKILL: "was killed (SIGKILL; likely the system's out-of-memory killer)",
+            signal.SIGBUS: "crashed with a bus error (SIGBUS)",
+            signal.SIGFPE: "crashed (SIGFPE)",
+            signal.SIGILL: "crashed with an illegal instruction (SIGILL)",
+        }
+        kind = kinds.get(sig, f"was terminated by {signame}")
         what = f"{kind} {where}{at}"
         evidence = {"reason": "signal", "signal": signame, "step": step, "peak_rss_bytes": child.peak_rss}
     else:
         tail = _tail(os.path.join(child.folder, "err.txt"), 600).strip().splitlines()
         last = tail[-1] if tail else ""
-        what = f"exited with status {rc} {where}{at} without reporting (does the code call sys.exit() or os._exit()?)" + \
-            (f"; last output: {last[:200]}" if last else "")
+        what = (
+            f"exited with status {rc} {where}{at} without reporting (does the code call sys.exit() or os._exit()?)"
+            + (f"; last output: {last[:200]}" if last else "")
+        )
         evidence = {"reason": "exit", "returncode": rc, "step": step}
     line = int(user_line or (last_step or {}).get("line") or 1)
     lines = (text or "").splitlines()
@@ -434,10 +476,21 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
     column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
     rule = rules.get("NN005")
     if rule is not None:
-        result.diagnostics.append(Diagnostic(
-            code="NN005", name=rule.name, severity=rule.severity, message=f"the run {what}", pass_="tool",
-            path=child.path, line=line, column=column, end_column=len(src.rstrip()) + 1 if src.strip() else None,
-            model=model if model != "nnlint_examples" else None, evidence=evidence))
+        result.diagnostics.append(
+            Diagnostic(
+                code="NN005",
+                name=rule.name,
+                severity=rule.severity,
+                message=f"the run {what}",
+                pass_="tool",
+                path=child.path,
+                line=line,
+                column=column,
+                end_column=len(src.rstrip()) + 1 if src.strip() else None,
+                model=model if model != "nnlint_examples" else None,
+                evidence=evidence,
+            )
+        )
     result.models_not_checked += 1
 
 
@@ -456,7 +509,9 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     result = DynamicResult()
     if not files:
         if getattr(opts, "model", None):
-            result.errors.append(f"--model {opts.model}: no linted file defines a class, function or variable of that name")
+            result.errors.append(
+                f"--model {opts.model}: no linted file defines a class, function or variable of that name"
+            )
         return result
     if not torch_available():
         result.notes.append(TORCH_MISSING)
@@ -471,8 +526,11 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     jobs = max(1, min(jobs, len(files)))
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # a child's limit: as configured, else a share of the machine (children run side by side)
-    limit = int(cfg.memory_limit_mb * (1 << 20)) if getattr(cfg, "memory_limit_mb", None) else \
-        max(1 << 30, default_memory_limit() // jobs)
+    limit = (
+        int(cfg.memory_limit_mb * (1 << 20))
+        if getattr(cfg, "memory_limit_mb", None)
+        else max(1 << 30, default_memory_limit() // jobs)
+    )
     total = _meminfo().get("MemTotal", 0)
     floor = max(256 << 20, total // 20)  # keep 5% of the machine free
     pending = list(files)
@@ -505,8 +563,12 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
                     _kill(child, "timeout")
                 elif rss > child.memory_limit:
                     _kill(child, "memory")
-                elif avail is not None and avail < floor and rss > (1 << 30) and \
-                        rss == max(tree_rss(c.proc.pid) for c in running):
+                elif (
+                    avail is not None
+                    and avail < floor
+                    and rss > (1 << 30)
+                    and rss == max(tree_rss(c.proc.pid) for c in running)
+                ):
                     _kill(child, "system-memory")
                     avail = None
                 if child.killed_for is not None:
@@ -527,9 +589,9 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
         result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
     for path in files:
-        r = finished.get(path)
-        if r is None:
+        if path not in finished:
             continue
+        r = finished[path]
         result.diagnostics.extend(r.diagnostics)
         result.models += r.models
         result.models_not_checked += r.models_not_checked
@@ -542,6 +604,8 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     missing = [n for n in result.notes if "--model" in n and "not defined" in n]
     if missing and getattr(opts, "model", None):
         if len(missing) == len(files):
-            result.errors.append(f"--model {opts.model}: no linted file defines a class, function or variable of that name")
+            result.errors.append(
+                f"--model {opts.model}: no linted file defines a class, function or variable of that name"
+            )
         result.notes = [n for n in result.notes if n not in missing]
     return result

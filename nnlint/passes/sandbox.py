@@ -26,11 +26,33 @@ from typing import Any
 
 _state: dict[str, Any] = {"installed": False, "allowed": (), "blocked": [], "active": False}
 
-_NET_EVENTS = {"socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr",
-               "socket.sendto", "socket.bind", "urllib.Request", "http.client.connect", "ftplib.connect",
-               "smtplib.connect"}
-_WRITE_EVENTS = {"os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.symlink", "os.link", "os.truncate",
-                 "os.chmod", "os.chown", "shutil.rmtree", "shutil.move", "shutil.copyfile", "os.utime"}
+_NET_EVENTS = {
+    "socket.connect",
+    "socket.getaddrinfo",
+    "socket.gethostbyname",
+    "socket.gethostbyaddr",
+    "socket.sendto",
+    "socket.bind",
+    "urllib.Request",
+    "http.client.connect",
+    "ftplib.connect",
+    "smtplib.connect",
+}
+_WRITE_EVENTS = {
+    "os.mkdir",
+    "os.remove",
+    "os.rename",
+    "os.rmdir",
+    "os.symlink",
+    "os.link",
+    "os.truncate",
+    "os.chmod",
+    "os.chown",
+    "shutil.rmtree",
+    "shutil.move",
+    "shutil.copyfile",
+    "os.utime",
+}
 
 
 def blocked() -> list[str]:
@@ -63,8 +85,11 @@ def _hook(event: str, args: tuple) -> None:
     if not _state["active"]:
         return
     if event in _NET_EVENTS:
-        if event.startswith("socket.") and event not in ("socket.getaddrinfo", "socket.gethostbyname",
-                                                          "socket.gethostbyaddr"):
+        if event.startswith("socket.") and event not in (
+            "socket.getaddrinfo",
+            "socket.gethostbyname",
+            "socket.gethostbyaddr",
+        ):
             sock = args[0] if args else None
             family = getattr(sock, "family", None)
             if family is not None and int(family) == getattr(__import__("socket"), "AF_UNIX", -1):
@@ -83,7 +108,9 @@ def _hook(event: str, args: tuple) -> None:
         bad = next((p for p in paths if not _allowed(p)), None)
         if bad is not None:
             _state["blocked"].append(f"write: {event} {os.fsdecode(bad)}")
-            raise PermissionError(f"nnlint: {event} outside its temporary folder is off while linting ({bad})")
+            raise PermissionError(
+                f"nnlint: {event} outside its temporary folder is off while linting ({os.fsdecode(bad)})"
+            )
 
 
 def install(folder: str | None = None) -> None:

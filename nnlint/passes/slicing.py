@@ -24,59 +24,258 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 #: builtins and plain helpers with no I/O
 SAFE_NAMES = {
-    "int", "float", "str", "bool", "tuple", "list", "dict", "set", "frozenset", "len", "range", "getattr",
-    "min", "max", "abs", "round", "sum", "sorted", "enumerate", "zip", "isinstance", "issubclass", "hasattr",
-    "reversed", "map", "filter", "any", "all", "divmod", "pow", "type", "object", "slice", "complex", "bytes",
-    "super", "property", "staticmethod", "classmethod", "iter", "next", "repr", "chr", "ord", "hash", "id",
-    "Path", "namedtuple", "TypeVar", "field", "partial", "OrderedDict", "defaultdict", "deque", "Counter",
+    "int",
+    "float",
+    "str",
+    "bool",
+    "tuple",
+    "list",
+    "dict",
+    "set",
+    "frozenset",
+    "len",
+    "range",
+    "getattr",
+    "min",
+    "max",
+    "abs",
+    "round",
+    "sum",
+    "sorted",
+    "enumerate",
+    "zip",
+    "isinstance",
+    "issubclass",
+    "hasattr",
+    "reversed",
+    "map",
+    "filter",
+    "any",
+    "all",
+    "divmod",
+    "pow",
+    "type",
+    "object",
+    "slice",
+    "complex",
+    "bytes",
+    "super",
+    "property",
+    "staticmethod",
+    "classmethod",
+    "iter",
+    "next",
+    "repr",
+    "chr",
+    "ord",
+    "hash",
+    "id",
+    "Path",
+    "namedtuple",
+    "TypeVar",
+    "field",
+    "partial",
+    "OrderedDict",
+    "defaultdict",
+    "deque",
+    "Counter",
 }
 #: fully qualified callables with no I/O (after resolving the file's import aliases)
 SAFE_QUALIFIED = {
-    "os.path.join", "os.path.dirname", "os.path.abspath", "os.path.basename", "os.path.splitext",
-    "os.path.expanduser", "os.environ.get", "os.getenv", "pathlib.Path", "collections.namedtuple",
-    "collections.OrderedDict", "collections.defaultdict", "typing.TypeVar", "typing.NamedTuple",
-    "dataclasses.field", "dataclasses.dataclass", "functools.partial", "re.compile", "logging.getLogger",
-    "argparse.ArgumentParser", "argparse.Namespace", "types.SimpleNamespace", "enum.Enum",
-    "torch.device", "torch.cuda.is_available", "torch.backends.mps.is_available", "torch.Size",
-    "torch.get_default_dtype", "torch.manual_seed", "torch.randn", "torch.rand", "torch.zeros", "torch.ones",
-    "torch.empty", "torch.randint", "torch.full", "torch.arange", "torch.tensor", "torch.linspace",
-    "torch.eye", "torch.Tensor", "torch.FloatTensor", "torch.LongTensor", "torch.cuda.device_count",
-    "numpy.prod", "numpy.sqrt", "numpy.log", "numpy.log2", "numpy.exp", "numpy.ceil", "numpy.floor",
-    "numpy.array", "numpy.zeros", "numpy.ones", "numpy.arange", "numpy.float32", "numpy.int64",
-    "numpy.random.seed", "random.seed", "timm.create_model",
+    "os.path.join",
+    "os.path.dirname",
+    "os.path.abspath",
+    "os.path.basename",
+    "os.path.splitext",
+    "os.path.expanduser",
+    "os.environ.get",
+    "os.getenv",
+    "pathlib.Path",
+    "collections.namedtuple",
+    "collections.OrderedDict",
+    "collections.defaultdict",
+    "typing.TypeVar",
+    "typing.NamedTuple",
+    "dataclasses.field",
+    "dataclasses.dataclass",
+    "functools.partial",
+    "re.compile",
+    "logging.getLogger",
+    "argparse.ArgumentParser",
+    "argparse.Namespace",
+    "types.SimpleNamespace",
+    "enum.Enum",
+    "torch.device",
+    "torch.cuda.is_available",
+    "torch.backends.mps.is_available",
+    "torch.Size",
+    "torch.get_default_dtype",
+    "torch.manual_seed",
+    "torch.randn",
+    "torch.rand",
+    "torch.zeros",
+    "torch.ones",
+    "torch.empty",
+    "torch.randint",
+    "torch.full",
+    "torch.arange",
+    "torch.tensor",
+    "torch.linspace",
+    "torch.eye",
+    "torch.Tensor",
+    "torch.FloatTensor",
+    "torch.LongTensor",
+    "torch.cuda.device_count",
+    "numpy.prod",
+    "numpy.sqrt",
+    "numpy.log",
+    "numpy.log2",
+    "numpy.exp",
+    "numpy.ceil",
+    "numpy.floor",
+    "numpy.array",
+    "numpy.zeros",
+    "numpy.ones",
+    "numpy.arange",
+    "numpy.float32",
+    "numpy.int64",
+    "numpy.random.seed",
+    "random.seed",
+    "timm.create_model",
 }
 SAFE_PREFIXES = ("math.", "torch.nn.", "torch.distributions.", "operator.", "string.", "typing.", "ml_collections.")
 #: methods that are pure, or set up a value in place without I/O
 SAFE_METHODS = {
-    "to", "cpu", "float", "double", "half", "bfloat16", "eval", "train", "requires_grad_", "apply", "parameters",
-    "named_parameters", "modules", "children", "numel", "size", "dim", "view", "reshape", "format", "join", "split",
-    "strip", "upper", "lower", "replace", "get", "items", "keys", "values", "copy", "add_argument",
-    "add_argument_group", "add_mutually_exclusive_group", "set_defaults", "parse_args", "parse_known_args",
-    "append", "extend", "insert", "update", "setdefault", "add_module", "register_buffer", "zero_",
-    "from_config", "from_dict", "to_dict", "index", "count", "startswith", "endswith", "item", "tolist",
-    "unsqueeze", "squeeze", "expand", "repeat", "permute", "transpose", "contiguous", "long", "int", "bool",
+    "to",
+    "cpu",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "eval",
+    "train",
+    "requires_grad_",
+    "apply",
+    "parameters",
+    "named_parameters",
+    "modules",
+    "children",
+    "numel",
+    "size",
+    "dim",
+    "view",
+    "reshape",
+    "format",
+    "join",
+    "split",
+    "strip",
+    "upper",
+    "lower",
+    "replace",
+    "get",
+    "items",
+    "keys",
+    "values",
+    "copy",
+    "add_argument",
+    "add_argument_group",
+    "add_mutually_exclusive_group",
+    "set_defaults",
+    "parse_args",
+    "parse_known_args",
+    "append",
+    "extend",
+    "insert",
+    "update",
+    "setdefault",
+    "add_module",
+    "register_buffer",
+    "zero_",
+    "from_config",
+    "from_dict",
+    "to_dict",
+    "index",
+    "count",
+    "startswith",
+    "endswith",
+    "item",
+    "tolist",
+    "unsqueeze",
+    "squeeze",
+    "expand",
+    "repeat",
+    "permute",
+    "transpose",
+    "contiguous",
+    "long",
+    "int",
+    "bool",
 }
 #: methods whose call on the value means I/O or training, never kept
-UNSAFE_METHODS = {"from_pretrained", "load_state_dict", "cuda", "fit", "save_pretrained", "push_to_hub", "backward",
-                  "step", "download"}
+UNSAFE_METHODS = {
+    "from_pretrained",
+    "load_state_dict",
+    "cuda",
+    "fit",
+    "save_pretrained",
+    "push_to_hub",
+    "backward",
+    "step",
+    "download",
+}
 #: argument names that make a model builder fetch weights
 WEIGHT_KWARGS = {"pretrained", "weights", "pretrained_backbone", "weights_backbone", "progress_download"}
 #: names of the file's functions that do work when called at module level
-WORK_FUNCTIONS = {"main", "train", "test", "evaluate", "validate", "run", "fit", "predict", "download", "sample",
-                  "generate", "inference", "demo", "save", "load"}
+WORK_FUNCTIONS = {
+    "main",
+    "train",
+    "test",
+    "evaluate",
+    "validate",
+    "run",
+    "fit",
+    "predict",
+    "download",
+    "sample",
+    "generate",
+    "inference",
+    "demo",
+    "save",
+    "load",
+}
 #: calls that, anywhere in a function the slice would call, mean I/O
-IO_CALLS = {"open", "torch.load", "torch.save", "torch.hub.load", "urllib.request.urlretrieve", "requests.get",
-            "numpy.load", "numpy.save", "pickle.load", "pickle.dump", "os.makedirs", "os.mkdir", "os.remove",
-            "shutil.rmtree", "input", "exec", "eval", "subprocess.run", "subprocess.Popen", "os.system"}
+IO_CALLS = {
+    "open",
+    "torch.load",
+    "torch.save",
+    "torch.hub.load",
+    "urllib.request.urlretrieve",
+    "requests.get",
+    "numpy.load",
+    "numpy.save",
+    "pickle.load",
+    "pickle.dump",
+    "os.makedirs",
+    "os.mkdir",
+    "os.remove",
+    "shutil.rmtree",
+    "input",
+    "exec",
+    "eval",
+    "subprocess.run",
+    "subprocess.Popen",
+    "os.system",
+}
 
 
 @dataclass
 class Slice:
     """The reduced module body and what it leaves out."""
+
     body: list[ast.stmt]
     #: module-level names the slice does not compute -> (line, why)
     unavailable: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -126,8 +325,9 @@ def _module_level(body: list[ast.stmt]):
         if isinstance(stmt, ast.If) and not is_main_guard(stmt):
             yield from _module_level(stmt.body + stmt.orelse)
         elif isinstance(stmt, ast.Try):
-            yield from _module_level(stmt.body + [s for h in stmt.handlers for s in h.body] + stmt.orelse
-                                     + stmt.finalbody)
+            yield from _module_level(
+                stmt.body + [s for h in stmt.handlers for s in h.body] + stmt.orelse + stmt.finalbody
+            )
 
 
 def is_main_guard(stmt: ast.stmt) -> bool:
@@ -147,15 +347,28 @@ def free_names(node: ast.AST, local: frozenset[str] = frozenset()) -> set[str]:
         params = {p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if p is not None}
         body = node.body if isinstance(node.body, list) else [node.body]
         stores = {n.id for b in body for n in ast.walk(b) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-        stores |= {n.name for b in body for n in ast.walk(b)
-                   if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-        stores |= {(al.asname or al.name).split(".")[0] for b in body for n in ast.walk(b)
-                   if isinstance(n, (ast.Import, ast.ImportFrom)) for al in n.names}
+        stores |= {
+            n.name
+            for b in body
+            for n in ast.walk(b)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        }
+        stores |= {
+            (al.asname or al.name).split(".")[0]
+            for b in body
+            for n in ast.walk(b)
+            if isinstance(n, (ast.Import, ast.ImportFrom))
+            for al in n.names
+        }
         globs = {g for b in body for n in ast.walk(b) if isinstance(n, ast.Global) for g in n.names}
         inner = local | params | (stores - globs)
         out: set[str] = set()
-        for d in (*a.defaults, *a.kw_defaults, *getattr(node, "decorator_list", []), *(
-                [node.returns] if getattr(node, "returns", None) is not None else [])):
+        for d in (
+            *a.defaults,
+            *a.kw_defaults,
+            *getattr(node, "decorator_list", []),
+            *([returns] if (returns := getattr(node, "returns", None)) is not None else []),
+        ):
             if d is not None:
                 out |= free_names(d, local)
         for b in body:
@@ -203,10 +416,41 @@ def stores(stmt: ast.stmt) -> set[str]:
 
 
 #: methods that read their object and change nothing
-READONLY_METHODS = {"state_dict", "parameters", "named_parameters", "modules", "named_modules", "children",
-                    "named_children", "buffers", "size", "dim", "numel", "item", "tolist", "format", "keys", "values",
-                    "items", "get", "count", "index", "startswith", "endswith", "join", "split", "strip", "copy",
-                    "detach", "clone", "numpy", "view", "reshape", "forward", "__call__"}
+READONLY_METHODS = {
+    "state_dict",
+    "parameters",
+    "named_parameters",
+    "modules",
+    "named_modules",
+    "children",
+    "named_children",
+    "buffers",
+    "size",
+    "dim",
+    "numel",
+    "item",
+    "tolist",
+    "format",
+    "keys",
+    "values",
+    "items",
+    "get",
+    "count",
+    "index",
+    "startswith",
+    "endswith",
+    "join",
+    "split",
+    "strip",
+    "copy",
+    "detach",
+    "clone",
+    "numpy",
+    "view",
+    "reshape",
+    "forward",
+    "__call__",
+}
 
 
 def mutated(stmt: ast.stmt) -> set[str]:
@@ -221,8 +465,11 @@ def mutated(stmt: ast.stmt) -> set[str]:
         root = None
         if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
             root = node.value
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and node.func.attr not in READONLY_METHODS:
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr not in READONLY_METHODS
+        ):
             root = node.func.value
         while isinstance(root, (ast.Attribute, ast.Subscript)):
             root = root.value  # Net().to(device): a method of a call's result changes nothing bound
@@ -329,8 +576,9 @@ class _Judge:
             return self._fn_ok[name]
         self._fn_ok[name] = False  # recursion: not proven
         fn = self.functions[name]
-        ok = name.lower() not in WORK_FUNCTIONS and not name.lower().startswith(("train", "test", "eval", "load",
-                                                                                 "save", "download", "main"))
+        ok = name.lower() not in WORK_FUNCTIONS and not name.lower().startswith(
+            ("train", "test", "eval", "load", "save", "download", "main")
+        )
         if ok:
             for n in ast.walk(fn):
                 if isinstance(n, (ast.For, ast.While)) and _iterates_data(n):
@@ -345,8 +593,11 @@ class _Judge:
                     if isinstance(n.func, ast.Attribute) and n.func.attr in UNSAFE_METHODS:
                         ok = False
                         break
-                    if any(k.arg in WEIGHT_KWARGS and not (isinstance(k.value, ast.Constant) and k.value.value in (None, False))
-                           for k in n.keywords):
+                    if any(
+                        k.arg in WEIGHT_KWARGS
+                        and not (isinstance(k.value, ast.Constant) and k.value.value in (None, False))
+                        for k in n.keywords
+                    ):
                         ok = False
                         break
                     if callee in self.functions and callee != name and not self.function_ok(callee):
@@ -356,7 +607,7 @@ class _Judge:
         return ok
 
 
-def _iterates_data(loop: ast.AST) -> bool:
+def _iterates_data(loop: ast.For | ast.While) -> bool:
     """A loop over something that is not a range/literal: an epoch or data loop."""
     if isinstance(loop, ast.While):
         return True
@@ -371,7 +622,7 @@ def _iterates_data_expr(node: ast.AST) -> bool:
     return any(w in text for w in ("loader", "dataset", "data_iter", "batches", "epoch"))
 
 
-def _is_work_expr(stmt: ast.stmt) -> bool:
+def _is_work_expr(stmt: ast.stmt) -> TypeGuard[ast.Expr]:
     return isinstance(stmt, ast.Expr) and not isinstance(stmt.value, ast.Constant)
 
 
@@ -390,11 +641,16 @@ def slice_body(body: list[ast.stmt]) -> Slice:
             needed |= stores(s)
             judge.instances |= stores(s)
             call = s.value
-            while isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in (
-                    "to", "float", "double", "eval", "train", "cpu"):
+            while (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr in ("to", "float", "double", "eval", "train", "cpu")
+            ):
                 call = call.func.value
             for n in stores(s):
-                found_instances.setdefault(n, (s.lineno, dotted(call.func) if isinstance(call, ast.Call) else "?"))
+                found_instances.setdefault(
+                    n, (s.lineno, (dotted(call.func) or "?") if isinstance(call, ast.Call) else "?")
+                )
     changed = True
     while changed:
         changed = False
@@ -417,8 +673,11 @@ def slice_body(body: list[ast.stmt]) -> Slice:
 def _model_like(value: ast.expr, judge: _Judge) -> bool:
     """``Net(...)``, ``nn.Sequential(...)``, ``resnet18()``, ``AutoModel.from_config(cfg)``, ``Net().to(device)``."""
     node = value
-    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-            "to", "float", "double", "eval", "train", "cpu"):
+    while (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("to", "float", "double", "eval", "train", "cpu")
+    ):
         node = node.func.value
     if not isinstance(node, ast.Call):
         return False
@@ -435,16 +694,22 @@ def _model_like(value: ast.expr, judge: _Judge) -> bool:
         return True  # reported (NN002) when it downloads, built when it does not
     if full in ("torch.hub.load", "timm.create_model"):
         return True
-    if full.startswith("transformers.") and (last == "from_config" or last[:1].isupper() and not last.endswith(
-            ("Config", "Tokenizer", "TokenizerFast", "Processor", "FeatureExtractor", "Arguments", "Trainer"))):
+    if full.startswith("transformers.") and (
+        last == "from_config"
+        or last[:1].isupper()
+        and not last.endswith(
+            ("Config", "Tokenizer", "TokenizerFast", "Processor", "FeatureExtractor", "Arguments", "Trainer")
+        )
+    ):
         return True
     if full.startswith(("torchvision.models.", "timm.create_model")):
         return True
     return False
 
 
-def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict[str, tuple[int, str]],
-            out: Slice) -> list[ast.stmt]:
+def _reduce(
+    body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict[str, tuple[int, str]], out: Slice
+) -> list[ast.stmt]:
     kept: list[ast.stmt] = []
     for stmt in body:
         line = getattr(stmt, "lineno", 0)
@@ -479,7 +744,13 @@ def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict
                 stmt.orelse = _reduce(stmt.orelse, judge, needed, tainted, out)
                 kept.append(stmt)
             else:
-                _drop(stmt, tainted, out, f"set in an `if` block nnlint does not run ({why or 'its test reads a value not computed'})", judge)
+                _drop(
+                    stmt,
+                    tainted,
+                    out,
+                    f"set in an `if` block nnlint does not run ({why or 'its test reads a value not computed'})",
+                    judge,
+                )
             continue
         if isinstance(stmt, ast.Try):
             stmt.body = _reduce(stmt.body, judge, needed, tainted, out) or [ast.copy_location(ast.Pass(), stmt)]
@@ -496,8 +767,12 @@ def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict
             if value is None:  # a bare annotation
                 kept.append(stmt)
                 continue
-            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(
-                    stmt.value.func, ast.Attribute) and stmt.value.func.attr in ("eval", "train", "zero_grad"):
+            if (
+                isinstance(stmt, ast.Expr)
+                and isinstance(stmt.value, ast.Call)
+                and isinstance(stmt.value.func, ast.Attribute)
+                and stmt.value.func.attr in ("eval", "train", "zero_grad")
+            ):
                 out.reduced = True  # the script's mode switches: nnlint sets the mode itself
                 out.dropped_lines.append(line)
                 continue
@@ -523,8 +798,13 @@ def _reduce(body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict
             _drop(stmt, tainted, out, reason, judge)
             continue
         # loops, with blocks, del, raise, assert, match ...: the script's work
-        what = {ast.For: "a `for` loop", ast.AsyncFor: "a `for` loop", ast.While: "a `while` loop",
-                ast.With: "a `with` block", ast.AsyncWith: "a `with` block"}.get(type(stmt), "module-level code")
+        what = {
+            ast.For: "a `for` loop",
+            ast.AsyncFor: "a `for` loop",
+            ast.While: "a `while` loop",
+            ast.With: "a `with` block",
+            ast.AsyncWith: "a `with` block",
+        }.get(type(stmt), "module-level code")
         _drop(stmt, tainted, out, f"set or changed in {what} nnlint does not run", judge)
     return kept
 
@@ -553,8 +833,9 @@ def _deftime_reads(stmt: ast.stmt) -> set[str]:
     return out
 
 
-def _drop(stmt: ast.stmt, tainted: dict[str, tuple[int, str]], out: Slice, reason: str,
-          judge: _Judge | None = None) -> None:
+def _drop(
+    stmt: ast.stmt, tainted: dict[str, tuple[int, str]], out: Slice, reason: str, judge: _Judge | None = None
+) -> None:
     """Drop ``stmt``: the names it binds are not computed; the objects it changes in place
     are not what the script would make of them (a registry filled in a loop), except
     imported modules and module-level models (a training loop changes a model's weights:
@@ -571,8 +852,10 @@ def _is_sys_path(stmt: ast.stmt, judge: _Judge) -> bool:
     """``sys.path.insert(0, ...)``/``append``: how the file finds its own imports."""
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         name = dotted(stmt.value.func) or ""
-        return judge.qualify(name) in ("sys.path.insert", "sys.path.append") and judge.why_unsafe(
-            ast.Tuple(elts=list(stmt.value.args), ctx=ast.Load())) is None
+        return (
+            judge.qualify(name) in ("sys.path.insert", "sys.path.append")
+            and judge.why_unsafe(ast.Tuple(elts=list(stmt.value.args), ctx=ast.Load())) is None
+        )
     return False
 
 

@@ -11,11 +11,12 @@ resolves positions only for files that have findings.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, TypeVar, cast, overload
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from nnlint.diagnostics import Diagnostic, Location
 from nnlint.rule import Finding, Rule
@@ -84,7 +85,11 @@ class _Indexer(cst.CSTVisitor):
             name = _dotted(alias.name)
             if name is None:
                 continue
-            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+            local = (
+                alias.asname.name.value
+                if alias.asname is not None and isinstance(alias.asname.name, cst.Name)
+                else name
+            )
             self.aliases[local] = f"{base}.{name}" if base else name
         return False
 
@@ -146,7 +151,7 @@ class SourceContext:
         self.lines = text.splitlines()
         self.module = module
         self.wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        self._positions = None
+        self._positions: Mapping[cst.CSTNode, CodeRange] | None = None
         idx = _Indexer()
         module.visit(idx)
         self.aliases = idx.aliases
@@ -241,8 +246,9 @@ def _positions(module: cst.Module) -> dict | None:
         from libcst.metadata.position_provider import PositionProvidingCodegenState
 
         sink = _PositionSink()
-        state = PositionProvidingCodegenState(default_indent=module.default_indent,
-                                              default_newline=module.default_newline, provider=sink)
+        state = PositionProvidingCodegenState(
+            default_indent=module.default_indent, default_newline=module.default_newline, provider=cast(Any, sink)
+        )  # a stand-in: the state only writes `_computed`
         module._codegen(state)
         return sink._computed
     except Exception:  # a libcst without these internals: the public provider
@@ -259,8 +265,19 @@ def normalize_torch_name(q: str) -> str:
 
 # Fields that hold whitespace and punctuation, never code a rule looks at.
 _SKIPPED_FIELDS = (
-    "whitespace", "lpar", "rpar", "leading_lines", "lines_after", "header", "footer",
-    "trailing_whitespace", "comma", "semicolon", "dot", "equal", "colon",
+    "whitespace",
+    "lpar",
+    "rpar",
+    "leading_lines",
+    "lines_after",
+    "header",
+    "footer",
+    "trailing_whitespace",
+    "comma",
+    "semicolon",
+    "dot",
+    "equal",
+    "colon",
 )
 _FIELDS: dict[type, tuple[str, ...]] = {}
 _NODE_TYPES: dict[type, bool] = {}
@@ -304,7 +321,29 @@ def _is(t: type, kind: type | tuple[type, ...]) -> bool:
     return m
 
 
-def iter_nodes(node: cst.CSTNode, kind: type | tuple[type, ...] | None = None, *, into_defs: bool = False) -> Iterator[cst.CSTNode]:
+_N = TypeVar("_N", bound=cst.CSTNode)
+_N2 = TypeVar("_N2", bound=cst.CSTNode)
+_N3 = TypeVar("_N3", bound=cst.CSTNode)
+
+
+# typed like isinstance(): iter_nodes(body, cst.Call) yields Calls
+@overload
+def iter_nodes(node: cst.CSTNode, kind: None = None, *, into_defs: bool = False) -> Iterator[cst.CSTNode]: ...
+@overload
+def iter_nodes(node: cst.CSTNode, kind: type[_N], *, into_defs: bool = False) -> Iterator[_N]: ...
+@overload
+def iter_nodes(
+    node: cst.CSTNode, kind: tuple[type[_N], type[_N2]], *, into_defs: bool = False
+) -> Iterator[_N | _N2]: ...
+@overload
+def iter_nodes(
+    node: cst.CSTNode, kind: tuple[type[_N], type[_N2], type[_N3]], *, into_defs: bool = False
+) -> Iterator[_N | _N2 | _N3]: ...
+@overload
+def iter_nodes(node: cst.CSTNode, kind: tuple[type, ...], *, into_defs: bool = False) -> Iterator[cst.CSTNode]: ...
+def iter_nodes(
+    node: cst.CSTNode, kind: type | tuple[type, ...] | None = None, *, into_defs: bool = False
+) -> Iterator[cst.CSTNode]:
     """Depth-first descendants of ``node`` (not ``node`` itself) in source order,
     optionally only of ``kind``; nested function/class/lambda bodies are skipped unless
     ``into_defs``. Whitespace and comments are not visited (see ``kids``)."""
@@ -363,7 +402,9 @@ def run(path: str, text: str, rules: Iterable[Rule]) -> tuple[list[Diagnostic], 
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as exc:
-        raise SyntaxIssue(str(exc).splitlines()[0] if str(exc) else "invalid syntax", exc.raw_line, exc.raw_column + 1, str(exc)) from None
+        raise SyntaxIssue(
+            str(exc).splitlines()[0] if str(exc) else "invalid syntax", exc.raw_line, exc.raw_column + 1, str(exc)
+        ) from None
     except RecursionError:
         raise SyntaxIssue("too deeply nested to parse", 1, 1, "too deeply nested") from None
     ctx = SourceContext(path, text, module)

@@ -60,8 +60,15 @@ class Worker:
     def step(self, step: str, model: str | None = None, line: int | None = None) -> None:
         self.send("step", step=step, model=model, line=line, t=round(time.monotonic(), 3))
 
-    def tool(self, code: str, message: str, line: int | None, model: str | None = None,
-             evidence: dict | None = None, module: str | None = None) -> None:
+    def tool(
+        self,
+        code: str,
+        message: str,
+        line: int | None,
+        model: str | None = None,
+        evidence: dict | None = None,
+        module: str | None = None,
+    ) -> None:
         if code not in self.codes:
             return
         from nnlint.diagnostics import Diagnostic
@@ -71,10 +78,20 @@ class Worker:
         lines = getattr(self, "text", "").splitlines()
         src = lines[line - 1] if 0 < line <= len(lines) else ""
         column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
-        d = Diagnostic(code=code, name=rule.name, severity=rule.severity, message=message, pass_="tool",
-                       path=self.path, line=line, column=column,
-                       end_column=len(src.rstrip()) + 1 if src.strip() else None, model=model, module=module,
-                       evidence=evidence or {})
+        d = Diagnostic(
+            code=code,
+            name=rule.name,
+            severity=rule.severity,
+            message=message,
+            pass_="tool",
+            path=self.path,
+            line=line,
+            column=column,
+            end_column=len(src.rstrip()) + 1 if src.strip() else None,
+            model=model,
+            module=module,
+            evidence=evidence or {},
+        )
         self.send("diagnostic", diagnostic=d.to_dict())
 
     def rule_finding(self, code: str, message: str, line: int, model: str, guesses: dict | None) -> None:
@@ -92,9 +109,19 @@ class Worker:
         lines = getattr(self, "text", "").splitlines()
         src = lines[line - 1] if 0 < line <= len(lines) else ""
         column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
-        d = Diagnostic(code=code, name=rule.name, severity=rule.severity, message=message, pass_="probe",
-                       path=self.path, line=line, column=column, model=model,
-                       evidence={"seen_by": "probe"}, guesses=guesses)
+        d = Diagnostic(
+            code=code,
+            name=rule.name,
+            severity=rule.severity,
+            message=message,
+            pass_="probe",
+            path=self.path,
+            line=line,
+            column=column,
+            model=model,
+            evidence={"seen_by": "probe"},
+            guesses=guesses,
+        )
         self.send("diagnostic", diagnostic=d.to_dict())
 
     def diagnostics(self, diags: list, guesses: dict | None = None) -> None:
@@ -144,8 +171,11 @@ class Worker:
             return
         sl = loader.SLICES.get(module.__name__)
         if sl is not None and sl.reduced:
-            self.send("verbose", text=f"{self.display}: ran only the definitions and the values they need "
-                                      f"({len(sl.dropped_lines)} module-level statements of the script left out)")
+            self.send(
+                "verbose",
+                text=f"{self.display}: ran only the definitions and the values they need "
+                f"({len(sl.dropped_lines)} module-level statements of the script left out)",
+            )
         self.user = graph.UserFile(self.path)
         self.facts = graph.SourceFacts(self.text)
         self.module = module
@@ -170,8 +200,11 @@ class Worker:
                     self.tool("NN005", f"{cand.name}: {_exc_text(exc)}", line, model=cand.name)
                     self.not_checked += 1
                 else:
-                    self.send("error", text=f"{self.path}: internal error while checking {cand.name}: "
-                                            f"{_exc_text(exc)} at {_where(exc)}; please report this")
+                    self.send(
+                        "error",
+                        text=f"{self.path}: internal error while checking {cand.name}: "
+                        f"{_exc_text(exc)} at {_where(exc)}; please report this",
+                    )
         self.report_blocked()
 
     def report_blocked(self) -> None:
@@ -184,8 +217,11 @@ class Worker:
         for what in sandbox.blocked():
             if what not in seen:
                 seen.add(what)
-                self.send("note", text=f"{self.display}: refused while linting ({what}); nnlint never downloads or "
-                                       "writes outside its temporary folder")
+                self.send(
+                    "note",
+                    text=f"{self.display}: refused while linting ({what}); nnlint never downloads or "
+                    "writes outside its temporary folder",
+                )
 
     def load_rules(self) -> None:
         import importlib
@@ -194,8 +230,11 @@ class Worker:
         from nnlint.rule import Rule
         from nnlint.rules.tool import nn00x
 
-        self.tool_rules = {obj.code: obj for obj in vars(nn00x).values()
-                           if isinstance(obj, type) and issubclass(obj, Rule) and obj.code}
+        self.tool_rules = {
+            obj.code: obj
+            for obj in vars(nn00x).values()
+            if isinstance(obj, type) and issubclass(obj, Rule) and obj.code
+        }
         thresholds = self.req.get("thresholds") or {}
         self.graph_rules: list[Rule] = []
         self.probe_rules: list[Rule] = []
@@ -209,8 +248,12 @@ class Worker:
                     continue
                 mod = importlib.import_module(f"nnlint.rules.{sub}.{info.name}")
                 for obj in vars(mod).values():
-                    if isinstance(obj, type) and issubclass(obj, Rule) and obj.__module__ == mod.__name__ \
-                            and obj.code in self.codes:
+                    if (
+                        isinstance(obj, type)
+                        and issubclass(obj, Rule)
+                        and obj.__module__ == mod.__name__
+                        and obj.code in self.codes
+                    ):
                         inst = obj(thresholds.get(obj.code))
                         (self.graph_rules if obj.pass_ == "graph" else self.probe_rules).append(inst)
         self.graph_rules.sort(key=lambda r: r.code)
@@ -255,8 +298,8 @@ class Worker:
             cand.meta.setdefault("how", desc)
             break
         if build is None:
-            why, exc = errors[-1] if errors else ("no way to build it", None)
-            self.build_failed(cand, why, exc)
+            why, error = errors[-1] if errors else ("no way to build it", None)
+            self.build_failed(cand, why, error)
             return
         size = self.graph.model_info(None, meta_model)["param_bytes"] if meta_model is not None else 0
         if meta_model is None or size <= REAL_GRAPH_MAX_BYTES:
@@ -281,13 +324,14 @@ class Worker:
             self.tool("NN005", f"building {cand.name} failed: {why}{at}", line or cand.line, model=cand.name)
         else:
             hint = self.loader.declaration_hint(cand, self.path, cand.inputs, int(self.req.get("batch_size") or 8))
-            self.tool("NN002", f"{cand.name} could not be built automatically ({why}); {hint}", cand.line,
-                      model=cand.name)
+            self.tool(
+                "NN002", f"{cand.name} could not be built automatically ({why}); {hint}", cand.line, model=cand.name
+            )
 
-    def check_model(self, cand: Any, model: Any, build: Any, spec: Any, device: str,
-                    real_example: Any = None) -> None:
+    def check_model(self, cand: Any, model: Any, build: Any, spec: Any, device: str, real_example: Any = None) -> None:
         graph, loader = self.graph, self.loader
         from nnlint.passes import guesses
+
         batch = int(self.req.get("batch_size") or 8)
         name = cand.name
         line = cand.line
@@ -297,8 +341,12 @@ class Worker:
             if inferred.spec is None:
                 self.not_checked += 1
                 hint = loader.declaration_hint(cand, self.path, None, batch)
-                self.tool("NN002", f"{name} was built but no input could be inferred ({inferred.reason}); {hint}",
-                          line, model=name)
+                self.tool(
+                    "NN002",
+                    f"{name} was built but no input could be inferred ({inferred.reason}); {hint}",
+                    line,
+                    model=name,
+                )
                 return
             spec = inferred.spec
             # a guessed input satisfies the file's own constants first (sequence_length = 28)
@@ -313,10 +361,16 @@ class Worker:
             budget = self.budget()
             if info["param_bytes"] * 2 > budget:
                 self.not_checked += 1
-                self.tool("NN006", f"{name} cannot be shape-checked on the meta device ({ctx.failure.exc_type}: "
-                                   f"{_first_line(ctx.failure.message)}) and is too large to run for real "
-                                   f"({_gb(info['param_bytes'])} of weights > budget {_gb(budget)}); graph and "
-                                   "probe checks skipped", line, model=name, evidence=info)
+                self.tool(
+                    "NN006",
+                    f"{name} cannot be shape-checked on the meta device ({ctx.failure.exc_type}: "
+                    f"{_first_line(ctx.failure.message)}) and is too large to run for real "
+                    f"({_gb(info['param_bytes'])} of weights > budget {_gb(budget)}); graph and "
+                    "probe checks skipped",
+                    line,
+                    model=name,
+                    evidence=info,
+                )
                 return
             self.step("build", name, line)
             try:
@@ -331,14 +385,23 @@ class Worker:
         failure = ctx.failure
         if failure is not None:
             guessed = guesses.input_source(spec) == guesses.GUESSED
-            if failure.kind == "shape" and guessed and not (ctx.input_search or {}).get("exhausted") \
-                    and (cand.declared or failure.first_layer_ran):
+            if (
+                failure.kind == "shape"
+                and guessed
+                and not (ctx.input_search or {}).get("exhausted")
+                and (cand.declared or failure.first_layer_ran)
+            ):
                 # a guessed input that fails is not a finding: the guess may be what is wrong
                 self.not_probed += 1
                 hint = loader.declaration_hint(cand, self.path, spec, batch)
-                self.tool("NN002", f"{name} was built, but its forward rejected the guessed input "
-                                   f"{_inputs_desc(spec)} ({failure.exc_type}: {_first_line(failure.message)}); "
-                                   f"nnlint cannot tell a shape bug from a wrong guess; {hint}", line, model=name)
+                self.tool(
+                    "NN002",
+                    f"{name} was built, but its forward rejected the guessed input "
+                    f"{_inputs_desc(spec)} ({failure.exc_type}: {_first_line(failure.message)}); "
+                    f"nnlint cannot tell a shape bug from a wrong guess; {hint}",
+                    line,
+                    model=name,
+                )
                 return
             if failure.kind == "shape" and (cand.declared or failure.first_layer_ran):
                 if not (ctx.input_search or {}).get("exhausted"):
@@ -348,16 +411,25 @@ class Worker:
                         ctx.input_search = {**(ctx.input_search or {}), "fits": fits, "declared": cand.declared}
             elif cand.declared:
                 self.not_checked += 1
-                self.tool("NN005", f"the forward of {name} on {_inputs_desc(spec)} raised "
-                                   f"{failure.exc_type}: {_first_line(failure.message)}", failure.line or line,
-                          model=name, module=failure.module)
+                self.tool(
+                    "NN005",
+                    f"the forward of {name} on {_inputs_desc(spec)} raised "
+                    f"{failure.exc_type}: {_first_line(failure.message)}",
+                    failure.line or line,
+                    model=name,
+                    module=failure.module,
+                )
                 return
             else:
                 self.not_checked += 1
                 hint = loader.declaration_hint(cand, self.path, spec, batch)
-                self.tool("NN002", f"{name} was built, but its forward rejected the inferred input "
-                                   f"{_inputs_desc(spec)} ({failure.exc_type}: {_first_line(failure.message)}); {hint}",
-                          line, model=name)
+                self.tool(
+                    "NN002",
+                    f"{name} was built, but its forward rejected the inferred input "
+                    f"{_inputs_desc(spec)} ({failure.exc_type}: {_first_line(failure.message)}); {hint}",
+                    line,
+                    model=name,
+                )
                 return
         self.models += 1
         self.send("model", name=name)
@@ -368,12 +440,20 @@ class Worker:
         diags, crashes = graph.run_rules(ctx, self.graph_rules)
         self.diagnostics(diags, guesses.describe(cand, spec, real_example))
         for c in crashes:
-            self.send("error", text=f"{self.path}: internal error: rule {c.code} crashed on {name} "
-                                    f"({type(c.exc).__name__}: {c.exc} at {_where(c.exc)}); other rules ran. "
-                                    "Please report this.")
+            self.send(
+                "error",
+                text=f"{self.path}: internal error: rule {c.code} crashed on {name} "
+                f"({type(c.exc).__name__}: {c.exc} at {_where(c.exc)}); other rules ran. "
+                "Please report this.",
+            )
         if ctx.fallback and failure is None:
-            self.tool("NN004", f"torch.fx could not trace {name} ({ctx.trace_error}); graph rules ran on forward "
-                               "hooks and recorded torch calls instead", line, model=name)
+            self.tool(
+                "NN004",
+                f"torch.fx could not trace {name} ({ctx.trace_error}); graph rules ran on forward "
+                "hooks and recorded torch calls instead",
+                line,
+                model=name,
+            )
         if failure is not None or not self.probe_rules:
             return
         self.probe(cand, ctx, model, build, spec, device, real_example)
@@ -384,9 +464,20 @@ class Worker:
         else:
             args, kwargs = spec.make(device)
         ctx = self.graph.build_context(
-            model, args, kwargs, path=self.path, model_name=cand.name, user=self.user, source=self.facts,
-            inputs_desc=_inputs_desc(spec), input_search=spec.search, loss_name=cand.loss_name,
-            classes=cand.classes, model_line=cand.line, module_lines=cand.meta.get("module_lines"))
+            model,
+            args,
+            kwargs,
+            path=self.path,
+            model_name=cand.name,
+            user=self.user,
+            source=self.facts,
+            inputs_desc=_inputs_desc(spec),
+            input_search=spec.search,
+            loss_name=cand.loss_name,
+            classes=cand.classes,
+            model_line=cand.line,
+            module_lines=cand.meta.get("module_lines"),
+        )
         from nnlint.passes.guesses import input_source
 
         ctx.input_source = input_source(spec)  # rules word a fix only from a declared/file input
@@ -399,8 +490,12 @@ class Worker:
 
         emb = next((m for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))), None)
         for t in list(spec.args) + list(spec.kwargs.values()):
-            if isinstance(t, self.loader.TensorSpec) and not t.dtype.startswith(("float", "bfloat", "bool")) \
-                    and (t.high is None or t.high == 2) and emb is not None:
+            if (
+                isinstance(t, self.loader.TensorSpec)
+                and not t.dtype.startswith(("float", "bfloat", "bool"))
+                and (t.high is None or t.high == 2)
+                and emb is not None
+            ):
                 t.low, t.high = 0, emb.num_embeddings
 
     # the probe ---------------------------------------------------------------------------
@@ -420,8 +515,7 @@ class Worker:
             free = _mem_available()
         return int(free * fraction)
 
-    def probe(self, cand: Any, ctx: Any, model: Any, build: Any, spec: Any, device: str,
-              real_example: Any) -> None:
+    def probe(self, cand: Any, ctx: Any, model: Any, build: Any, spec: Any, device: str, real_example: Any) -> None:
         try:
             from nnlint.passes.probe import run_probe
         except ImportError:
@@ -433,11 +527,17 @@ class Worker:
         if info["estimated_bytes"] > budget:
             self.not_probed += 1
             frac = float(self.req.get("probe_memory_fraction") or 0.25)
-            self.tool("NN006", f"{name} has {_count(info['parameters'])} parameters ({_gb(info['param_bytes'])} of "
-                               f"weights, ~{_gb(info['estimated_bytes'])} for one forward+backward); the probe budget "
-                               f"is {_gb(budget)} ({frac:.0%} of free memory), so probe rules did not run; graph "
-                               "findings stand. Probe a smaller configuration via nnlint_examples(), or raise "
-                               "probe-memory-fraction", line, model=name, evidence=info)
+            self.tool(
+                "NN006",
+                f"{name} has {_count(info['parameters'])} parameters ({_gb(info['param_bytes'])} of "
+                f"weights, ~{_gb(info['estimated_bytes'])} for one forward+backward); the probe budget "
+                f"is {_gb(budget)} ({frac:.0%} of free memory), so probe rules did not run; graph "
+                "findings stand. Probe a smaller configuration via nnlint_examples(), or raise "
+                "probe-memory-fraction",
+                line,
+                model=name,
+                evidence=info,
+            )
             return
         from nnlint.example import Example
 
@@ -451,8 +551,12 @@ class Worker:
                 example = self.real_example(cand.meta["index"])
             except Exception as exc:
                 self.not_probed += 1
-                self.tool("NN005", f"nnlint_examples() raised {_exc_text(exc)} when run for the probe",
-                          self.user.line_from_traceback(exc.__traceback__) or line, model=name)
+                self.tool(
+                    "NN005",
+                    f"nnlint_examples() raised {_exc_text(exc)} when run for the probe",
+                    self.user.line_from_traceback(exc.__traceback__) or line,
+                    model=name,
+                )
                 return
         else:
             real = model
@@ -463,11 +567,21 @@ class Worker:
                     real = build()
                 except Exception as exc:
                     self.not_probed += 1
-                    self.tool("NN005", f"building {name} for the probe failed: {_exc_text(exc)}",
-                              self.user.line_from_traceback(exc.__traceback__) or line, model=name)
+                    self.tool(
+                        "NN005",
+                        f"building {name} for the probe failed: {_exc_text(exc)}",
+                        self.user.line_from_traceback(exc.__traceback__) or line,
+                        model=name,
+                    )
                     return
-            example = Example(model=real, inputs=spec.as_example_inputs("cpu"), loss=cand.loss, target=cand.target,
-                              name=name, classes=ctx.classes)
+            example = Example(
+                model=real,
+                inputs=spec.as_example_inputs("cpu"),
+                loss=cand.loss,
+                target=cand.target,
+                name=name,
+                classes=ctx.classes,
+            )
         example.classes = example.classes or ctx.classes
         example.meta = dict(example.meta or {})
         example.meta.setdefault("loss_name", cand.loss_name)
@@ -496,11 +610,16 @@ class Worker:
         except Exception as exc:
             inner = getattr(exc, "exc", None) or exc.__cause__ or exc
             phase = getattr(exc, "phase", None)
-            uline = self.user.line_from_traceback(inner.__traceback__) or self.user.line_from_traceback(exc.__traceback__)
+            uline = self.user.line_from_traceback(inner.__traceback__) or self.user.line_from_traceback(
+                exc.__traceback__
+            )
             from nnlint.passes import guesses
 
-            hit = guesses.loss_failure(cand, example, inner, example.meta.get("output_shapes")) \
-                if phase == "loss" else None
+            hit = (
+                guesses.loss_failure(cand, example, inner, example.meta.get("output_shapes"))
+                if phase == "loss"
+                else None
+            )
             if hit is not None:
                 # the probe's loss raised because of a bug a rule describes: that rule, at the loss line
                 self.not_probed += 1
@@ -511,11 +630,18 @@ class Worker:
                     self.rule_finding(code, text, at or line, name, guesses.describe(cand, spec, example))
             elif phase is not None or uline is not None:
                 self.not_probed += 1
-                self.tool("NN005", f"the probe's {phase or 'run'} of {name} raised {_exc_text(inner)}",
-                          uline or line, model=name)
+                self.tool(
+                    "NN005",
+                    f"the probe's {phase or 'run'} of {name} raised {_exc_text(inner)}",
+                    uline or line,
+                    model=name,
+                )
             else:
-                self.send("error", text=f"{self.path}: internal error in the probe of {name}: {_exc_text(exc)} "
-                                        f"at {_where(exc)}; please report this")
+                self.send(
+                    "error",
+                    text=f"{self.path}: internal error in the probe of {name}: {_exc_text(exc)} "
+                    f"at {_where(exc)}; please report this",
+                )
             return
         from nnlint.passes import guesses
 
@@ -527,24 +653,34 @@ class Worker:
                 if alt is None:
                     return None
                 self.step("probe second input", name, line)
-                ex2 = Example(model=example.model, inputs=alt.as_example_inputs("cpu"), loss=example.loss,
-                              target=None, name=example.name, classes=example.classes, meta=dict(example.meta))
+                ex2 = Example(
+                    model=example.model,
+                    inputs=alt.as_example_inputs("cpu"),
+                    loss=example.loss,
+                    target=None,
+                    name=example.name,
+                    classes=example.classes,
+                    meta=dict(example.meta),
+                )
                 rules = [r for r in self.probe_rules if r.code in guesses.INPUT_DEPENDENT]
                 try:
                     return list(run_probe(ex2, rules, settings, self.path, name) or [])
                 except Exception:
                     return None
                 finally:
-                    rerun.alt = alt  # type: ignore[attr-defined]
+                    rerun.alt = alt  # type: ignore[attr-defined]  # a function attribute: the input it used
 
             found, dropped = guesses.confirm(found, rerun)
             if dropped:
                 alt = getattr(rerun, "alt", None)
                 codes = ", ".join(sorted({d.code for d in dropped}))
                 hint = self.loader.declaration_hint(cand, self.path, spec, int(self.req.get("batch_size") or 8))
-                self.send("note", text=f"{self.path}: {name}: {codes} seen on the guessed input {_inputs_desc(spec)} "
-                                       f"but not on {_inputs_desc(alt) if alt else 'a second size'}: not reported; "
-                                       f"{hint}")
+                self.send(
+                    "note",
+                    text=f"{self.path}: {name}: {codes} seen on the guessed input {_inputs_desc(spec)} "
+                    f"but not on {_inputs_desc(alt) if alt else 'a second size'}: not reported; "
+                    f"{hint}",
+                )
         self.diagnostics(found, guesses.describe(cand, spec, example))
         if self.req.get("report") and getattr(result, "stats", None):
             self.send("stats", model=name, stats=result.stats)
@@ -599,31 +735,52 @@ class Worker:
                 examples = [self.real_example(i) for i in range(len(self.real_examples()))]
             except Exception as exc:
                 self.not_checked += 1
-                self.tool("NN005", f"nnlint_examples() raised {_exc_text(exc)}",
-                          self.user.line_from_traceback(exc.__traceback__) or cand.line)
+                self.tool(
+                    "NN005",
+                    f"nnlint_examples() raised {_exc_text(exc)}",
+                    self.user.line_from_traceback(exc.__traceback__) or cand.line,
+                )
                 return
             device = "cpu"
         for i, ex in enumerate(examples):
             model = ex.model
             if not isinstance(model, torch.nn.Module):
-                self.tool("NN005", f"nnlint_examples()[{i}]: 'model' is a {type(model).__name__}, not an nn.Module",
-                          cand.line)
+                self.tool(
+                    "NN005", f"nnlint_examples()[{i}]: 'model' is a {type(model).__name__}, not an nn.Module", cand.line
+                )
                 continue
             name = ex.name or type(model).__name__
             if not ex.name and sum(1 for e in examples if not e.name and type(e.model) is type(model)) > 1:
                 name = f"{name}[{i}]"
-            cls_line = loader.class_line(type(model)) if getattr(type(model), "__module__", None) == self.module.__name__ else None
-            sub = loader.Candidate(name=name, line=cls_line or cand.line, origin="examples", cls=type(model),
-                                   loss=ex.loss, loss_name=(ex.meta or {}).get("loss_name") or _loss_name(ex.loss)
-                                   or cand.loss_name, target=ex.target, classes=ex.classes)
+            cls_line = (
+                loader.class_line(type(model))
+                if getattr(type(model), "__module__", None) == self.module.__name__
+                else None
+            )
+            sub = loader.Candidate(
+                name=name,
+                line=cls_line or cand.line,
+                origin="examples",
+                cls=type(model),
+                loss=ex.loss,
+                loss_name=(ex.meta or {}).get("loss_name") or _loss_name(ex.loss) or cand.loss_name,
+                target=ex.target,
+                classes=ex.classes,
+            )
             sub.meta.update(ex.meta or {})
             sub.meta["index"] = i
             if ex.inputs is None:
                 spec = None
             else:
                 spec = loader.spec_from_inputs(ex.inputs, f"nnlint_examples()[{i}]")
-            self.check_model(sub, model, lambda i=i: self.real_example(i).model, spec, device=device,
-                             real_example=ex if device == "cpu" else None)
+            self.check_model(
+                sub,
+                model,
+                lambda i=i: self.real_example(i).model,
+                spec,
+                device=device,
+                real_example=ex if device == "cpu" else None,
+            )
 
     def real_examples(self) -> list[Any]:
         if self._real_examples is None:
@@ -640,12 +797,23 @@ class Worker:
 
 def _model_line(path: str, cand: Any, spec: Any) -> str:
     """``--verbose``: a checked model, how it was built, its input and loss and their sources."""
-    how = cand.meta.get("how") or {"examples": "nnlint_examples()", "cli": "--model", "pyproject": "[[tool.nnlint.models]]"}.get(
-        cand.origin, cand.name)
+    how = cand.meta.get("how") or {
+        "examples": "nnlint_examples()",
+        "cli": "--model",
+        "pyproject": "[[tool.nnlint.models]]",
+    }.get(cand.origin, cand.name)
     inp = f"{spec.describe()} ({spec.origin or 'inferred from its first layer'})" if spec is not None else "?"
     loss = cand.loss_name or "none"
-    where = {"auto": "named in the file", "examples": "nnlint_examples()", "cli": "named in the file",
-             "pyproject": "[[tool.nnlint.models]]"}.get(cand.origin, "") if cand.loss_name else "no loss in the file"
+    where = (
+        {
+            "auto": "named in the file",
+            "examples": "nnlint_examples()",
+            "cli": "named in the file",
+            "pyproject": "[[tool.nnlint.models]]",
+        }.get(cand.origin, "")
+        if cand.loss_name
+        else "no loss in the file"
+    )
     src = cand.meta.get("loss_source")
     if cand.meta.get("objective") == "neutral" and not cand.loss_name:
         loss, where = "none", f"mean of squared outputs: not a classifier, {cand.meta.get('objective_why')}"
@@ -758,15 +926,22 @@ def main(req: dict[str, Any] | None = None) -> None:
     except BaseException as exc:  # SystemExit from user code at an unguarded point, or our bug
         if isinstance(exc, KeyboardInterrupt):
             raise
-        worker.send("error", text=f"{worker.path}: internal error: {_exc_text(exc)} at {_where(exc)}; please report this")
+        worker.send(
+            "error", text=f"{worker.path}: internal error: {_exc_text(exc)} at {_where(exc)}; please report this"
+        )
     try:  # what the result depends on besides the file itself (the result cache's key)
         from nnlint.cache import project_files_imported
 
         imported: list[str] | None = project_files_imported()
     except Exception:
         imported = None
-    worker.send("done", models=worker.models, models_not_checked=worker.not_checked,
-                models_not_probed=worker.not_probed, files=imported)
+    worker.send(
+        "done",
+        models=worker.models,
+        models_not_checked=worker.not_checked,
+        models_not_probed=worker.not_probed,
+        files=imported,
+    )
     proto.flush()
     sys.stderr.flush()
     os._exit(0)  # skip interpreter teardown and user atexit handlers

@@ -42,7 +42,7 @@ from typing import Any
 
 READY_TIMEOUT_S = 120.0
 
-_zygote: "Zygote | None" = None
+_zygote: Zygote | None = None
 _LOCK = threading.RLock()
 _broken: str | None = None  # why the warm worker is off for this process
 
@@ -97,7 +97,7 @@ def _prestart(extra: bool) -> None:
         _disable(f"cannot start the zygote: {exc}")
 
 
-def spawn(req: dict[str, Any], folder: str, env: dict[str, str] | None = None) -> "ForkedProc | None":
+def spawn(req: dict[str, Any], folder: str, env: dict[str, str] | None = None) -> ForkedProc | None:
     """A child of the zygote running ``req`` with its replies in ``folder`` and ``env``
     set in its environment, or None."""
     if not usable():
@@ -134,7 +134,7 @@ def _disable(reason: str) -> None:
 class ForkedProc:
     """What the runner needs of ``subprocess.Popen`` for a child forked by the zygote."""
 
-    def __init__(self, zygote: "Zygote", pid: int) -> None:
+    def __init__(self, zygote: Zygote, pid: int) -> None:
         self.zygote = zygote
         self.pid = pid
         self.returncode: int | None = None
@@ -174,8 +174,13 @@ class Zygote:
         self.env = env = _env()
         with open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nnlint.passes.zygote", *([] if extra else ["--lean"])], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=err, start_new_session=True, env=env)
+                [sys.executable, "-m", "nnlint.passes.zygote", *([] if extra else ["--lean"])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,
+                env=env,
+            )
         self.buf = b""
         self.ready: bool | None = None
         self.pids: list[int] = []
@@ -349,8 +354,14 @@ def _warm_imports(extra: bool = True) -> None:
         return
     registry.all_rules()
     # what the passes import on first use (measured: a child's first model pulled these in)
-    for name in ("networkx", "sympy", "libcst", "libcst.metadata", "torch.fx.experimental.symbolic_shapes",
-                 "torch.utils._sympy.functions"):
+    for name in (
+        "networkx",
+        "sympy",
+        "libcst",
+        "libcst.metadata",
+        "torch.fx.experimental.symbolic_shapes",
+        "torch.utils._sympy.functions",
+    ):
         try:
             importlib.import_module(name)
         except Exception:

@@ -82,8 +82,12 @@ def as_dict(result: Any) -> dict[str, Any]:
                             "artifactLocation": {"uri": _uri(d.path)},
                             "replacements": [
                                 {
-                                    "deletedRegion": {"startLine": e.line, "startColumn": e.column,
-                                                      "endLine": e.end_line, "endColumn": e.end_column},
+                                    "deletedRegion": {
+                                        "startLine": e.line,
+                                        "startColumn": e.column,
+                                        "endLine": e.end_line,
+                                        "endColumn": e.end_column,
+                                    },
                                     "insertedContent": {"text": e.replacement},
                                 }
                                 for e in d.fix.edits

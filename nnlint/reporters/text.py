@@ -84,8 +84,9 @@ def write(result: Any, stream: TextIO, color: bool | None = None) -> None:
     if color is None:  # auto: rich looks at isatty(), NO_COLOR, FORCE_COLOR and TERM
         console = Console(file=stream, highlight=False, soft_wrap=True)
     elif color:  # --color always beats NO_COLOR, as no-color.org asks of explicit flags
-        console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=True, no_color=False,
-                          color_system="standard")
+        console = Console(
+            file=stream, highlight=False, soft_wrap=True, force_terminal=True, no_color=False, color_system="standard"
+        )
     else:  # --color never: no escape codes at all, not even bold
         console = Console(file=stream, highlight=False, soft_wrap=True, force_terminal=False, no_color=True)
     for d in result.diagnostics:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
 
-from nnlint.rules.probe._common import fmt
+from ..probe._common import fmt
 
 
 class UnnormalizedInput(DataRule):
@@ -152,15 +152,28 @@ class UnnormalizedInput(DataRule):
                 if len(nz) >= 2:
                     ratio = max(nz) / min(nz)
                     if ratio >= self.t["feature_scale_ratio"]:
-                        problems.append(f"feature scales differing {fmt(ratio)}x (std from {fmt(min(nz))} to {fmt(max(nz))})")
+                        problems.append(
+                            f"feature scales differing {fmt(ratio)}x (std from {fmt(min(nz))} to {fmt(max(nz))})"
+                        )
             if not problems:
                 continue
-            hint = ("divide by 255 and normalize (e.g. transforms.Normalize)" if s.min is not None and s.min >= 0
-                    and s.max is not None and 100 < s.max <= 255.0001 else "standardize each feature (x - mean) / std")
+            hint = (
+                "divide by 255 and normalize (e.g. transforms.Normalize)"
+                if s.min is not None and s.min >= 0 and s.max is not None and 100 < s.max <= 255.0001
+                else "standardize each feature (x - mean) / std"
+            )
             yield Finding(
                 f"{s.position} are not normalized: {', '.join(problems)} over {s.count} values in "
                 f"{ctx.batches} batch(es), range [{fmt(s.min)}, {fmt(s.max)}]; {hint}",
                 line=ctx.line,
-                evidence={"position": s.position, "mean": s.mean, "std": s.std, "min": s.min, "max": s.max,
-                          "feature_scale_ratio": ratio, "batches": ctx.batches, "samples": ctx.samples},
+                evidence={
+                    "position": s.position,
+                    "mean": s.mean,
+                    "std": s.std,
+                    "min": s.min,
+                    "max": s.max,
+                    "feature_scale_ratio": ratio,
+                    "batches": ctx.batches,
+                    "samples": ctx.samples,
+                },
             )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
@@ -103,13 +103,20 @@ class LabelOutOfRange(DataRule):
             parts.append(f"negative labels {sorted(negative)[:5]} ({sum(negative.values())} target(s))")
         if too_big:
             over = [v for v in values if v >= k]
-            parts.append(f"labels up to {int(t.max)} for {ctx.classes_source} (valid: 0..{k - 1}; "
-                         f"{sum(ctx.class_counts[v] for v in over)} target(s) out of range)")
+            parts.append(
+                f"labels up to {int(t.max)} for {ctx.classes_source} (valid: 0..{k - 1}; "
+                f"{sum(ctx.class_counts[v] for v in over)} target(s) out of range)"
+            )
         hint = " — 1-based labels? subtract 1" if too_big and values and values[0] == 1 and t.max == k else ""
         yield Finding(
             f"targets out of range: {'; '.join(parts)}{hint}",
             line=ctx.line,
-            evidence={"min": t.min, "max": t.max, "classes": k, "classes_source": ctx.classes_source,
-                      "labels_seen": values[:50], "negative_labels": {str(v): c for v, c in negative.items()}},
+            evidence={
+                "min": t.min,
+                "max": t.max,
+                "classes": k,
+                "classes_source": ctx.classes_source,
+                "labels_seen": values[:50],
+                "negative_labels": {str(v): c for v, c in negative.items()},
+            },
         )
-

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
 
-from nnlint.rules.probe._common import fmt
+from ..probe._common import fmt
 
 
 class ClassImbalance(DataRule):
@@ -100,6 +100,9 @@ class ClassImbalance(DataRule):
             f"class imbalance: class {top} has {counts[top]} of {total} labels, class {low} only {counts[low]} "
             f"({fmt(ratio)}x); weight the loss, resample, and track per-class metrics",
             line=ctx.line,
-            evidence={"counts": {str(k): v for k, v in sorted(counts.items())[:100]}, "ratio": ratio,
-                      "batches": ctx.batches},
+            evidence={
+                "counts": {str(k): v for k, v in sorted(counts.items())[:100]},
+                "ratio": ratio,
+                "batches": ctx.batches,
+            },
         )

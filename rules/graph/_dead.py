@@ -13,8 +13,11 @@ def dead_regions(ctx: Any) -> list[list[Any]]:
     import networkx as nx
 
     live = ctx.live
-    dead = [n for n in ctx.nodes
-            if n.idx not in live and n.op in ("call_module", "call_function", "call_method") and n.tensor_out]
+    dead = [
+        n
+        for n in ctx.nodes
+        if n.idx not in live and n.op in ("call_module", "call_function", "call_method") and n.tensor_out
+    ]
     if not dead:
         return []
     sub = ctx.g.subgraph(n.idx for n in dead)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
-from nnlint.rules.graph._dead import dead_regions, region_exempt
+
+from ._dead import dead_regions, region_exempt
 
 
 class DeadSubmodule(GraphRule):
@@ -198,17 +199,28 @@ class DeadSubmodule(GraphRule):
                 continue
             parent = q.rsplit(".", 1)[0] if "." in q else ""
             last = q.rsplit(".", 1)[-1]
-            if last.isdigit() or parent and parent in ctx.modules and _is_container(ctx.modules[parent]) and \
-                    any(e.startswith(parent + ".") for e in executed):
-                exit_line = _loop_exits_early(ctx, parent) if last.isdigit() and parent not in reported and \
-                    any(e.startswith(parent + ".") for e in executed) else None
+            if (
+                last.isdigit()
+                or parent
+                and parent in ctx.modules
+                and _is_container(ctx.modules[parent])
+                and any(e.startswith(parent + ".") for e in executed)
+            ):
+                exit_line = (
+                    _loop_exits_early(ctx, parent)
+                    if last.isdigit() and parent not in reported and any(e.startswith(parent + ".") for e in executed)
+                    else None
+                )
                 if exit_line is not None:
                     reported.append(parent)
                     yield Finding(
                         f"{ctx.describe_module(q)} is never executed by {ctx.model_name}.forward: the loop over "
                         f"{parent} leaves at its first item (the {exit_line[1]} at line {exit_line[0]} is inside the "
                         f"for body), so only {parent}.0 runs. Move the {exit_line[1]} out of the loop",
-                        line=exit_line[0], module=q, evidence={"reason": "loop exits early", "container": parent})
+                        line=exit_line[0],
+                        module=q,
+                        evidence={"reason": "loop exits early", "container": parent},
+                    )
                 continue  # a container used in part (`self.layers[:n]`): deliberate
             if not list(mod.parameters()) and not list(mod.children()) and not _is_layer(mod):
                 continue
@@ -221,7 +233,9 @@ class DeadSubmodule(GraphRule):
             yield Finding(
                 f"{ctx.describe_module(q)} is never executed by {ctx.model_name}.forward{why}; "
                 f"its {n_params:,} parameters get no gradient. Use it in forward or delete it",
-                module=q, evidence={"parameters": n_params, "reason": "never executed"})
+                module=q,
+                evidence={"parameters": n_params, "reason": "never executed"},
+            )
         for q, p in ctx.model.named_parameters():
             owner = q.rsplit(".", 1)[0] if "." in q else ""
             if q in used_params or owner not in executed or any(q.startswith(r + ".") for r in reported):
@@ -232,8 +246,11 @@ class DeadSubmodule(GraphRule):
             why = self._exempt(ctx, q.rsplit(".", 1)[-1])
             if why is None:
                 continue
-            yield Finding(f"parameter {q} {tuple(p.shape)} is never read by {ctx.model_name}.forward{why}; it gets "
-                          "no gradient", module=q, evidence={"reason": "never read"})
+            yield Finding(
+                f"parameter {q} {tuple(p.shape)} is never read by {ctx.model_name}.forward{why}; it gets no gradient",
+                module=q,
+                evidence={"reason": "never read"},
+            )
 
     @staticmethod
     def _exempt(ctx, attr: str) -> str | None:
@@ -260,8 +277,10 @@ class DeadSubmodule(GraphRule):
                 f"{ctx.describe_module(first.target)} runs in forward{also} but its output never reaches the "
                 f"output of {ctx.model_name}: it is overwritten or unused (a copy-paste slip such as "
                 "`x = self.conv2(inp)` instead of `self.conv2(x)`?)",
-                line=first.line, module=first.target, evidence={"reason": "output discarded",
-                                                                "modules": [n.target for n in mods]})
+                line=first.line,
+                module=first.target,
+                evidence={"reason": "output discarded", "modules": [n.target for n in mods]},
+            )
 
 
 def _attr(q: str) -> str:
@@ -279,8 +298,21 @@ def _is_layer(mod) -> bool:
     """Parameter-free modules worth reporting when unused: dropout, activations, pooling."""
     import torch.nn as nn
 
-    return isinstance(mod, (nn.Dropout, nn.modules.dropout._DropoutNd, nn.ReLU, nn.GELU, nn.Sigmoid, nn.Tanh,
-                            nn.Softmax, nn.LogSoftmax, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd))
+    return isinstance(
+        mod,
+        (
+            nn.Dropout,
+            nn.modules.dropout._DropoutNd,
+            nn.ReLU,
+            nn.GELU,
+            nn.Sigmoid,
+            nn.Tanh,
+            nn.Softmax,
+            nn.LogSoftmax,
+            nn.modules.pooling._MaxPoolNd,
+            nn.modules.pooling._AvgPoolNd,
+        ),
+    )
 
 
 def _is_leaf_with(mod, q: str) -> bool:

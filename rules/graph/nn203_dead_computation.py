@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
-from nnlint.rules.graph._dead import data_dependent, dead_regions, region_exempt
+
+from ._dead import data_dependent, dead_regions, region_exempt
 
 
 class DeadComputation(GraphRule):
@@ -149,5 +150,7 @@ class DeadComputation(GraphRule):
             yield Finding(
                 f"the result{shape} of {first.target}() at line {first.line}{more} never reaches the output of "
                 f"{ctx.model_name}: a dead computation (was it meant to be used or returned?)",
-                line=first.line, module=first.scope or None,
-                evidence={"ops": ops, "lines": sorted({n.line for n in region if n.line})})
+                line=first.line,
+                module=first.scope or None,
+                evidence={"ops": ops, "lines": sorted({n.line for n in region if n.line})},
+            )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
@@ -185,21 +185,28 @@ class MissingNonlinearity(GraphRule):
             prev, between = ctx.producer_through_pass(n)
             if prev is None or not _affine(ctx, prev):
                 continue
-            a, b = ctx.module(prev.target if prev.op == "call_module" else None), \
-                ctx.module(n.target if n.op == "call_module" else None)
+            a, b = (
+                ctx.module(prev.target if prev.op == "call_module" else None),
+                ctx.module(n.target if n.op == "call_module" else None),
+            )
             if _separable(a, b) or _bottleneck(a, b) or _grouped(b):
                 continue
             if _feeds_other_path(ctx, prev, between, n) or _projection_shortcut(ctx, n, b):
                 continue
             via = ", ".join(sorted({p.module_type or p.target for p in between}))
-            name_a = ctx.describe_module(prev.target) if a is not None else f"{prev.target}() in {prev.scope or 'forward'}"
+            name_a = (
+                ctx.describe_module(prev.target) if a is not None else f"{prev.target}() in {prev.scope or 'forward'}"
+            )
             name_b = ctx.describe_module(n.target) if b is not None else f"{n.target}() in {n.scope or 'forward'}"
             yield Finding(
-                f"{name_b} directly follows {name_a}" + (f" (only {via} between)" if via else "") +
-                " with no nonlinearity or normalization: the two collapse into one linear map; put an activation "
+                f"{name_b} directly follows {name_a}"
+                + (f" (only {via} between)" if via else "")
+                + " with no nonlinearity or normalization: the two collapse into one linear map; put an activation "
                 "(e.g. nn.ReLU()) between them",
-                line=ctx.best_line(n), module=n.target if b is not None else n.scope,
-                evidence={"first": prev.target, "second": n.target, "between": [p.target for p in between]})
+                line=ctx.best_line(n),
+                module=n.target if b is not None else n.scope,
+                evidence={"first": prev.target, "second": n.target, "between": [p.target for p in between]},
+            )
 
 
 def _affine(ctx, n) -> bool:
@@ -244,13 +251,17 @@ def _projection_shortcut(ctx, n, b) -> bool:
     projection shortcut (ResNet's downsample) is linear on purpose."""
     import torch.nn as nn
 
-    one_by_one = isinstance(b, nn.Linear) or (isinstance(b, nn.modules.conv._ConvNd)
-                                              and all(k == 1 for k in b.kernel_size))
+    one_by_one = isinstance(b, nn.Linear) or (
+        isinstance(b, nn.modules.conv._ConvNd) and all(k == 1 for k in b.kernel_size)
+    )
     if not one_by_one:
         return False
     for c in ctx.consumers(n.idx):
-        if c.op in ("call_function", "call_method") and str(c.target).rstrip("_") in ("add", "iadd", "__add__", "sub") \
-                and len(ctx.tensor_inputs(c)) >= 2:
+        if (
+            c.op in ("call_function", "call_method")
+            and str(c.target).rstrip("_") in ("add", "iadd", "__add__", "sub")
+            and len(ctx.tensor_inputs(c)) >= 2
+        ):
             return True
     return False
 
@@ -268,6 +279,6 @@ def _width(m, out: bool) -> int | None:
 def _bottleneck(a, b) -> bool:
     """A low-rank factorisation (LoRA, factorized embeddings) on purpose."""
     a_in, a_out, b_out = _width(a, False), _width(a, True), _width(b, True)
-    if None in (a_in, a_out, b_out):
+    if a_in is None or a_out is None or b_out is None:
         return False
     return a_out * 2 <= min(a_in, b_out)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
@@ -101,13 +101,19 @@ class DoubleActivation(GraphRule):
                     continue
             first = _name(ctx, prev)
             second = _name(ctx, n)
-            why = ("the second does nothing" if kind in IDEMPOTENT else
-                   "the second flattens the distribution towards uniform" if kind == "softmax" else
-                   "the second squashes the values again and shrinks their gradients")
+            why = (
+                "the second does nothing"
+                if kind in IDEMPOTENT
+                else "the second flattens the distribution towards uniform"
+                if kind == "softmax"
+                else "the second squashes the values again and shrinks their gradients"
+            )
             yield Finding(
                 f"{kind} applied twice in a row ({first}, then {second}): {why}; drop one of them",
-                line=ctx.best_line(n), module=n.target if n.op == "call_module" else n.scope,
-                evidence={"activation": kind, "first": prev.target, "second": n.target})
+                line=ctx.best_line(n),
+                module=n.target if n.op == "call_module" else n.scope,
+                evidence={"activation": kind, "first": prev.target, "second": n.target},
+            )
 
 
 def _dim(ctx, n):

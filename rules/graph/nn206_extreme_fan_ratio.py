@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
@@ -122,7 +122,9 @@ class ExtremeFanRatio(GraphRule):
             yield Finding(
                 f"{ctx.describe_module(q)}: its output is {direction} than its input ({fan_in:,} → {fan_out:,} "
                 f"{unit}; limit {limit:,.0f}×): a wrong flatten size or a missing intermediate layer?",
-                module=q, evidence={"fan_in": fan_in, "fan_out": fan_out, "ratio": ratio})
+                module=q,
+                evidence={"fan_in": fan_in, "fan_out": fan_out, "ratio": ratio},
+            )
 
 
 def _heads(ctx) -> set[str]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
@@ -94,4 +94,6 @@ class UnusedForwardInput(GraphRule):
             yield Finding(
                 f"forward's argument '{name}' never influences the output of {ctx.model_name}: it is ignored "
                 "(use it, or drop it from the signature)",
-                line=line, evidence={"argument": name, "shape": list(n.shape) if n.shape else None})
+                line=line,
+                evidence={"argument": name, "shape": list(n.shape) if n.shape else None},
+            )

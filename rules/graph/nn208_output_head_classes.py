@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
@@ -81,6 +81,13 @@ class OutputHeadClasses(GraphRule):
         parts.append(f"loss in the file: {ctx.loss_name}" if ctx.loss_name else "no loss found in the file")
         if ctx.fallback:
             parts.append("traced with hooks (fx could not trace it)")
-        yield Finding("; ".join(parts), line=ctx.model_line,
-                      evidence={"output_shapes": [list(s) for s in ctx.output_shapes], "classes": ctx.classes,
-                                "loss": ctx.loss_name, "inputs": ctx.inputs_desc})
+        yield Finding(
+            "; ".join(parts),
+            line=ctx.model_line,
+            evidence={
+                "output_shapes": [list(s) for s in ctx.output_shapes],
+                "classes": ctx.classes,
+                "loss": ctx.loss_name,
+                "inputs": ctx.inputs_desc,
+            },
+        )

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import permutations
 from math import prod
-from typing import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
@@ -283,6 +283,7 @@ class AxisScramblingReshape(GraphRule):
                 f"`{method}` regroups {src} into {dst} across dimensions: no split or merge of neighbouring "
                 f"dimensions gives this shape, so elements of different positions/channels are mixed (view never "
                 f"moves data). To reorder axes, {how}",
-                line=line, module=n.scope or None,
+                line=line,
+                module=n.scope or None,
                 evidence={"input_shape": list(src), "output_shape": list(dst), "suggestion": fix},
             )

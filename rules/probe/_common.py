@@ -45,15 +45,44 @@ def gradient_layers(ctx) -> list:
     """Weight layers whose relative gradient is measurable: not embeddings (their
     gradients are sparse by nature), not zero-initialised, not cut off entirely (a
     None/zero gradient is NN309's business, or the effect of a zero-init downstream)."""
-    return [l for l in ctx.layers if not l.embedding and not l.zero_init and not l.zero_grad
-            and l.rel is not None and l.rel > 0 and math.isfinite(l.rel) and not attention_score_projection(l.module)]
+    return [
+        l
+        for l in ctx.layers
+        if not l.embedding
+        and not l.zero_init
+        and not l.zero_grad
+        and l.rel is not None
+        and l.rel > 0
+        and math.isfinite(l.rel)
+        and not attention_score_projection(l.module)
+    ]
 
 
 #: attention query/key projections: at init the attention is nearly uniform, so their gradient
 #: (through the softmax of q·k) is orders of magnitude below the value path's, by design
-_QK_NAMES = {"query", "key", "q_proj", "k_proj", "q_lin", "k_lin", "q", "k", "query_proj", "key_proj", "wq", "wk",
-             "to_q", "to_k", "w_q", "w_k", "query_key", "qk"}
+_QK_NAMES = {
+    "query",
+    "key",
+    "q_proj",
+    "k_proj",
+    "q_lin",
+    "k_lin",
+    "q",
+    "k",
+    "query_proj",
+    "key_proj",
+    "wq",
+    "wk",
+    "to_q",
+    "to_k",
+    "w_q",
+    "w_k",
+    "query_key",
+    "qk",
+}
 
 
 def attention_score_projection(module: str | None) -> bool:
-    return bool(module) and module.rsplit(".", 1)[-1].lower() in _QK_NAMES
+    if not module:
+        return False
+    return module.rsplit(".", 1)[-1].lower() in _QK_NAMES

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -170,16 +170,29 @@ class InitialLossOffChance(ProbeRule):
         where = name(ctx, ctx.final_layer)
         k = loss.classes
         if value > hi:
-            why = (f"{fmt(value / chance)}x above: the logits are already large at init; scale the last layer "
-                   f"down (default or zero init of {where}) so predictions start near uniform")
+            why = (
+                f"{fmt(value / chance)}x above: the logits are already large at init; scale the last layer "
+                f"down (default or zero init of {where}) so predictions start near uniform"
+            )
         else:
-            why = ("below it: the outputs are probably not logits (e.g. NLLLoss without "
-                   "log_softmax, or a loss that ignores most targets)")
+            why = (
+                "below it: the outputs are probably not logits (e.g. NLLLoss without "
+                "log_softmax, or a loss that ignores most targets)"
+            )
         yield Finding(
             f"initial {'NLL' if loss.kind == 'nll' else 'cross-entropy'} loss {fmt(value)} "
             f"{'averaged over all targets' if guessed else 'on the batch targets'} is "
             f"far from chance ln {k} = {chance:.3f} — {why}",
             module=ctx.final_layer,
-            evidence={"loss": value, "loss_on_batch": loss.value, "over_all_targets": guessed, "chance": chance, "classes": k, "ratio": value / chance,
-                      "range": [lo, hi], "loss_kind": loss.kind, "loss_source": loss.source},
+            evidence={
+                "loss": value,
+                "loss_on_batch": loss.value,
+                "over_all_targets": guessed,
+                "chance": chance,
+                "classes": k,
+                "ratio": value / chance,
+                "range": [lo, hi],
+                "loss_kind": loss.kind,
+                "loss_source": loss.source,
+            },
         )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -152,8 +152,11 @@ class NonFinite(ProbeRule):
         # a leaf module (Linear, Conv...) is reported at its `self.x = ...` line; functional
         # code in a forward (or a backward op) at the op's line in your file
         use_line = line if line and (not nf.get("leaf") or not module) else None
-        what = {"forward": "NaN/Inf first appears in the output of", "loss": "the loss is non-finite after",
-                "backward": "a NaN/Inf gradient first appears at"}.get(phase, "non-finite values at")
+        what = {
+            "forward": "NaN/Inf first appears in the output of",
+            "loss": "the loss is non-finite after",
+            "backward": "a NaN/Inf gradient first appears at",
+        }.get(phase, "non-finite values at")
         at = name(ctx, module)
         detail = f" ({op}" + (f" at line {line}" if line else "") + ")" if op else (f" (line {line})" if line else "")
         hint = {

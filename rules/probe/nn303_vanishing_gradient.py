@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -213,7 +213,9 @@ class VanishingGradient(ProbeRule):
         # single jump at the head (a small-init classifier over a normalized transformer, whose
         # head gradient scales with the objective nnlint chose) is not a gradient that vanishes
         half = len(layers) // 2
-        body = math.log10(statistics.median(l.rel for l in layers[half:]) / statistics.median(l.rel for l in layers[:half]))
+        body = math.log10(
+            statistics.median(l.rel for l in layers[half:]) / statistics.median(l.rel for l in layers[:half])
+        )
         if len(layers) >= 4 and body < self.t["body_share"] * orders:  # a trend needs two layers a half
             return
         # the first layer that already lost `orders` magnitudes, counting back from the head
@@ -224,7 +226,12 @@ class VanishingGradient(ProbeRule):
             "layers will barely train. Use ReLU-family activations, normalization or residual connections, "
             "and an init that matches the activation",
             module=worst.module,
-            evidence={"relative_grad": {l.module: l.rel for l in layers[:24]}, "grad_norms": layer_norms(ctx),
-                      "orders": orders, "first": first.module, "last": last.module,
-                      "orders_between_halves": body},
+            evidence={
+                "relative_grad": {l.module: l.rel for l in layers[:24]},
+                "grad_norms": layer_norms(ctx),
+                "orders": orders,
+                "first": first.module,
+                "last": last.module,
+                "orders_between_halves": body,
+            },
         )

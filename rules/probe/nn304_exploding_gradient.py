@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -128,8 +128,11 @@ class ExplodingGradient(ProbeRule):
     def check(self, ctx) -> Iterator[Finding]:
         if not ctx.grads_available:
             return
-        big = [l for l in ctx.layers if l.grad_norm is not None and math.isfinite(l.grad_norm)
-               and l.grad_norm >= self.t["max_norm"]]
+        big = [
+            l
+            for l in ctx.layers
+            if l.grad_norm is not None and math.isfinite(l.grad_norm) and l.grad_norm >= self.t["max_norm"]
+        ]
         evidence = {"grad_norms": layer_norms(ctx), "max_norm": self.t["max_norm"]}
         if big:
             first = big[0]  # in execution order: the explosion reaches furthest back here
@@ -154,11 +157,14 @@ class ExplodingGradient(ProbeRule):
         # growth *with depth*: the first half's median layer is a share of the orders above the
         # second half's; a flat stack with one drop at the head (BatchNorm'd convs, whose
         # relative gradient is scale-free, under a large-init classifier) is no explosion
-        body = math.log10(statistics.median(l.rel for l in layers[:half]) / statistics.median(l.rel for l in layers[half:]))
+        body = math.log10(
+            statistics.median(l.rel for l in layers[:half]) / statistics.median(l.rel for l in layers[half:])
+        )
         # (a trend needs two layers a half: a 3-layer chain is judged end to end)
         if orders >= self.t["orders"] and (len(layers) < 4 or body >= self.t["body_share"] * orders):
-            evidence.update(relative_grad={l.module: l.rel for l in layers[:24]}, orders=orders,
-                            orders_between_halves=body)
+            evidence.update(
+                relative_grad={l.module: l.rel for l in layers[:24]}, orders=orders, orders_between_halves=body
+            )
             yield Finding(
                 f"exploding gradients: {first.module}'s gradient relative to its weights is {fmt(first.rel)}, "
                 f"{orders:.1f} orders of magnitude above the last layer {last.module} ({fmt(last.rel)}); "

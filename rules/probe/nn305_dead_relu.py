@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -21,7 +22,7 @@ def chance_of_dead(act) -> float:
     if n > 1000:  # normal approximation
         z = (k - 0.5 - n / 2) / math.sqrt(n / 4)
         return 0.5 * math.erfc(z / math.sqrt(2))
-    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
 
 
 class DeadRelu(ProbeRule):
@@ -216,7 +217,7 @@ class DeadRelu(ProbeRule):
     ]
 
     def check(self, ctx) -> Iterator[Finding]:
-        worst: dict[tuple, object] = {}
+        worst: dict[tuple, Any] = {}  # the probe's activation records, by site
         for act in ctx.activations:
             if act.kind not in ("relu", "relu6") or act.dead_frac is None:
                 continue
@@ -236,7 +237,13 @@ class DeadRelu(ProbeRule):
                 "init of the layer before it and that its inputs are normalized",
                 module=module,
                 line=line,
-                evidence={"dead_fraction": act.dead_frac, "units": act.units, "batch": ctx.batch_size,
-                          "activation": act.kind, "input_from": act.producer, "masked_fraction": act.masked_frac,
-                          "call": act.call},
+                evidence={
+                    "dead_fraction": act.dead_frac,
+                    "units": act.units,
+                    "batch": ctx.batch_size,
+                    "activation": act.kind,
+                    "input_from": act.producer,
+                    "masked_fraction": act.masked_frac,
+                    "call": act.call,
+                },
             )

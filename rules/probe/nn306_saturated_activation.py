@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -157,7 +158,7 @@ class SaturatedActivation(ProbeRule):
     ]
 
     def check(self, ctx) -> Iterator[Finding]:
-        worst: dict[tuple, object] = {}
+        worst: dict[tuple, Any] = {}  # the probe's activation records, by site
         for act in ctx.activations:
             if act.kind not in ("sigmoid", "tanh") or act.saturated_frac is None:
                 continue
@@ -175,6 +176,11 @@ class SaturatedActivation(ProbeRule):
                 f"{act.kind}) or normalize its input",
                 module=module,
                 line=line,
-                evidence={"saturated_fraction": act.saturated_frac, "activation": act.kind,
-                          "input_from": act.producer, "masked_fraction": act.masked_frac, "batch": ctx.batch_size},
+                evidence={
+                    "saturated_fraction": act.saturated_frac,
+                    "activation": act.kind,
+                    "input_from": act.producer,
+                    "masked_fraction": act.masked_frac,
+                    "batch": ctx.batch_size,
+                },
             )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -161,6 +161,9 @@ class ActivationScaleDrift(ProbeRule):
             f"{len(layers) - 1} layers); {at.module} is where it crosses {fmt(self.t['max_change'])}x. Use an init "
             "whose gain matches the activation (He for ReLU, Glorot for tanh) or add normalization",
             module=at.module,
-            evidence={"input_std": {l.module: l.in_std for l in layers[:24]}, "change": last / ref,
-                      "steps_log10": steps[:24]},
+            evidence={
+                "input_std": {l.module: l.in_std for l in layers[:24]},
+                "change": last / ref,
+                "steps_log10": steps[:24],
+            },
         )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -36,8 +36,18 @@ def expected_std(kind: str, fan_in: int, fan_out: int | None) -> list[tuple[floa
 
 #: normalization layers: with one in the model, a small init does not shrink the signal
 #: for good (the next normalization restores its scale; GPT-2's std 0.02 convention)
-NORMS = ("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
-         "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm")
+NORMS = (
+    "LayerNorm",
+    "RMSNorm",
+    "GroupNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LocalResponseNorm",
+)
 
 
 class InitScaleMismatch(ProbeRule):
@@ -282,7 +292,9 @@ class InitScaleMismatch(ProbeRule):
         for layer in ctx.layers:
             if layer.embedding or layer.zero_init or not layer.feeds or not layer.fan_in:
                 continue
-            if layer.type not in ("Linear", "Conv1d", "Conv2d", "Conv3d", "Bilinear") and not layer.type.startswith("Conv"):
+            if layer.type not in ("Linear", "Conv1d", "Conv2d", "Conv3d", "Bilinear") and not layer.type.startswith(
+                "Conv"
+            ):
                 continue
             exp = expected_std(layer.feeds, layer.fan_in, layer.fan_out)
             if exp is None or layer.weight_rms <= 0 or not math.isfinite(layer.weight_rms):
@@ -302,7 +314,14 @@ class InitScaleMismatch(ProbeRule):
                 f"for the {layer.feeds} that follows (the {scheme} is {fmt(ref)}); "
                 f"use nn.init.{'kaiming_normal_(w, nonlinearity=' + repr('relu') + ')' if layer.feeds in HE else 'xavier_uniform_(w)' if layer.feeds in GLOROT else 'kaiming_normal_(w, nonlinearity=' + repr('linear') + ')'}",
                 module=layer.module,
-                evidence={"weight_rms": layer.weight_rms, "expected_std": ref, "ratio": ratio,
-                          "activation": layer.feeds, "fan_in": layer.fan_in, "fan_out": layer.fan_out, "scheme": scheme,
-                          "normalized_model": normalized},
+                evidence={
+                    "weight_rms": layer.weight_rms,
+                    "expected_std": ref,
+                    "ratio": ratio,
+                    "activation": layer.feeds,
+                    "fan_in": layer.fan_in,
+                    "fan_out": layer.fan_out,
+                    "scheme": scheme,
+                    "normalized_model": normalized,
+                },
             )

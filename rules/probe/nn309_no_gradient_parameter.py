@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -278,19 +278,27 @@ class NoGradientParameter(ProbeRule):
                 continue
             where = module or ctx.model_name
             if none:
-                msg = (f"{', '.join(none)} got no gradient (None) although {where} ran in forward: it is cut off from "
-                       "the loss — look for .detach(), .data, torch.no_grad(), or a non-differentiable step "
-                       "(argmax, .item(), NumPy) on its path")
+                msg = (
+                    f"{', '.join(none)} got no gradient (None) although {where} ran in forward: it is cut off from "
+                    "the loss — look for .detach(), .data, torch.no_grad(), or a non-differentiable step "
+                    "(argmax, .item(), NumPy) on its path"
+                )
             else:
                 msg = f"{', '.join(zero)} got an all-zero gradient: it will never be updated"
                 if constant:
-                    msg += (f" — constant-filled weights ({', '.join(constant[:3])}) make their units identical, "
-                            "so the gradients reaching this layer cancel exactly; initialise them randomly")
+                    msg += (
+                        f" — constant-filled weights ({', '.join(constant[:3])}) make their units identical, "
+                        "so the gradients reaching this layer cancel exactly; initialise them randomly"
+                    )
                 else:
                     msg += " — check for dead units, a multiplication by zero or a constant output on its path"
             yield Finding(
                 msg,
                 module=module or None,
-                evidence={"none": none, "zero": zero,
-                          "weight_norm": {p.name: p.weight_norm for p in ps}, "constant_weights": constant[:10]},
+                evidence={
+                    "none": none,
+                    "zero": zero,
+                    "weight_norm": {p.name: p.weight_norm for p in ps},
+                    "constant_weights": constant[:10],
+                },
             )

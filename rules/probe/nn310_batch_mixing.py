@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -297,8 +297,10 @@ class BatchMixing(ProbeRule):
         module = None
         if view.get("line"):
             line = view["line"]
-            where = (f"; the {view['op']} at line {line} turns shape {tuple(view['from_shape'])} into "
-                     f"{tuple(view['to_shape'])} — use transpose/permute to reorder dimensions")
+            where = (
+                f"; the {view['op']} at line {line} turns shape {tuple(view['from_shape'])} into "
+                f"{tuple(view['to_shape'])} — use transpose/permute to reorder dimensions"
+            )
             module = view.get("module") or None
         elif view:
             module = view.get("module") or None
@@ -306,9 +308,11 @@ class BatchMixing(ProbeRule):
             seq_first = _seq_first_module(ctx.model)
             if seq_first is not None:
                 module = seq_first[0]
-                where = (f"; {seq_first[0]} = {seq_first[1]} is built without batch_first=True, so it reads dim 0 "
-                         "as the sequence and attends/recurs across the batch — pass batch_first=True or feed it "
-                         "(seq, batch, features)")
+                where = (
+                    f"; {seq_first[0]} = {seq_first[1]} is built without batch_first=True, so it reads dim 0 "
+                    "as the sequence and attends/recurs across the batch — pass batch_first=True or feed it "
+                    "(seq, batch, features)"
+                )
         wrt = "input" if jac.get("wrt") == "input" else "embedding output"
         yield Finding(
             f"samples mix across the batch (eval mode): output sample {r['sample']} has a gradient of "
@@ -335,8 +339,17 @@ def _graph_inputs(shapes: list[tuple[tuple[int, ...], str]]) -> bool:
 
 
 #: torch.nn layers that read (seq, batch, features) unless built with batch_first=True
-_SEQ_FIRST = ("RNN", "LSTM", "GRU", "MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer",
-              "TransformerEncoder", "TransformerDecoder", "Transformer")
+_SEQ_FIRST = (
+    "RNN",
+    "LSTM",
+    "GRU",
+    "MultiheadAttention",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerDecoder",
+    "Transformer",
+)
 
 
 def _seq_first_module(model) -> tuple[str, str] | None:

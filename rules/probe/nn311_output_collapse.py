@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -139,8 +139,12 @@ class OutputCollapse(ProbeRule):
         where = name(ctx, ctx.final_layer)
         logits = ctx.loss is not None and ctx.loss.kind in ("cross_entropy", "nll", "bce_logits")
         what = "logits" if logits else "outputs"
-        evidence = {"abs_max": out.abs_max, "mean_abs": out.mean_abs, "batch_std_max": out.batch_std_max,
-                    "shape": list(out.shape)}
+        evidence = {
+            "abs_max": out.abs_max,
+            "mean_abs": out.mean_abs,
+            "batch_std_max": out.batch_std_max,
+            "shape": list(out.shape),
+        }
         if out.abs_max >= self.t["max_abs"]:
             yield Finding(
                 f"extreme {what} at init: |{what[:-1]}| up to {fmt(out.abs_max)} (mean {fmt(out.mean_abs)}) from "

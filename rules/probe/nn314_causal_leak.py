@@ -3,7 +3,8 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
@@ -290,9 +291,16 @@ class CausalLeak(ProbeRule):
             f"scaled_dot_product_attention, a lower-triangular mask (`torch.tril`) applied to the scores, or "
             f"`mask=`/`is_causal=True` for nn.TransformerEncoder",
             line=att.get("line"),
-            evidence={"t": t, "leak": k, "leak_grad": res["leak_grad"], "self_grad": res["self_grad"],
-                      "axis": res.get("axis"), "length": res.get("length"), "why": why,
-                      "per_position": per},
+            evidence={
+                "t": t,
+                "leak": k,
+                "leak_grad": res["leak_grad"],
+                "self_grad": res["self_grad"],
+                "axis": res.get("axis"),
+                "length": res.get("length"),
+                "why": why,
+                "per_position": per,
+            },
         )
 
 

@@ -28,8 +28,9 @@ argmax predictions, and softmax calls over ``dim=0``. It is computed once per fi
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Literal, TypeGuard
 
 import libcst as cst
 
@@ -42,18 +43,58 @@ FUNC_PREFIXES = ("torch.nn.functional.", "torch.special.", "torch.")
 SOFTMAX_NAMES = {"softmax": "softmax", "softmin": "softmax", "log_softmax": "log_softmax"}
 SIGMOID_NAMES = {"sigmoid", "expit"}
 ACT_NAMES = {
-    "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "softplus",
-    "tanh", "hardtanh", "hardswish", "hardsigmoid", "prelu", "rrelu", "softsign", "tanhshrink",
-    "threshold", "glu", "hardshrink", "softshrink",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "mish",
+    "softplus",
+    "tanh",
+    "hardtanh",
+    "hardswish",
+    "hardsigmoid",
+    "prelu",
+    "rrelu",
+    "softsign",
+    "tanhshrink",
+    "threshold",
+    "glu",
+    "hardshrink",
+    "softshrink",
 }
 TENSOR_ACT_METHODS = {"softmax", "log_softmax", "sigmoid", "relu", "tanh", "sigmoid_", "relu_", "tanh_"}
 
 MODULE_ACTS = {
-    "Softmax": "softmax", "Softmin": "softmax", "LogSoftmax": "log_softmax", "Sigmoid": "sigmoid",
-    "ReLU": "act", "ReLU6": "act", "LeakyReLU": "act", "ELU": "act", "SELU": "act", "CELU": "act",
-    "GELU": "act", "SiLU": "act", "Mish": "act", "Softplus": "act", "Tanh": "act", "Hardtanh": "act",
-    "Hardswish": "act", "Hardsigmoid": "act", "PReLU": "act", "RReLU": "act", "Softsign": "act",
-    "Tanhshrink": "act", "Threshold": "act", "GLU": "act", "Hardshrink": "act", "Softshrink": "act",
+    "Softmax": "softmax",
+    "Softmin": "softmax",
+    "LogSoftmax": "log_softmax",
+    "Sigmoid": "sigmoid",
+    "ReLU": "act",
+    "ReLU6": "act",
+    "LeakyReLU": "act",
+    "ELU": "act",
+    "SELU": "act",
+    "CELU": "act",
+    "GELU": "act",
+    "SiLU": "act",
+    "Mish": "act",
+    "Softplus": "act",
+    "Tanh": "act",
+    "Hardtanh": "act",
+    "Hardswish": "act",
+    "Hardsigmoid": "act",
+    "PReLU": "act",
+    "RReLU": "act",
+    "Softsign": "act",
+    "Tanhshrink": "act",
+    "Threshold": "act",
+    "GLU": "act",
+    "Hardshrink": "act",
+    "Softshrink": "act",
 }
 SOFTMAX_MODULES = {"Softmax", "Softmin", "LogSoftmax"}
 # module name -> (index of the width argument, its keyword, which dim it sizes)
@@ -66,44 +107,119 @@ AFFINE_MODULES = {
     **{f"LazyConv{d}d": (0, "out_channels", "chan") for d in (1, 2, 3)},
     **{f"LazyConvTranspose{d}d": (0, "out_channels", "chan") for d in (1, 2, 3)},
 }
-AFFINE_FUNCS = {"linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"}
+AFFINE_FUNCS = {
+    "linear",
+    "bilinear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+}
 PASS_MODULES = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity"}
 PASS_FUNCS = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"}
 NORM_MODULES = {
-    "BatchNorm1d": None, "BatchNorm2d": "yes", "BatchNorm3d": "yes", "SyncBatchNorm": None,
-    "LayerNorm": None, "GroupNorm": None, "InstanceNorm1d": None, "InstanceNorm2d": None,
-    "InstanceNorm3d": None, "LocalResponseNorm": None, "RMSNorm": None,
+    "BatchNorm1d": None,
+    "BatchNorm2d": "yes",
+    "BatchNorm3d": "yes",
+    "SyncBatchNorm": None,
+    "LayerNorm": None,
+    "GroupNorm": None,
+    "InstanceNorm1d": None,
+    "InstanceNorm2d": None,
+    "InstanceNorm3d": None,
+    "LocalResponseNorm": None,
+    "RMSNorm": None,
 }
 POOL_PREFIXES = ("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "LPPool")
 UPSAMPLE_MODULES = {"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"}
 #: functional resampling: the values keep what made them (logits stay logits)
-RESAMPLE_FUNCS = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
-                  *(f"{p}{d}d" for p in ("avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool")
-                    for d in (1, 2, 3))}
+RESAMPLE_FUNCS = {
+    "interpolate",
+    "upsample",
+    "upsample_nearest",
+    "upsample_bilinear",
+    *(
+        f"{p}{d}d"
+        for p in ("avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool")
+        for d in (1, 2, 3)
+    ),
+}
 LOSS_MODULES = {
-    "CrossEntropyLoss": "ce", "NLLLoss": "nll", "NLLLoss2d": "nll", "BCELoss": "bce",
-    "BCEWithLogitsLoss": "bcewl", "MSELoss": "mse",
+    "CrossEntropyLoss": "ce",
+    "NLLLoss": "nll",
+    "NLLLoss2d": "nll",
+    "BCELoss": "bce",
+    "BCEWithLogitsLoss": "bcewl",
+    "MSELoss": "mse",
 }
 LOSS_FUNCS = {
-    "cross_entropy": "ce", "nll_loss": "nll", "binary_cross_entropy": "bce",
-    "binary_cross_entropy_with_logits": "bcewl", "mse_loss": "mse",
+    "cross_entropy": "ce",
+    "nll_loss": "nll",
+    "binary_cross_entropy": "bce",
+    "binary_cross_entropy_with_logits": "bcewl",
+    "mse_loss": "mse",
 }
 LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
-WRAPPERS = {"torch.compile", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
-            "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
-            "torch.jit.script"}
+WRAPPERS = {
+    "torch.compile",
+    "torch.nn.DataParallel",
+    "torch.nn.parallel.DataParallel",
+    "torch.nn.parallel.DistributedDataParallel",
+    "torch.nn.parallel.distributed.DistributedDataParallel",
+    "torch.jit.script",
+}
 INDEX_DTYPES = {"torch.long", "torch.int64", "torch.int", "torch.int32", "torch.LongTensor", "torch.cuda.LongTensor"}
-FLOAT_DTYPES = {"torch.float", "torch.float32", "torch.float64", "torch.double", "torch.half", "torch.float16",
-                "torch.bfloat16", "torch.FloatTensor", "torch.cuda.FloatTensor"}
+FLOAT_DTYPES = {
+    "torch.float",
+    "torch.float32",
+    "torch.float64",
+    "torch.double",
+    "torch.half",
+    "torch.float16",
+    "torch.bfloat16",
+    "torch.FloatTensor",
+    "torch.cuda.FloatTensor",
+}
 
 TRANSPARENT_METHODS = {"contiguous", "clone", "detach", "cpu", "cuda", "requires_grad_", "type_as", "detach_"}
-MODULE_SELF_METHODS = {"to", "cuda", "cpu", "train", "eval", "double", "float", "half", "bfloat16",
-                       "requires_grad_", "share_memory", "type"}
-MUTATORS = {"append", "extend", "insert", "add_module", "register_module", "pop", "__setitem__",
-            "__delitem__", "update", "register_forward_hook", "register_forward_pre_hook"}
+MODULE_SELF_METHODS = {
+    "to",
+    "cuda",
+    "cpu",
+    "train",
+    "eval",
+    "double",
+    "float",
+    "half",
+    "bfloat16",
+    "requires_grad_",
+    "share_memory",
+    "type",
+}
+MUTATORS = {
+    "append",
+    "extend",
+    "insert",
+    "add_module",
+    "register_module",
+    "pop",
+    "__setitem__",
+    "__delitem__",
+    "update",
+    "register_forward_hook",
+    "register_forward_pre_hook",
+}
 MODEL_PARAM_WORDS = ("model", "net", "classifier", "clf")
 
-LOSS_DISPLAY = {"ce": "CrossEntropyLoss", "nll": "NLLLoss", "bce": "BCELoss", "bcewl": "BCEWithLogitsLoss", "mse": "MSELoss"}
+LOSS_DISPLAY = {
+    "ce": "CrossEntropyLoss",
+    "nll": "NLLLoss",
+    "bce": "BCELoss",
+    "bcewl": "BCEWithLogitsLoss",
+    "mse": "MSELoss",
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -251,7 +367,7 @@ class Result:
     nested: list[tuple[cst.FunctionDef, dict[str, Val]]]
 
 
-_CACHE: "weakref.WeakKeyDictionary[SourceContext, Flow]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[SourceContext, Flow] = weakref.WeakKeyDictionary()
 
 
 def flow(ctx: SourceContext) -> Flow:
@@ -280,7 +396,7 @@ def _num_literal(e: cst.BaseExpression) -> bool:
     return isinstance(e, (cst.Integer, cst.Float))
 
 
-def _bare_slice(e: cst.BaseSlice) -> bool:
+def _bare_slice(e: cst.BaseSlice | None) -> bool:
     return isinstance(e, cst.Slice) and e.lower is None and e.upper is None and e.step is None
 
 
@@ -339,11 +455,21 @@ class _Frame:
         self.generator = False
 
 
-_COMPOUND = (cst.If, cst.For, cst.While, cst.With, cst.Try, cst.TryStar, cst.Else, cst.Finally,
-             cst.ExceptHandler, cst.ExceptStarHandler)
+_COMPOUND = (
+    cst.If,
+    cst.For,
+    cst.While,
+    cst.With,
+    cst.Try,
+    cst.TryStar,
+    cst.Else,
+    cst.Finally,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+)
 
 
-def _is_self_attr(node: cst.BaseExpression, selfname: str) -> bool:
+def _is_self_attr(node: cst.BaseExpression, selfname: str) -> TypeGuard[cst.Attribute]:
     """``self.x`` (for the method's first parameter name)."""
     return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == selfname
 
@@ -388,7 +514,7 @@ class _Analyzer:
         self.bindings: dict[cst.FunctionDef, tuple] = {}
         self.has_sites: set[cst.FunctionDef] = set()
         self._sites: dict[str, list[cst.Call]] | None = None
-        self._candidate: str | None | bool = False
+        self._candidate: str | None | Literal[False] = False  # False: not computed yet
         self._callee_params: dict[int, set[str]] = {}
         self._calls_by_fn: dict[int, list[cst.Call]] | None = None
         self._collate: bool | None = None
@@ -440,7 +566,7 @@ class _Analyzer:
 
     def _top_statements(self) -> Iterable[tuple[cst.CSTNode, None]]:
         """Module-level statements, including those under a top-level ``if``/``try``."""
-        todo = list(self.ctx.module.body)
+        todo: list[cst.BaseStatement] = list(self.ctx.module.body)
         while todo:
             st = todo.pop(0)
             yield st, None
@@ -479,9 +605,10 @@ class _Analyzer:
             bound: dict[str, Val] = {}
             for p in _params(fn):
                 name = p.name.value
-                vals = [c.get(name) for c in calls]
-                if any(v is None for v in vals):
-                    vals = [v for v in vals if v is not None] + [self._default(p)]
+                found = [c.get(name) for c in calls]
+                vals = [v for v in found if v is not None]
+                if len(vals) < len(found):
+                    vals.append(self._default(p))
                 merged = vals[0]
                 for v in vals[1:]:
                     merged = merge(merged, v)
@@ -580,9 +707,9 @@ class _Analyzer:
         p = fn.params
         for param in (*p.kwonly_params,):
             fr.env[param.name.value] = UNKNOWN
-        for param in (p.star_arg, p.star_kwarg):
-            if isinstance(param, cst.Param):
-                fr.env[param.name.value] = UNKNOWN
+        for star in (p.star_arg, p.star_kwarg):
+            if isinstance(star, cst.Param):
+                fr.env[star.name.value] = UNKNOWN
 
     def _walk(self, fr: _Frame, fn: cst.FunctionDef) -> Result:
         self._block(fr, fn.body)
@@ -662,6 +789,7 @@ class _Analyzer:
                 params = _params(fn)
                 selfname = params[0].name.value if params else "self"
                 for small, _ in small_statements(fn.body):
+                    targets: list[cst.BaseExpression]
                     if isinstance(small, cst.Assign):
                         targets = [t.target for t in small.targets]
                     elif isinstance(small, (cst.AugAssign, cst.AnnAssign)):
@@ -676,7 +804,11 @@ class _Analyzer:
                             targets.append(t.value)
                         elif isinstance(t, cst.Subscript):
                             a = t.value
-                            if isinstance(a, cst.Attribute) and isinstance(a.value, cst.Name) and a.value.value == selfname:
+                            if (
+                                isinstance(a, cst.Attribute)
+                                and isinstance(a.value, cst.Name)
+                                and a.value.value == selfname
+                            ):
                                 out.add(a.attr.value)  # self.layers[0] = ...
                         elif name != "__init__" and _is_self_attr(t, selfname):
                             out.add(t.attr.value)  # self.head = ... outside __init__
@@ -690,7 +822,11 @@ class _Analyzer:
                         continue
                     if f.attr.value in MUTATORS and _is_self_attr(f.value, selfname):
                         out.add(f.value.attr.value)
-                    if f.attr.value in ("add_module", "register_module") and isinstance(f.value, cst.Name) and f.value.value == selfname:
+                    if (
+                        f.attr.value in ("add_module", "register_module")
+                        and isinstance(f.value, cst.Name)
+                        and f.value.value == selfname
+                    ):
                         first = arg_expr(node, 0, "name")
                         if isinstance(first, cst.SimpleString):
                             out.add(str(first.evaluated_value))
@@ -724,7 +860,11 @@ class _Analyzer:
         subclassed = info.name in self._subclassed
         for i, p in enumerate(params[1:]):
             name = p.name.value
-            if not sites and not self.ctx.is_module_class(info) and (mp := self._model_param(init, name, info)) is not None:
+            if (
+                not sites
+                and not self.ctx.is_module_class(info)
+                and (mp := self._model_param(init, name, info)) is not None
+            ):
                 out.append((name, mp))  # class Trainer: def __init__(self, model): self.model = model
                 continue
             if subclassed or any(_has_star(c) for c in sites):
@@ -758,13 +898,17 @@ class _Analyzer:
             return None
         if isinstance(e, cst.Integer):
             return _int(e)
-        if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus) and isinstance(e.expression, cst.Integer):
+        if (
+            isinstance(e, cst.UnaryOperation)
+            and isinstance(e.operator, cst.Minus)
+            and isinstance(e.expression, cst.Integer)
+        ):
             v = _int(e.expression)
             return -v if v is not None else None
         if isinstance(e, cst.Name) and self.mod is not None:
-            v = self.mod.env.get(e.value)
-            if v is not None and isinstance(v.const, int):
-                return v.const
+            val = self.mod.env.get(e.value)
+            if val is not None and isinstance(val.const, int):
+                return val.const
         return None
 
     # the model a `model` parameter most likely is -----------------------------------
@@ -811,18 +955,27 @@ class _Analyzer:
 
     def _model_candidate(self) -> str | None:
         if self._candidate is not False:
-            return self._candidate  # type: ignore[return-value]
+            return self._candidate
         ctx = self.ctx
         excluded: set[str] = set(self._subclassed)
         for call, func in ctx.calls:
             name = dotted(call.func)
-            if name in ctx.class_by_name and func is not None and func.cls is not None and ctx.is_module_class(func.cls):
+            if (
+                name in ctx.class_by_name
+                and func is not None
+                and func.cls is not None
+                and ctx.is_module_class(func.cls)
+            ):
                 excluded.add(name)  # a submodule of another model
             q = ctx.qualname(call.func) or ""
             if q.startswith("torch.nn."):
                 for a in call.args:
-                    if isinstance(a.value, cst.Call) and dotted(a.value.func) in ctx.class_by_name:
-                        excluded.add(dotted(a.value.func))  # type: ignore[arg-type]
+                    if (
+                        isinstance(a.value, cst.Call)
+                        and (part := dotted(a.value.func)) is not None
+                        and part in ctx.class_by_name
+                    ):
+                        excluded.add(part)
         for node, _ in small_statements(ctx.module, into_defs=True):
             if not isinstance(node, cst.Assign) or not isinstance(node.value, cst.Call):
                 continue
@@ -831,8 +984,8 @@ class _Analyzer:
             if not into_attr:
                 continue
             if callee in ctx.class_by_name:
-                excluded.add(callee)  # type: ignore[arg-type]  # model.head = Head(): a part
-            root = into_attr[0]
+                excluded.add(callee)  # model.head = Head(): a part
+            root: cst.BaseExpression = into_attr[0]
             while isinstance(root, (cst.Attribute, cst.Subscript)):
                 root = root.value
             rewired = (ctx.qualname(node.value.func) or "").startswith("torch.nn.")
@@ -956,7 +1109,9 @@ class _Analyzer:
                 return Val(items=(UNKNOWN, item))
             return item
         name = dotted(expr)
-        if (it.obj is not None and it.obj.kind == "loader") or (name is not None and "loader" in name.split(".")[-1].lower()):
+        if (it.obj is not None and it.obj.kind == "loader") or (
+            name is not None and "loader" in name.split(".")[-1].lower()
+        ):
             if self._custom_collate():
                 return UNKNOWN  # a collate_fn may build sequence-first batches (pad_sequence)
             return Val(obj=Obj("batch"))
@@ -1019,9 +1174,9 @@ class _Analyzer:
         elif isinstance(s, cst.Assert):
             self._eval(fr, s.test)
         elif isinstance(s, cst.Del):
-            for t in iter_nodes(s):
-                if isinstance(t, cst.Name):
-                    fr.env[t.value] = UNKNOWN
+            for deleted in iter_nodes(s):
+                if isinstance(deleted, cst.Name):
+                    fr.env[deleted.value] = UNKNOWN
         return False
 
     def _bind(self, fr: _Frame, target: cst.BaseExpression, v: Val) -> None:
@@ -1055,7 +1210,11 @@ class _Analyzer:
     def _invalidate(self, fr: _Frame, base: cst.BaseExpression) -> None:
         """``model.fc = ...`` / ``model[-1] = ...``: the model is no longer what we knew."""
         if isinstance(base, cst.Name):
-            if base.value in fr.env or base.value in fr.closure or (self.mod is not None and base.value in self.mod.env):
+            if (
+                base.value in fr.env
+                or base.value in fr.closure
+                or (self.mod is not None and base.value in self.mod.env)
+            ):
                 fr.env[base.value] = UNKNOWN
         elif isinstance(base, cst.Attribute) and isinstance(base.value, cst.Name) and base.value.value == fr.self_name:
             fr.env["self." + base.attr.value] = UNKNOWN
@@ -1175,7 +1334,9 @@ class _Analyzer:
                 return fr.env[key]
         if attr == "module":  # DataParallel(model).module
             return recv
-        return self._attrs(recv.obj.name).get(attr, UNKNOWN)  # type: ignore[union-attr]
+        if recv.obj is None:  # callers pass an instance of a class of the file
+            return UNKNOWN
+        return self._attrs(recv.obj.name).get(attr, UNKNOWN)
 
     def _attribute(self, fr: _Frame, e: cst.Attribute) -> Val:
         attr = e.attr.value
@@ -1253,7 +1414,10 @@ class _Analyzer:
         if isinstance(op, (cst.Multiply, cst.Divide)):
             # logits / temperature: still logits; probabilities scaled are not probabilities
             scalar_right = lit_right or (
-                isinstance(e.right, (cst.Name, cst.Attribute)) and right.tag is None and right.obj is None and right.batched is None
+                isinstance(e.right, (cst.Name, cst.Attribute))
+                and right.tag is None
+                and right.obj is None
+                and right.batched is None
             )
             if left.tag == "logits" and scalar_right:
                 return left
@@ -1315,8 +1479,8 @@ class _Analyzer:
             return self._module(fr, e, q[9:], pos, kw, star)
         short = None
         for prefix in FUNC_PREFIXES:
-            if q.startswith(prefix) and "." not in q[len(prefix):]:
-                short = q[len(prefix):]
+            if q.startswith(prefix) and "." not in q[len(prefix) :]:
+                short = q[len(prefix) :]
                 break
         if short is None:
             return UNKNOWN
@@ -1343,8 +1507,11 @@ class _Analyzer:
         if functional and short in RESAMPLE_FUNCS:
             if x.tag is None and x.k is None:
                 return Val(batched=x.batched) if x.batched else UNKNOWN
-            return replace(x, items=None, const=None) if x.kdim == "chan" else \
-                replace(x, k=None, kdim=None, items=None, const=None)
+            return (
+                replace(x, items=None, const=None)
+                if x.kdim == "chan"
+                else replace(x, k=None, kdim=None, items=None, const=None)
+            )
         if functional and short == "one_hot":
             return Val(target="onehot")
         if short in ("argmax",) or (short == "max" and (len(pos) >= 2 or "dim" in kw)):
@@ -1381,10 +1548,25 @@ class _Analyzer:
                 return Val(target="index")
             if dtype in FLOAT_DTYPES:
                 return Val(target="float")
-            if isinstance(data, cst.List) and data.elements and all(isinstance(el.value, cst.Integer) for el in data.elements):
+            if (
+                isinstance(data, cst.List)
+                and data.elements
+                and all(isinstance(el.value, cst.Integer) for el in data.elements)
+            ):
                 return Val(target="index")
             return UNKNOWN
-        if short in ("rand", "randn", "zeros", "ones", "empty", "full", "rand_like", "randn_like", "zeros_like", "ones_like"):
+        if short in (
+            "rand",
+            "randn",
+            "zeros",
+            "ones",
+            "empty",
+            "full",
+            "rand_like",
+            "randn_like",
+            "zeros_like",
+            "ones_like",
+        ):
             target = "index" if dtype in INDEX_DTYPES else "float"
             if short.endswith("_like") or short == "full":
                 return Val(target=target)
@@ -1410,7 +1592,7 @@ class _Analyzer:
             return Val(obj=Obj("act", name, node=e, tag=MODULE_ACTS[name], dim0=dim0))
         if name in AFFINE_MODULES:
             idx, kwname, kdim = AFFINE_MODULES[name]
-            kv = kw.get(kwname) if kwname in kw else (pos[idx] if idx < len(pos) else UNKNOWN)
+            kv = kw[kwname] if kwname in kw else (pos[idx] if idx < len(pos) else UNKNOWN)
             k = kv.const if isinstance(kv.const, int) else None
             return Val(obj=Obj("affine", name, node=e, k=k, kdim=kdim))
         if name in PASS_MODULES:
@@ -1419,7 +1601,9 @@ class _Analyzer:
             return Val(obj=Obj("norm", name, node=e, batch=NORM_MODULES[name]))
         if name == "Flatten":
             start = arg_expr(e, 0, "start_dim")
-            return Val(obj=Obj("flatten", name, node=e, batch="yes" if start is None or self._const(start) == 1 else None))
+            return Val(
+                obj=Obj("flatten", name, node=e, batch="yes" if start is None or self._const(start) == 1 else None)
+            )
         if name.startswith(POOL_PREFIXES) or name in UPSAMPLE_MODULES:
             return Val(obj=Obj("pool", name, node=e))
         if name in LOSS_MODULES:
@@ -1428,24 +1612,41 @@ class _Analyzer:
             if star:
                 return UNKNOWN
             layers: list[Val] = list(pos)
-            if len(pos) == 1 and pos[0].items is not None and all(it.items is not None and len(it.items) == 2 for it in pos[0].items):
+            if (
+                len(pos) == 1
+                and pos[0].items is not None
+                and all(it.items is not None and len(it.items) == 2 for it in pos[0].items)
+            ):
                 layers = [it.items[1] for it in pos[0].items]  # Sequential(OrderedDict([(name, layer), ...]))
             return Val(obj=Obj("seq", "Sequential", node=e, layers=tuple(layers)))
         return UNKNOWN
 
-    def _method(self, fr: _Frame, e: cst.Call, recv: Val, m: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
+    def _method(
+        self, fr: _Frame, e: cst.Call, recv: Val, m: str, pos: list[Val], kw: dict[str, Val], star: bool
+    ) -> Val:
         o = recv.obj
         if o is not None and o.kind == "batch":
             if m in ("to", "cuda", "cpu"):
                 return recv
             recv, o = Val(batched="yes"), None  # `for x in loader`: x is the batch tensor
         if o is not None:
-            if m == "forward" and o.kind in ("inst", "self", "seq", "act", "affine", "pass", "norm", "flatten", "pool", "loss"):
+            if m == "forward" and o.kind in (
+                "inst",
+                "self",
+                "seq",
+                "act",
+                "affine",
+                "pass",
+                "norm",
+                "flatten",
+                "pool",
+                "loss",
+            ):
                 return self._apply(fr, e, recv, pos, kw, star)
             if m in MODULE_SELF_METHODS:
                 return recv
-            if m in MUTATORS:
-                self._invalidate(fr, e.func.value)  # type: ignore[attr-defined]
+            if m in MUTATORS and isinstance(e.func, cst.Attribute):  # a method call: recv.m(...)
+                self._invalidate(fr, e.func.value)
             return UNKNOWN
         base = m[:-1] if m.endswith("_") else m
         if m in TENSOR_ACT_METHODS:
@@ -1456,8 +1657,8 @@ class _Analyzer:
                 out = self._tagged(recv, "sigmoid", m, e)
             else:
                 out = self._tagged(recv, "act", m, e)
-            if m.endswith("_") and isinstance(e.func.value, cst.Name):  # type: ignore[attr-defined]
-                fr.env[e.func.value.value] = out  # type: ignore[attr-defined]
+            if m.endswith("_") and isinstance(e.func, cst.Attribute) and isinstance(e.func.value, cst.Name):
+                fr.env[e.func.value.value] = out
             return out
         if m in TRANSPARENT_METHODS:
             return recv
@@ -1489,7 +1690,18 @@ class _Analyzer:
             return recv if recv.tag in ("softmax", "sigmoid", "log_softmax") else UNKNOWN
         if m in ("scatter_", "scatter", "fill_", "zero_"):
             return Val(target="float") if recv.target == "float" else UNKNOWN
-        if m in ("view", "reshape", "flatten", "squeeze", "unsqueeze", "transpose", "permute", "view_as", "reshape_as", "t"):
+        if m in (
+            "view",
+            "reshape",
+            "flatten",
+            "squeeze",
+            "unsqueeze",
+            "transpose",
+            "permute",
+            "view_as",
+            "reshape_as",
+            "t",
+        ):
             return self._shape_method(fr, e, recv, m, args_offset=0)
         if m == "item":
             return UNKNOWN
@@ -1597,8 +1809,9 @@ class _Analyzer:
             return
         fr.rec.dims.append(DimUse(e, x, fr.cls if fr.forward else None, display))
 
-    def _loss(self, fr: _Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val],
-              ctor: Any = None) -> None:
+    def _loss(
+        self, fr: _Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val], ctor: Any = None
+    ) -> None:
         if fr.mute:
             return
         inp = arg_expr(e, 0, "input")
@@ -1618,8 +1831,8 @@ class _Analyzer:
         if o.kind == "func":
             return self._call_function(fr, e, o, pos, kw, star)
         if o.kind == "loss":
-            if not star:
-                self._loss(fr, e, o.loss, o.name, pos, kw, o.node)  # type: ignore[arg-type]
+            if not star and o.loss is not None:  # a loss Obj always names its kind
+                self._loss(fr, e, o.loss, o.name, pos, kw, o.node)
             return UNKNOWN
         if star:
             return UNKNOWN
@@ -1721,7 +1934,7 @@ def act_name(v: Val) -> str:
 
 
 def describe(ctx: SourceContext, expr: cst.BaseExpression, v: Val, verb: str = "went through") -> str:
-    """"`probs` went through softmax (line 12)" / "`out` (the output of Net) went
+    """ "`probs` went through softmax (line 12)" / "`out` (the output of Net) went
     through Softmax (line 20)"."""
     name = f"`{short_expr(ctx, expr)}`"
     if v.model and v.model != short_expr(ctx, expr):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import libcst as cst
 
@@ -25,45 +25,138 @@ from nnlint.passes.source import ClassInfo, FunctionInfo, SourceContext, dotted,
 
 _LINEAR = {"Linear", "LazyLinear"}
 _CONV = {
-    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-    "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "LazyConv1d",
+    "LazyConv2d",
+    "LazyConv3d",
+    "LazyConvTranspose1d",
+    "LazyConvTranspose2d",
+    "LazyConvTranspose3d",
 }
-_BATCHNORM = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "SyncBatchNorm"}
-_INSTANCENORM = {"InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d"}
-_OTHER_NORM = {"LayerNorm": "layernorm", "GroupNorm": "groupnorm", "RMSNorm": "rmsnorm", "LocalResponseNorm": "norm", "CrossMapLRN2d": "norm"}
+_BATCHNORM = {
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+    "SyncBatchNorm",
+}
+_INSTANCENORM = {
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LazyInstanceNorm1d",
+    "LazyInstanceNorm2d",
+    "LazyInstanceNorm3d",
+}
+_OTHER_NORM = {
+    "LayerNorm": "layernorm",
+    "GroupNorm": "groupnorm",
+    "RMSNorm": "rmsnorm",
+    "LocalResponseNorm": "norm",
+    "CrossMapLRN2d": "norm",
+}
 _DROPOUT = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
 _ACT_MODULES = {
-    "ReLU": "relu", "ReLU6": "relu6", "LeakyReLU": "leaky_relu", "PReLU": "prelu", "RReLU": "rrelu",
-    "Tanh": "tanh", "Sigmoid": "sigmoid", "Hardtanh": "hardtanh", "Hardsigmoid": "hardsigmoid",
-    "Hardswish": "hardswish", "GELU": "gelu", "SiLU": "silu", "Mish": "mish", "ELU": "elu", "CELU": "celu",
-    "SELU": "selu", "Softplus": "softplus", "Softsign": "softsign", "Tanhshrink": "tanhshrink",
-    "LogSigmoid": "logsigmoid", "Softmax": "softmax", "LogSoftmax": "log_softmax", "Softmin": "softmin",
-    "Softmax2d": "softmax", "GLU": "glu", "Threshold": "threshold",
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu",
+    "RReLU": "rrelu",
+    "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "Hardtanh": "hardtanh",
+    "Hardsigmoid": "hardsigmoid",
+    "Hardswish": "hardswish",
+    "GELU": "gelu",
+    "SiLU": "silu",
+    "Mish": "mish",
+    "ELU": "elu",
+    "CELU": "celu",
+    "SELU": "selu",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Tanhshrink": "tanhshrink",
+    "LogSigmoid": "logsigmoid",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "Softmin": "softmin",
+    "Softmax2d": "softmax",
+    "GLU": "glu",
+    "Threshold": "threshold",
 }
 _CONTAINERS = {"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 _EMBEDDING = {"Embedding", "EmbeddingBag"}
 
 _ACT_FUNCS: dict[str, str] = {"torch.special.expit": "sigmoid"}
 for _n, _a in [
-    ("relu", "relu"), ("relu_", "relu"), ("relu6", "relu6"), ("leaky_relu", "leaky_relu"), ("leaky_relu_", "leaky_relu"),
-    ("tanh", "tanh"), ("sigmoid", "sigmoid"), ("hardtanh", "hardtanh"), ("hardtanh_", "hardtanh"), ("gelu", "gelu"),
-    ("silu", "silu"), ("mish", "mish"), ("elu", "elu"), ("elu_", "elu"), ("selu", "selu"), ("celu", "celu"),
-    ("softplus", "softplus"), ("softsign", "softsign"), ("logsigmoid", "logsigmoid"), ("hardsigmoid", "hardsigmoid"),
-    ("hardswish", "hardswish"), ("softmax", "softmax"), ("log_softmax", "log_softmax"), ("glu", "glu"),
-    ("prelu", "prelu"), ("rrelu", "rrelu"),
+    ("relu", "relu"),
+    ("relu_", "relu"),
+    ("relu6", "relu6"),
+    ("leaky_relu", "leaky_relu"),
+    ("leaky_relu_", "leaky_relu"),
+    ("tanh", "tanh"),
+    ("sigmoid", "sigmoid"),
+    ("hardtanh", "hardtanh"),
+    ("hardtanh_", "hardtanh"),
+    ("gelu", "gelu"),
+    ("silu", "silu"),
+    ("mish", "mish"),
+    ("elu", "elu"),
+    ("elu_", "elu"),
+    ("selu", "selu"),
+    ("celu", "celu"),
+    ("softplus", "softplus"),
+    ("softsign", "softsign"),
+    ("logsigmoid", "logsigmoid"),
+    ("hardsigmoid", "hardsigmoid"),
+    ("hardswish", "hardswish"),
+    ("softmax", "softmax"),
+    ("log_softmax", "log_softmax"),
+    ("glu", "glu"),
+    ("prelu", "prelu"),
+    ("rrelu", "rrelu"),
 ]:
     _ACT_FUNCS[f"torch.nn.functional.{_n}"] = _a
 for _n, _a in [
-    ("relu", "relu"), ("relu_", "relu"), ("tanh", "tanh"), ("tanh_", "tanh"), ("sigmoid", "sigmoid"),
-    ("sigmoid_", "sigmoid"), ("selu", "selu"), ("celu", "celu"), ("softmax", "softmax"),
-    ("log_softmax", "log_softmax"), ("prelu", "prelu"), ("rrelu", "rrelu"),
+    ("relu", "relu"),
+    ("relu_", "relu"),
+    ("tanh", "tanh"),
+    ("tanh_", "tanh"),
+    ("sigmoid", "sigmoid"),
+    ("sigmoid_", "sigmoid"),
+    ("selu", "selu"),
+    ("celu", "celu"),
+    ("softmax", "softmax"),
+    ("log_softmax", "log_softmax"),
+    ("prelu", "prelu"),
+    ("rrelu", "rrelu"),
 ]:
     _ACT_FUNCS[f"torch.{_n}"] = _a
-ACT_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh"}
+ACT_METHODS = {
+    "relu": "relu",
+    "relu_": "relu",
+    "sigmoid": "sigmoid",
+    "sigmoid_": "sigmoid",
+    "tanh": "tanh",
+    "tanh_": "tanh",
+}
 DROPOUT_FUNCS = {
-    "torch.nn.functional.dropout", "torch.nn.functional.dropout1d", "torch.nn.functional.dropout2d",
-    "torch.nn.functional.dropout3d", "torch.nn.functional.alpha_dropout", "torch.nn.functional.feature_alpha_dropout",
-    "torch.dropout", "torch.alpha_dropout", "torch.feature_alpha_dropout",
+    "torch.nn.functional.dropout",
+    "torch.nn.functional.dropout1d",
+    "torch.nn.functional.dropout2d",
+    "torch.nn.functional.dropout3d",
+    "torch.nn.functional.alpha_dropout",
+    "torch.nn.functional.feature_alpha_dropout",
+    "torch.dropout",
+    "torch.alpha_dropout",
+    "torch.feature_alpha_dropout",
 }
 
 NORM_KINDS = frozenset({"batchnorm", "instancenorm", "layernorm", "groupnorm", "rmsnorm", "norm"})
@@ -127,6 +220,7 @@ def short(q: str | None) -> str:
 # small CST helpers
 # --------------------------------------------------------------------------------------
 
+
 def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
     """The code-bearing children of ``node`` (no whitespace/punctuation nodes)."""
     return kids(node)
@@ -138,7 +232,6 @@ walk = iter_nodes
 def qual_of_dotted(ctx: SourceContext, name: str) -> str:
     """``ctx.qualname`` for a dotted string (a class base as the indexer stores it)."""
     return ctx.resolve_dotted(name)
-
 
 
 def words(node: cst.CSTNode) -> set[str]:
@@ -155,7 +248,7 @@ def words(node: cst.CSTNode) -> set[str]:
     return out
 
 
-def same_expr(ctx: SourceContext, a: cst.CSTNode, b: cst.CSTNode) -> bool:
+def same_expr(ctx: SourceContext, a: cst.BaseExpression, b: cst.BaseExpression) -> bool:
     da, db = dotted(a), dotted(b)
     if da is not None or db is not None:
         return da == db
@@ -304,9 +397,9 @@ class Op:
     ctor: cst.Call | None = None
     attr: str | None = None
     site: cst.CSTNode | None = None
-    elements: list["Op"] | None = None
+    elements: list[Op] | None = None
 
-    def expanded(self) -> list["Op"]:
+    def expanded(self) -> list[Op]:
         if self.elements is not None:
             out: list[Op] = []
             for e in self.elements:
@@ -414,6 +507,7 @@ class Structure:
             sname = self_name(method)
             local = self.local_containers.setdefault((cls.name, mname), set())
             for stmt in walk(method.body, (cst.Assign, cst.AnnAssign)):
+                value: cst.BaseExpression | None
                 if isinstance(stmt, cst.Assign):
                     targets = [t.target for t in stmt.targets]
                     value = stmt.value
@@ -509,7 +603,7 @@ class Structure:
         if item is not None and cls is not None:
             name = is_self_attr(item)
             a = self.attr_kind(cls, name) if name else None
-            if a is not None and a.kind in CHAIN_KINDS and a.ctor is not None:
+            if a is not None and name and a.kind in CHAIN_KINDS and a.ctor is not None:
                 return [Op(a.kind, a.act, a.ctor, name, ctor=a.ctor, attr=name, site=item)]
             if a is not None and a.elements is not None:
                 return list(a.elements) or [Op("other", None, item, "?")]
@@ -528,7 +622,13 @@ class Structure:
             cls = func.cls if func is not None else None
             if module_kind(ctx.qualname(call.func)) != ("sequential", None):
                 # `class ConvBN(nn.Sequential): super().__init__(conv, bn, act)`
-                if not (cls is not None and func.name == "__init__" and _is_super_init(call) and self.is_sequential_class(cls)):
+                if not (
+                    cls is not None
+                    and func is not None
+                    and func.name == "__init__"
+                    and _is_super_init(call)
+                    and self.is_sequential_class(cls)
+                ):
                     continue
             ops = self.sequential_ops(call, cls)
             if id(call) in self._flattened:
@@ -584,7 +684,7 @@ def _is_super_init(call: cst.Call) -> bool:
     )
 
 
-_CACHE: "weakref.WeakKeyDictionary[SourceContext, Structure]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[SourceContext, Structure] = weakref.WeakKeyDictionary()
 
 
 def structure(ctx: SourceContext) -> Structure:
@@ -608,7 +708,9 @@ class _Flow:
     both branches agree; names bound in loops, try blocks and nested defs become
     unknown. A producer read more than once never forms a direct edge."""
 
-    def __init__(self, ctx: SourceContext, st: Structure, cls: ClassInfo, attrs: dict[str, Attr], self_name: str) -> None:
+    def __init__(
+        self, ctx: SourceContext, st: Structure, cls: ClassInfo, attrs: dict[str, Attr], self_name: str
+    ) -> None:
         self.ctx = ctx
         self.st = st
         self.cls = cls
@@ -690,7 +792,11 @@ class _Flow:
             self.block(s.body, env)
         elif isinstance(s, cst.Try):
             bound = names_assigned(s)
-            for part in [s.body, *(h.body for h in s.handlers), *(x.body for x in (s.orelse, s.finalbody) if x is not None)]:
+            for part in [
+                s.body,
+                *(h.body for h in s.handlers),
+                *(x.body for x in (s.orelse, s.finalbody) if x is not None),
+            ]:
                 inner = dict(env)
                 for n in bound:
                     inner[n] = None
@@ -752,8 +858,8 @@ class _Flow:
             for el in t.slice:
                 self._scan(el, env)
         elif isinstance(t, (cst.Tuple, cst.List)):
-            for el in t.elements:
-                self._scan_target(el.value, env)
+            for elem in t.elements:
+                self._scan_target(elem.value, env)
         elif isinstance(t, cst.StarredElement):
             self._scan_target(t.value, env)
 
@@ -883,7 +989,7 @@ class Site:
     loops: tuple[cst.For, ...]
 
 
-def walk_sites(body: cst.BaseSuite, guards=(), loops=()) -> Iterator[Site]:
+def walk_sites(body: cst.BaseSuite | cst.Module, guards=(), loops=()) -> Iterator[Site]:
     for s in body.body:
         if isinstance(s, cst.SimpleStatementLine):
             for small in s.body:
@@ -1050,7 +1156,11 @@ class Resolver:
                     if a is not None:
                         candidates.append(a)
             if candidates and all(not a.ambiguous and a.kind for a in candidates):
-                return Layers({a.kind for a in candidates}, [a.ctor for a in candidates if a.ctor], names=[owner.attr.value])
+                return Layers(
+                    {a.kind for a in candidates if a.kind},
+                    [a.ctor for a in candidates if a.ctor],
+                    names=[owner.attr.value],
+                )
         # a local built in the same function: conv = nn.Conv2d(...)
         if isinstance(owner, cst.Name):
             body = func.node.body if func is not None else self.ctx.module
@@ -1071,11 +1181,12 @@ class Resolver:
                 # for layer in (self.fc1, self.fc2): ...
                 if isinstance(loop.iter, (cst.List, cst.Tuple)) and cls is not None and loop.iter.elements:
                     found = [self._resolve_path(el.value, cls, "self") for el in loop.iter.elements]
-                    if all(f is not None and f.ctors and "unknown" not in f.kinds for f in found):
+                    resolved = [f for f in found if f is not None]
+                    if len(resolved) == len(found) and all(f.ctors and "unknown" not in f.kinds for f in resolved):
                         return Layers(
-                            set().union(*(f.kinds for f in found)),
-                            [c for f in found for c in f.ctors],
-                            names=[n for f in found for n in f.names],
+                            set().union(*(f.kinds for f in resolved)),
+                            [c for f in resolved for c in f.ctors],
+                            names=[n for f in resolved for n in f.names],
                         )
                 break
         return Layers({"unknown"})
@@ -1132,7 +1243,11 @@ class Resolver:
             if not pos or not (isinstance(pos[0], cst.Name) and pos[0].value == func.name):
                 continue
             owner_cls = self.enclosing_class(f) if f is not None else None
-            if owner_cls is None or not (isinstance(call.func.value, cst.Name) and call.func.value.value == self_name(f.node)):
+            if (
+                f is None
+                or owner_cls is None
+                or not (isinstance(call.func.value, cst.Name) and call.func.value.value == self_name(f.node))
+            ):
                 return None
             out.append(owner_cls)
         return out or None
@@ -1197,11 +1312,11 @@ def layer_uses(st: Structure) -> dict[int, list[Use]]:
             if op.kind not in AFFINE_KINDS or op.ctor is None:
                 continue
             nxt = ops[i + 1] if i + 1 < len(ops) else None
-            rest = [o for o in ops[i + 2:]]
+            rest = [o for o in ops[i + 2 :]]
             while rest and rest[0].kind == "dropout":
                 rest.pop(0)
             hidden = nxt is not None and nxt.kind == "act" and bool(rest) and rest[0].kind in AFFINE_KINDS
-            followed = any(o.kind in AFFINE_KINDS for o in ops[i + 1:])
+            followed = any(o.kind in AFFINE_KINDS for o in ops[i + 1 :])
             out.setdefault(id(op.ctor), []).append(Use(op, nxt, hidden, followed, depth))
     st._layer_uses = out
     return out
@@ -1224,7 +1339,7 @@ def init_sites(ctx: SourceContext, wanted) -> Iterator[tuple[cst.Call, Site, Fun
                 if wanted(call):
                     yield call, site, func
     if top:
-        for site in walk_sites(ctx.module):  # type: ignore[arg-type]
+        for site in walk_sites(ctx.module):
             for call in _statement_calls(site.stmt):
                 if wanted(call):
                     yield call, site, None

@@ -1,18 +1,21 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import is_self_attr, line_of, names_assigned, names_read, positional, self_name, walk
+
+from ._structure import is_self_attr, line_of, names_assigned, names_read, positional, self_name, walk
 
 _FLOW_EXITS = (cst.Return, cst.Raise, cst.Break, cst.Continue, cst.Yield, cst.Global, cst.Nonlocal)
 
 
-def _layer_assign(ctx: SourceContext, stmt, sname: str, cls: ClassInfo) -> tuple[str, cst.BaseExpression, cst.Call, str, str] | None:
+def _layer_assign(
+    ctx: SourceContext, stmt, sname: str, cls: ClassInfo
+) -> tuple[str, cst.BaseExpression, cst.Call, str, str] | None:
     """(target, value, layer call, layer, input) for ``target = <expr>`` whose data input
     runs through a layer call ``self.layer(...)`` down to a plain name ``input``:
     ``x = self.conv(inp)``, ``x = F.relu(self.bn(self.conv(inp)))``,
@@ -36,7 +39,9 @@ def _layer_assign(ctx: SourceContext, stmt, sname: str, cls: ClassInfo) -> tuple
             nxt = positional(expr)
         elif (ctx.qualname(func) or "").startswith("torch."):
             nxt = positional(expr)  # F.relu(x), torch.flatten(x, 1)
-        elif isinstance(func, cst.Attribute) and not (isinstance(func.value, cst.Name) and func.value.value in ctx.aliases):
+        elif isinstance(func, cst.Attribute) and not (
+            isinstance(func.value, cst.Name) and func.value.value in ctx.aliases
+        ):
             nxt = [func.value]  # a tensor method: x.flatten(1), self.fc(x).relu()
         else:
             return None
@@ -421,7 +426,7 @@ class ReusedLayerInput(SourceRule):
             if input_a == target or target == "_":
                 continue  # x = self.conv1(x) is a chain; `_ = ...` discards on purpose
             changed: set[str] = set()
-            for later in stmts[i + 1:]:
+            for later in stmts[i + 1 :]:
                 b = _layer_assign(ctx, later, sname, cls)
                 if b is not None and b[0] == target:
                     _, value_b, call_b, layer_b, input_b = b

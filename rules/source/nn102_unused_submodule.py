@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
+from typing import cast
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import qual_of_dotted, walk, is_self_attr, module_kind, self_name, short, structure, target_names
+
+from ._structure import is_self_attr, module_kind, qual_of_dotted, self_name, short, structure, target_names, walk
 
 _PLAIN_BASES = {
     "torch.nn.Module",
@@ -19,7 +21,16 @@ _PLAIN_BASES = {
 }
 _LIGHTNING = {b for b in _PLAIN_BASES if "ightning" in b}
 #: attribute reads on self that reach every submodule by name or iteration
-_DYNAMIC_ATTRS = {"__dict__", "_modules", "_parameters", "children", "named_children", "__getattr__", "get_submodule", "get_parameter"}
+_DYNAMIC_ATTRS = {
+    "__dict__",
+    "_modules",
+    "_parameters",
+    "children",
+    "named_children",
+    "__getattr__",
+    "get_submodule",
+    "get_parameter",
+}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -57,20 +68,22 @@ class _References:
 
     def _node(self, node: cst.CSTNode, top: str | None) -> None:
         t = type(node)  # exact types: libcst's isinstance goes through ABCMeta and is slow
+        # mypy does not narrow on `t is X`: cast() says what the exact type check found
         if t is cst.Attribute:
-            self._attribute(node, top)
+            self._attribute(cast(cst.Attribute, node), top)
         elif t is cst.Call:
-            self._call(node, top)
+            self._call(cast(cst.Call, node), top)
         elif t is cst.AssignTarget:
-            self._skip.add(id(node.target))
-        elif t is cst.AnnAssign and node.value is not None:
-            self._skip.add(id(node.target))
+            self._skip.add(id(cast(cst.AssignTarget, node).target))
+        elif t is cst.AnnAssign and cast(cst.AnnAssign, node).value is not None:
+            self._skip.add(id(cast(cst.AnnAssign, node).target))
         elif t is cst.For:
-            self._for(node)
+            self._for(cast(cst.For, node))
         elif t is cst.SimpleString or t is cst.FormattedStringText:
-            self.words.update(_WORD.findall(node.value))  # raw token: no literal_eval needed
+            # raw token: no literal_eval needed
+            self.words.update(_WORD.findall(cast("cst.SimpleString | cst.FormattedStringText", node).value))
         elif t is cst.ClassDef and top is not None:
-            self.top_of.setdefault(node.name.value, top)
+            self.top_of.setdefault(cast(cst.ClassDef, node).name.value, top)
 
     def _attribute(self, node: cst.Attribute, top: str | None) -> None:
         name = node.attr.value
@@ -81,14 +94,19 @@ class _References:
             return
         if is_self:
             self.self_refs.setdefault(top, set()).add(name)
-        elif not (isinstance(node.value, cst.Name)
-                  and self.ctx.aliases.get(node.value.value, "").split(".")[0] in _LIBRARIES):
+        elif not (
+            isinstance(node.value, cst.Name) and self.ctx.aliases.get(node.value.value, "").split(".")[0] in _LIBRARIES
+        ):
             self.other_refs.add(name)  # `model.X`; not `F.softmax`, a library's function
 
     def _for(self, node: cst.For) -> None:
         # `for m in self.modules(): init(m)` reads no submodule; `...: x = m(x)` reads all
         it = node.iter
-        if isinstance(it, cst.Call) and isinstance(it.func, cst.Attribute) and it.func.attr.value in ("modules", "named_modules"):
+        if (
+            isinstance(it, cst.Call)
+            and isinstance(it.func, cst.Attribute)
+            and it.func.attr.value in ("modules", "named_modules")
+        ):
             bound = target_names(node.target)
             called = any(isinstance(c.func, cst.Name) and c.func.value in bound for c in walk(node.body, cst.Call))
             if not called:
@@ -96,7 +114,11 @@ class _References:
 
     def _call(self, node: cst.Call, top: str | None) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in ("modules", "named_modules") and id(func) not in self._skip:
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in ("modules", "named_modules")
+            and id(func) not in self._skip
+        ):
             if isinstance(func.value, cst.Name) and func.value.value == "self":
                 self.dynamic.add(top)
         if isinstance(func, cst.Name) and func.value in ("getattr", "vars") and node.args:
@@ -417,7 +439,7 @@ class UnusedSubmodule(SourceRule):
 
     def check(self, ctx: SourceContext) -> Iterator[Finding]:
         st = structure(ctx)
-        candidates: list[tuple[ClassInfo, str, cst.CSTNode, str]] = []
+        candidates: list[tuple[ClassInfo, str, cst.Assign | cst.AnnAssign, cst.Call, str]] = []
         for cls in ctx.module_classes():
             if not self._plain(ctx, cls, frozenset()):
                 continue
@@ -443,7 +465,7 @@ class UnusedSubmodule(SourceRule):
                 for t in targets:
                     name = is_self_attr(t, sname)
                     if name:
-                        candidates.append((cls, name, stmt, cname))
+                        candidates.append((cls, name, stmt, stmt.value, cname))
         if not candidates:
             return
         refs = _References(ctx)
@@ -452,7 +474,7 @@ class UnusedSubmodule(SourceRule):
             return
         tops = refs.top_of
         reported: set[tuple[str, str]] = set()
-        for cls, name, stmt, cname in candidates:
+        for cls, name, stmt, call, cname in candidates:
             if (cls.name, name) in reported:
                 continue
             family_tops = {tops.get(n, n) for n in st.family(cls)}
@@ -462,7 +484,8 @@ class UnusedSubmodule(SourceRule):
             used = used or any(name in refs.self_refs.get(t, set()) for t in (*family_tops, None))
             if used:
                 continue
-            kind = module_kind(ctx.qualname(stmt.value.func))[0]
+            mk = module_kind(ctx.qualname(call.func))
+            kind = mk[0] if mk is not None else None  # not None: candidates have a module kind
             where = f"created in {cls.name}.__init__, is never used by any method of {cls.name} (or a parent/subclass)"
             if kind == "parameter":
                 msg = f"self.{name}, an nn.Parameter {where}: use it in forward or remove it (it still goes to the optimizer and never gets a gradient)"

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import flow, line_of, loss_name
+
+from ._flow import flow, line_of, loss_name
 
 
 class SigmoidMulticlassOutput(SourceRule):
@@ -297,7 +298,9 @@ class SigmoidMulticlassOutput(SourceRule):
 
     def check(self, ctx: SourceContext) -> Iterator[Finding]:
         fl = flow(ctx)
-        binary_heads = {id(u.input.at) for u in fl.losses if u.kind in ("bce", "bcewl", "mse") and u.input.at is not None}
+        binary_heads = {
+            id(u.input.at) for u in fl.losses if u.kind in ("bce", "bcewl", "mse") and u.input.at is not None
+        }
         any_binary_loss = any(u.kind in ("bce", "bcewl") for u in fl.losses)
         seen: set[int] = set()
         for u in fl.losses:
@@ -307,8 +310,11 @@ class SigmoidMulticlassOutput(SourceRule):
             if id(v.at) in seen or id(v.at) in binary_heads:
                 continue
             seen.add(id(v.at))
-            yield Finding(self._message(ctx, v, f"{loss_name(u)} (line {line_of(ctx, u.call)}) trains it as single-label"),
-                          node=v.at, model=v.model)
+            yield Finding(
+                self._message(ctx, v, f"{loss_name(u)} (line {line_of(ctx, u.call)}) trains it as single-label"),
+                node=v.at,
+                model=v.model,
+            )
         if any_binary_loss:
             return
         for p in fl.preds:
@@ -318,14 +324,23 @@ class SigmoidMulticlassOutput(SourceRule):
             if id(v.at) in seen:
                 continue
             seen.add(id(v.at))
-            yield Finding(self._message(ctx, v, f"its predictions are taken with argmax (line {line_of(ctx, p.node)}) "
-                                                "and scored as single labels, and no BCE loss is in the file"),
-                          node=v.at, model=v.model)
+            yield Finding(
+                self._message(
+                    ctx,
+                    v,
+                    f"its predictions are taken with argmax (line {line_of(ctx, p.node)}) "
+                    "and scored as single labels, and no BCE loss is in the file",
+                ),
+                node=v.at,
+                model=v.model,
+            )
 
     @staticmethod
     def _message(ctx: SourceContext, v, why: str) -> str:
         units = f"{v.k} units" if v.k else "several units"
         owner = f" of {v.model}" if v.model else ""
-        return (f"the output head{owner} has {units} and ends in {v.act}, but {why}: sigmoid scores the "
-                "classes independently and squashes the logits; return raw logits for CrossEntropyLoss "
-                "(or log_softmax for NLLLoss), and keep sigmoid for multi-label BCE setups")
+        return (
+            f"the output head{owner} has {units} and ends in {v.act}, but {why}: sigmoid scores the "
+            "classes independently and squashes the logits; return raw logits for CrossEntropyLoss "
+            "(or log_softmax for NLLLoss), and keep sigmoid for multi-label BCE setups"
+        )

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import describe, flow, loss_name
+
+from ._flow import describe, flow, loss_name
 
 
 class SoftmaxBeforeCrossEntropy(SourceRule):
@@ -56,7 +57,9 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
     code = "NN104"
     name = "softmax-before-cross-entropy"
     fix_applicability = "unsafe"  # the model's other callers may want the activation
-    fix_summary = 'drop the trailing softmax/log_softmax (the call, the `self.act(...)` wrapper or the `nn.Sequential` element)'
+    fix_summary = (
+        "drop the trailing softmax/log_softmax (the call, the `self.act(...)` wrapper or the `nn.Sequential` element)"
+    )
     severity = Severity.ERROR
 
     VALID = [
@@ -302,11 +305,19 @@ class SoftmaxBeforeCrossEntropy(SourceRule):
             what = describe(ctx, u.input_expr, v)
             fix = f"drop it from the end of {v.model} and pass the logits" if v.model else "pass the logits"
             if v.tag == "softmax":
-                tail = (f"and is passed to {loss_name(u)}, which applies log_softmax itself: "
-                        f"{fix} (keep softmax for reporting only)")
+                tail = (
+                    f"and is passed to {loss_name(u)}, which applies log_softmax itself: "
+                    f"{fix} (keep softmax for reporting only)"
+                )
             else:
-                tail = (f"and is passed to {loss_name(u)}, which applies log_softmax itself (redundant "
-                        f"log_softmax): {fix}, or use NLLLoss on log_softmax outputs")
+                tail = (
+                    f"and is passed to {loss_name(u)}, which applies log_softmax itself (redundant "
+                    f"log_softmax): {fix}, or use NLLLoss on log_softmax outputs"
+                )
             edit = fixes.drop_call(ctx, v.at)
-            yield Finding(f"{what} {tail}", node=u.call, model=v.model,
-                          fix=self.make_fix(f"drop the {v.act or v.tag}", *edit) if edit else None)
+            yield Finding(
+                f"{what} {tail}",
+                node=u.call,
+                model=v.model,
+                fix=self.make_fix(f"drop the {v.act or v.tag}", *edit) if edit else None,
+            )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
@@ -8,7 +8,8 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import describe, flow, loss_name
+
+from ._flow import describe, flow, loss_name
 
 
 class BceLogitsMismatch(SourceRule):
@@ -52,7 +53,7 @@ class BceLogitsMismatch(SourceRule):
     code = "NN105"
     name = "bce-logits-mismatch"
     fix_applicability = "unsafe"
-    fix_summary = 'swap `BCELoss` ↔ `BCEWithLogitsLoss` (`F.binary_cross_entropy` ↔ `..._with_logits`) where the loss is built; not with `pos_weight=`'
+    fix_summary = "swap `BCELoss` ↔ `BCEWithLogitsLoss` (`F.binary_cross_entropy` ↔ `..._with_logits`) where the loss is built; not with `pos_weight=`"
     severity = Severity.ERROR
 
     VALID = [
@@ -255,12 +256,16 @@ class BceLogitsMismatch(SourceRule):
             if id(u.call) in seen:
                 continue
             if u.kind == "bce" and v.tag == "logits":
-                msg = (f"{describe(ctx, u.input_expr, v, verb='is raw logits from')} with no sigmoid, but "
-                       f"{loss_name(u)} expects probabilities: use BCEWithLogitsLoss on the logits "
-                       "(numerically stable), or apply torch.sigmoid first")
+                msg = (
+                    f"{describe(ctx, u.input_expr, v, verb='is raw logits from')} with no sigmoid, but "
+                    f"{loss_name(u)} expects probabilities: use BCEWithLogitsLoss on the logits "
+                    "(numerically stable), or apply torch.sigmoid first"
+                )
             elif u.kind == "bcewl" and v.tag == "sigmoid":
-                msg = (f"{describe(ctx, u.input_expr, v)} and is passed to {loss_name(u)}, which applies "
-                       "sigmoid itself (double sigmoid): pass the logits, or use BCELoss on the probabilities")
+                msg = (
+                    f"{describe(ctx, u.input_expr, v)} and is passed to {loss_name(u)}, which applies "
+                    "sigmoid itself (double sigmoid): pass the logits, or use BCELoss on the probabilities"
+                )
             else:
                 continue
             seen.add(id(u.call))
@@ -269,9 +274,12 @@ class BceLogitsMismatch(SourceRule):
     def _fix(self, ctx: SourceContext, u):
         """Swap BCELoss <-> BCEWithLogitsLoss (F.binary_cross_entropy <-> ..._with_logits) where
         the loss is built or called; not when pos_weight= (BCELoss has none) is passed."""
-        names = {"BCELoss": "BCEWithLogitsLoss", "BCEWithLogitsLoss": "BCELoss",
-                 "binary_cross_entropy": "binary_cross_entropy_with_logits",
-                 "binary_cross_entropy_with_logits": "binary_cross_entropy"}
+        names = {
+            "BCELoss": "BCEWithLogitsLoss",
+            "BCEWithLogitsLoss": "BCELoss",
+            "binary_cross_entropy": "binary_cross_entropy_with_logits",
+            "binary_cross_entropy_with_logits": "binary_cross_entropy",
+        }
         call = u.ctor if isinstance(u.ctor, cst.Call) else u.call
         if not isinstance(call.func, cst.Attribute) or call.func.attr.value not in names:
             return None

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import describe, flow, loss_name
+
+from ._flow import describe, flow, loss_name
 
 
 class NllWithoutLogSoftmax(SourceRule):

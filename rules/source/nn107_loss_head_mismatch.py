@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import flow, line_of, loss_name, short_expr
+
+from ._flow import flow, line_of, loss_name, short_expr
 
 
 class LossHeadMismatch(SourceRule):
@@ -299,13 +300,19 @@ class LossHeadMismatch(SourceRule):
         owner = f" (the output of {v.model})" if v.model else ""
         tgt = f"`{short_expr(ctx, u.target_expr)}`" if u.target_expr is not None else "the targets"
         if problem == "one-unit":
-            return (f"{name}{owner} has 1 unit ({head}) but {loss_name(u)} needs one score per class: a "
-                    "softmax over one unit is always 1, so the loss and its gradient are 0; use "
-                    "BCEWithLogitsLoss with float targets for a binary task, or give the head 2+ outputs")
+            return (
+                f"{name}{owner} has 1 unit ({head}) but {loss_name(u)} needs one score per class: a "
+                "softmax over one unit is always 1, so the loss and its gradient are 0; use "
+                "BCEWithLogitsLoss with float targets for a binary task, or give the head 2+ outputs"
+            )
         if problem == "binary":
-            return (f"{loss_name(u)} is a binary loss, but {name}{owner} comes from {wide} and {tgt} "
-                    f"holds integer class indices (single-label): use CrossEntropyLoss on the logits, or "
-                    "one-hot/multi-hot float targets if the task is multi-label")
-        return (f"{loss_name(u)} compares {name}{owner}, {wide}, with {tgt}, which holds integer "
-                "class indices: regression on class indices treats classes as ordered numbers and "
-                "broadcasts the shapes; use CrossEntropyLoss on the logits")
+            return (
+                f"{loss_name(u)} is a binary loss, but {name}{owner} comes from {wide} and {tgt} "
+                f"holds integer class indices (single-label): use CrossEntropyLoss on the logits, or "
+                "one-hot/multi-hot float targets if the task is multi-label"
+            )
+        return (
+            f"{loss_name(u)} compares {name}{owner}, {wide}, with {tgt}, which holds integer "
+            "class indices: regression on class indices treats classes as ordered numbers and "
+            "broadcasts the shapes; use CrossEntropyLoss on the logits"
+        )

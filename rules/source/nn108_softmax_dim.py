@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
@@ -8,7 +8,8 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import arg_expr, flow, short_expr
+
+from ._flow import arg_expr, flow, short_expr
 
 # name -> index of the positional `dim` argument
 SOFTMAX_FUNCS = {
@@ -66,7 +67,7 @@ class SoftmaxDim(SourceRule):
     code = "NN108"
     name = "softmax-dim"
     fix_applicability = "unsafe"
-    fix_summary = 'pass `dim=-1` (no dim given) or `dim=1` (dim 0 on a batch); the fix says which it chose'
+    fix_summary = "pass `dim=-1` (no dim given) or `dim=1` (dim 0 on a batch); the fix says which it chose"
     severity = Severity.WARNING
 
     VALID = [
@@ -255,7 +256,13 @@ class SoftmaxDim(SourceRule):
         reported: set[int] = set()
         for call, _ in ctx.calls:
             func = call.func
-            last = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else None
+            last = (
+                func.attr.value
+                if isinstance(func, cst.Attribute)
+                else func.value
+                if isinstance(func, cst.Name)
+                else None
+            )
             if last not in LAST_NAMES:
                 continue
             q = ctx.qualname(func)
@@ -292,11 +299,14 @@ class SoftmaxDim(SourceRule):
             if isinstance(d.node, cst.Call) and d.display[:1].islower():
                 func = d.node.func
                 method = isinstance(func, cst.Attribute) and not (ctx.qualname(func) or "").startswith("torch")
-                inp = func.value if method else arg_expr(d.node, 0, "input")  # type: ignore[union-attr]
+                inp = func.value if method and isinstance(func, cst.Attribute) else arg_expr(d.node, 0, "input")
                 if inp is not None:
                     subject = f"`{short_expr(ctx, inp)}`"
-            why = (f" (in {d.cls}.forward, which this file runs on batches)" if d.val.batched == "input"
-                   else " (dim 0 is the batch here)")
+            why = (
+                f" (in {d.cls}.forward, which this file runs on batches)"
+                if d.val.batched == "input"
+                else " (dim 0 is the batch here)"
+            )
             yield Finding(
                 f"{d.display} over dim=0 of {subject}{why} normalises across the samples of the "
                 "batch, not across the classes of each sample: use dim=1 (or dim=-1)",

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator
-
+from collections.abc import Iterator
 
 from nnlint import fixes
 from nnlint.diagnostics import Severity
@@ -53,7 +52,7 @@ class FunctionalDropoutAlwaysOn(SourceRule):
     name = "functional-dropout-always-on"
     severity = Severity.ERROR
     fix_applicability = "safe"
-    fix_summary = 'pass `training=self.training`'
+    fix_summary = "pass `training=self.training`"
 
     VALID = [
         Valid(
@@ -168,5 +167,7 @@ class FunctionalDropoutAlwaysOn(SourceRule):
                 f"or use nn.{'Dropout' if short == 'dropout' else short.title()} as a submodule",
                 node=call,
                 model=func.cls.name,
-                fix=self.make_fix("pass training=self.training", fixes.add_keyword(ctx, call, "training", "self.training")),
+                fix=self.make_fix(
+                    "pass training=self.training", fixes.add_keyword(ctx, call, "training", "self.training")
+                ),
             )

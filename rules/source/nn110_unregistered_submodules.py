@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Literal
 
 import libcst as cst
 
@@ -8,20 +9,56 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import is_self_attr, module_kind, self_name, short, structure, walk
+
+from ._structure import is_self_attr, module_kind, self_name, short, structure, walk
 
 _WRAPPERS = {"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 _REGISTER = {"add_module", "register_module", "register_parameter"}
 #: torch.nn modules with no parameters, buffers or train/eval behaviour: a plain list of
 #: them loses nothing (Dropout is not here: unregistered, it ignores .eval())
 _STATELESS = {
-    "Identity", "Flatten", "Unflatten", "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d",
-    "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "LPPool1d", "LPPool2d", "Upsample", "UpsamplingNearest2d",
-    "UpsamplingBilinear2d", "PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "ZeroPad1d", "ZeroPad2d",
-    "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d",
-    "ReflectionPad3d", "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "CircularPad1d",
-    "CircularPad2d", "CircularPad3d", "Fold", "Unfold", "CosineSimilarity", "PairwiseDistance",
+    "Identity",
+    "Flatten",
+    "Unflatten",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+    "LPPool1d",
+    "LPPool2d",
+    "Upsample",
+    "UpsamplingNearest2d",
+    "UpsamplingBilinear2d",
+    "PixelShuffle",
+    "PixelUnshuffle",
+    "ChannelShuffle",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "ZeroPad3d",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "ConstantPad3d",
+    "ReflectionPad1d",
+    "ReflectionPad2d",
+    "ReflectionPad3d",
+    "ReplicationPad1d",
+    "ReplicationPad2d",
+    "ReplicationPad3d",
+    "CircularPad1d",
+    "CircularPad2d",
+    "CircularPad3d",
+    "Fold",
+    "Unfold",
+    "CosineSimilarity",
+    "PairwiseDistance",
 }
 _DISPLAYS = (cst.List, cst.Tuple, cst.Dict, cst.Set, cst.ListComp, cst.DictComp, cst.SetComp)
 
@@ -62,7 +99,7 @@ class UnregisteredSubmodules(SourceRule):
     code = "NN110"
     name = "unregistered-submodules"
     fix_applicability = "safe"
-    fix_summary = 'wrap the list/tuple in `nn.ModuleList(...)`, a string-keyed dict in `nn.ModuleDict(...)` (`ParameterList`/`ParameterDict` for parameters)'
+    fix_summary = "wrap the list/tuple in `nn.ModuleList(...)`, a string-keyed dict in `nn.ModuleDict(...)` (`ParameterList`/`ParameterDict` for parameters)"
     severity = Severity.ERROR
 
     VALID = [
@@ -285,7 +322,8 @@ class UnregisteredSubmodules(SourceRule):
                 continue  # assigned twice: e.g. wrapped later in nn.ModuleList(self.X)
             stmt, value, method = attr.sites[0]
             if isinstance(value, _DISPLAYS) or (
-                isinstance(value, cst.Name) and value.value in st.local_containers.get((cls.name, method.name.value), ())
+                isinstance(value, cst.Name)
+                and value.value in st.local_containers.get((cls.name, method.name.value), ())
             ):
                 candidates.append((attr.name, stmt, value, method))
         if not candidates:
@@ -308,7 +346,11 @@ class UnregisteredSubmodules(SourceRule):
             if what is None:
                 continue
             container, params = what
-            fix = ("nn.ParameterDict" if container == "dict" else "nn.ParameterList") if params else ("nn.ModuleDict" if container == "dict" else "nn.ModuleList")
+            fix = (
+                ("nn.ParameterDict" if container == "dict" else "nn.ParameterList")
+                if params
+                else ("nn.ModuleDict" if container == "dict" else "nn.ModuleList")
+            )
             items = "parameters" if params else "submodules"
             yield Finding(
                 f"self.{name} is a plain {container} of {items}: they are not registered, so .parameters() "
@@ -326,7 +368,8 @@ class UnregisteredSubmodules(SourceRule):
             return None
         if container == "dict":
             if not isinstance(value, cst.Dict) or not all(
-                    isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString) for e in value.elements):
+                isinstance(e, cst.DictElement) and isinstance(e.key, cst.SimpleString) for e in value.elements
+            ):
                 return None  # ModuleDict needs string keys
         name = f"{prefix}.{wrapper.split('.', 1)[1]}"
         return self.make_fix(f"wrap it in {wrapper}(...)", *fixes.wrap(ctx, value, f"{name}(", ")"))
@@ -342,8 +385,8 @@ class UnregisteredSubmodules(SourceRule):
             # an empty list filled later: self.X.append(nn.Linear(...))
             return self._filled(ctx, method, name, self_attr=True, container=self._cname(value))
         if isinstance(value, cst.Dict):
-            found = [self._constructs(ctx, el.value) for el in value.elements if isinstance(el, cst.DictElement)]
-            found = [k for k in found if k is not None]
+            kinds = [self._constructs(ctx, el.value) for el in value.elements if isinstance(el, cst.DictElement)]
+            found = [k for k in kinds if k is not None]
             if found:
                 return "dict", all(k == "parameter" for k in found)
             if not value.elements:
@@ -363,7 +406,8 @@ class UnregisteredSubmodules(SourceRule):
 
     @staticmethod
     def _cname(node) -> str:
-        return {cst.List: "list", cst.Tuple: "tuple", cst.Set: "set"}.get(type(node), "list")
+        names: dict[type, str] = {cst.List: "list", cst.Tuple: "tuple", cst.Set: "set"}
+        return names.get(type(node), "list")
 
     def _constructs(self, ctx: SourceContext, expr) -> str | None:
         """'module' / 'parameter' when ``expr`` builds one, else None."""
@@ -412,7 +456,11 @@ class UnregisteredSubmodules(SourceRule):
                         k = self._constructs(ctx, node.value)
                         if k:
                             found.append(k)
-            elif isinstance(node, cst.AugAssign) and is_target(node.target) and isinstance(node.value, (cst.List, cst.Tuple)):
+            elif (
+                isinstance(node, cst.AugAssign)
+                and is_target(node.target)
+                and isinstance(node.value, (cst.List, cst.Tuple))
+            ):
                 found += [k for k in (self._constructs(ctx, e.value) for e in node.value.elements) if k]
         if not found:
             return None
@@ -421,13 +469,22 @@ class UnregisteredSubmodules(SourceRule):
     def _local(self, ctx, method: cst.FunctionDef, local: str) -> tuple[str, bool] | None:
         """``self.X = local`` where ``local`` holds module constructions and is not also
         handed to a registering container in this method."""
-        result = None
+        result: tuple[str, bool] | Literal[False] | None = None  # False: not a container of modules
         for node in walk(method.body):
-            if isinstance(node, cst.Call) and short(ctx.qualname(node.func)) in _WRAPPERS and module_kind(ctx.qualname(node.func)):
+            if (
+                isinstance(node, cst.Call)
+                and short(ctx.qualname(node.func)) in _WRAPPERS
+                and module_kind(ctx.qualname(node.func))
+            ):
                 for a in node.args:
                     if isinstance(a.value, cst.Name) and a.value.value == local:
                         return None
-            if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.targets[0].target, cst.Name) and node.targets[0].target.value == local:
+            if (
+                isinstance(node, cst.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0].target, cst.Name)
+                and node.targets[0].target.value == local
+            ):
                 if result is not None:
                     return None  # rebound: do not guess which value reaches self
                 value = node.value

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import (
+
+from ._structure import (
     Layers,
     Resolver,
     arg,
@@ -40,16 +41,35 @@ _WEIGHTED = {"linear", "conv"}
 #: names of layers that end a residual branch or a network: zero-init there is a known
 #: good practice (Goyal et al. 2017, Fixup, GPT-2's c_proj, DiT/ControlNet zero layers)
 _LAST_WORDS = {
-    "proj", "out", "output", "final", "last", "zero", "zeros", "gate", "gating", "modulation", "adaln",
-    "res", "residual", "skip", "head", "classifier", "logits", "lora", "b",
+    "proj",
+    "out",
+    "output",
+    "final",
+    "last",
+    "zero",
+    "zeros",
+    "gate",
+    "gating",
+    "modulation",
+    "adaln",
+    "res",
+    "residual",
+    "skip",
+    "head",
+    "classifier",
+    "logits",
+    "lora",
+    "b",
 }
 
 
 def _single_unit(ctx: SourceContext, ctor: cst.Call) -> bool:
     """``nn.Linear(n, 1)`` / ``nn.Conv2d(c, 1, k)``: a layer with one output unit."""
     name = (ctx.qualname(ctor.func) or "").rsplit(".", 1)[-1]
-    out = arg(ctor, 0, "out_features" if "Linear" in name else "out_channels") if name.startswith("Lazy") else arg(
-        ctor, 1, "out_features" if "Linear" in name else "out_channels"
+    out = (
+        arg(ctor, 0, "out_features" if "Linear" in name else "out_channels")
+        if name.startswith("Lazy")
+        else arg(ctor, 1, "out_features" if "Linear" in name else "out_channels")
     )
     return number(out) == 1
 
@@ -345,6 +365,8 @@ class ConstantWeightInit(SourceRule):
                 continue
             seen.add(id(weight))
             owner = weight_owner(weight)
+            if owner is None:  # _constant returns only `owner.weight` targets
+                continue
             resolver = resolver or Resolver(ctx)
             layers = resolver.resolve(owner, site, func)
             if not layers.kinds or not layers.kinds <= _WEIGHTED:
@@ -373,7 +395,9 @@ class ConstantWeightInit(SourceRule):
                 model=cls.name if cls else None,
             )
 
-    def _constant(self, ctx: SourceContext, call: cst.Call, stmt) -> tuple[cst.BaseExpression, float | None, str] | None:
+    def _constant(
+        self, ctx: SourceContext, call: cst.Call, stmt
+    ) -> tuple[cst.BaseExpression, float | None, str] | None:
         """(weight expression, constant or None when not a literal, how it was set)."""
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "zero_":
@@ -391,8 +415,11 @@ class ConstantWeightInit(SourceRule):
             value = _CONST_TENSORS[q]
             if value is None:
                 value = number(arg(call, 1, "fill_value"))
-            rhs = stmt.value
-            if isinstance(rhs, cst.Call) and normalize_torch_name(ctx.qualname(rhs.func) or "") in ("torch.nn.Parameter", "torch.nn.parameter.Parameter"):
+            rhs: cst.BaseExpression | None = stmt.value
+            if isinstance(rhs, cst.Call) and normalize_torch_name(ctx.qualname(rhs.func) or "") in (
+                "torch.nn.Parameter",
+                "torch.nn.parameter.Parameter",
+            ):
                 inner = positional(rhs)
                 rhs = inner[0] if inner else None
             if rhs is not call:
@@ -406,7 +433,7 @@ class ConstantWeightInit(SourceRule):
         """Zero-init that is (or may be) the known-good last-layer kind."""
         if func is not None and "zero" in func.name.lower():
             return True
-        for test, positive in site.guards:
+        for test, _positive in site.guards:
             # `if zero_init_residual:`, `if name.startswith('head'):`: a chosen layer
             if words(test) & _LAST_WORDS:
                 return True

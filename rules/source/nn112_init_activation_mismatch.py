@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import (
+
+from ._structure import (
     AFFINE_KINDS,
     RELU_FAMILY,
     Resolver,
@@ -22,13 +23,33 @@ from nnlint.rules.source._structure import (
     weight_owner,
 )
 
-_KAIMING = {"torch.nn.init.kaiming_normal_", "torch.nn.init.kaiming_uniform_", "torch.nn.init.kaiming_normal", "torch.nn.init.kaiming_uniform"}
-_XAVIER = {"torch.nn.init.xavier_normal_", "torch.nn.init.xavier_uniform_", "torch.nn.init.xavier_normal", "torch.nn.init.xavier_uniform"}
+_KAIMING = {
+    "torch.nn.init.kaiming_normal_",
+    "torch.nn.init.kaiming_uniform_",
+    "torch.nn.init.kaiming_normal",
+    "torch.nn.init.kaiming_uniform",
+}
+_XAVIER = {
+    "torch.nn.init.xavier_normal_",
+    "torch.nn.init.xavier_uniform_",
+    "torch.nn.init.xavier_normal",
+    "torch.nn.init.xavier_uniform",
+}
 _GAINED = {"torch.nn.init.orthogonal_", "torch.nn.init.orthogonal"}  # judged only with calculate_gain(...)
 _NONLINEARITY = {
-    "relu": "relu", "leaky_relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "selu": "selu",
-    "linear": "linear", "identity": "linear", "conv1d": "linear", "conv2d": "linear", "conv3d": "linear",
-    "conv_transpose1d": "linear", "conv_transpose2d": "linear", "conv_transpose3d": "linear",
+    "relu": "relu",
+    "leaky_relu": "relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "selu": "selu",
+    "linear": "linear",
+    "identity": "linear",
+    "conv1d": "linear",
+    "conv2d": "linear",
+    "conv3d": "linear",
+    "conv_transpose1d": "linear",
+    "conv_transpose2d": "linear",
+    "conv_transpose3d": "linear",
 }
 _MIN_DEPTH = 4
 
@@ -345,6 +366,8 @@ class InitActivationMismatch(SourceRule):
             family, explicit, label = init
             resolver = resolver or Resolver(ctx)
             owner = weight_owner(positional(call)[0])
+            if owner is None:  # wanted() let only `owner.weight` targets through
+                continue
             layers = resolver.resolve(owner, site, func)
             uses = layer_uses(resolver.st)
             if layers.generic:
@@ -375,13 +398,20 @@ class InitActivationMismatch(SourceRule):
             if isinstance(owner, cst.Name) and layers.names and layers.names != [owner.value]:
                 who = f"{who} ({', '.join('self.' + n for n in layers.names)})"
             if layers.generic:
-                kind = "/".join(sorted("Conv" if k == "conv" else "Linear" if k == "linear" else "Linear/Conv" for k in layers.kinds))
+                kind = "/".join(
+                    sorted(
+                        "Conv" if k == "conv" else "Linear" if k == "linear" else "Linear/Conv" for k in layers.kinds
+                    )
+                )
                 subject = f"the {kind} layers ({who}.weight)"
                 feeds = f"{len(mismatched)} of them feed{'s' if len(mismatched) == 1 else ''} {act}"
             else:
                 subject = who
                 feeds = f"it feeds {act}"
-            where = use.nxt.site if use.nxt.site is not None else use.nxt.node
+            nxt = use.nxt
+            if nxt is None:  # a use with an activation after it: _verdict found one
+                continue
+            where = nxt.site if nxt.site is not None else nxt.node
             line = ctx.position(where)[0]
             if family == "relu" and act in ("tanh", "sigmoid"):
                 fix = (
@@ -438,6 +468,8 @@ class InitActivationMismatch(SourceRule):
         if len(acts) != 1 or None in acts:
             return None
         act = acts.pop()
+        if act is None:  # excluded above; narrows the type
+            return None
         hidden = all(u.hidden for u in uses)
         if family == "xavier":
             if act == "relu":

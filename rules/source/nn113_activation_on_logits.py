@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._flow import flow, line_of, loss_name, short_expr
+
+from ._flow import flow, line_of, loss_name, short_expr
 
 
 class ActivationOnLogits(SourceRule):
@@ -51,7 +52,7 @@ class ActivationOnLogits(SourceRule):
     code = "NN113"
     name = "activation-on-logits"
     fix_applicability = "unsafe"  # the model's other callers may want the activation
-    fix_summary = 'remove the activation after the final layer'
+    fix_summary = "remove the activation after the final layer"
     severity = Severity.ERROR
 
     VALID = [

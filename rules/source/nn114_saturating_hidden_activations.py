@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import AFFINE_KINDS, SATURATING, Op, short, structure
+
+from ._structure import AFFINE_KINDS, SATURATING, Op, short, structure
 
 
 def saturating_runs(ops: list[Op]) -> Iterator[tuple[list[Op], list[Op]]]:
@@ -317,8 +318,17 @@ class SaturatingHiddenActivations(SourceRule):
                     continue
                 seen.add(id(where))
                 act_names = sorted({a.act for a in acts if a.act})
-                names = [f"self.{op.attr}" if op.attr else short(ctx.qualname(op.ctor.func)) if op.ctor else op.label for op in layers]
-                kind = "Conv" if all(op.kind == "conv" for op in layers) else "Linear" if all(op.kind == "linear" for op in layers) else "Linear/Conv"
+                names = [
+                    f"self.{op.attr}" if op.attr else short(ctx.qualname(op.ctor.func)) if op.ctor else op.label
+                    for op in layers
+                ]
+                kind = (
+                    "Conv"
+                    if all(op.kind == "conv" for op in layers)
+                    else "Linear"
+                    if all(op.kind == "linear" for op in layers)
+                    else "Linear/Conv"
+                )
                 yield Finding(
                     f"{'/'.join(act_names)} is the hidden activation of {len(layers)} stacked {kind} layers "
                     f"({names[0]} … {names[-1]}) with no normalization or residual between them: its gradient "

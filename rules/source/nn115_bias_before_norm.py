@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import Op, arg, has_star, line_of, short, structure
+
+from ._structure import Op, arg, has_star, line_of, short, structure
 
 # index of `bias` among the positional parameters of each layer
 _BIAS_INDEX = {"Linear": 2, "LazyLinear": 1}

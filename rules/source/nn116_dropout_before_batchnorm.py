@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.source._structure import Op, arg, line_of, number, short, structure
+
+from ._structure import Op, arg, line_of, number, short, structure
 
 
 def _label(ctx: SourceContext, op: Op) -> str:
@@ -224,7 +225,13 @@ class DropoutBeforeBatchNorm(SourceRule):
             for drop, norm in zip(ops, ops[1:]):
                 if drop.kind != "dropout" or norm.kind != "batchnorm":
                     continue
-                rate = arg(drop.ctor, 0, "p") if drop.ctor is not None else arg(drop.site, 1, "p") if isinstance(drop.site, cst.Call) else None
+                rate = (
+                    arg(drop.ctor, 0, "p")
+                    if drop.ctor is not None
+                    else arg(drop.site, 1, "p")
+                    if isinstance(drop.site, cst.Call)
+                    else None
+                )
                 if number(rate) == 0:
                     continue  # p=0: an identity
                 where = drop.site if drop.site is not None else drop.node

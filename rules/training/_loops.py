@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import TypeVar, overload
 
 import libcst as cst
 
@@ -23,7 +24,19 @@ _DEFS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 _LOOPS = frozenset({cst.For, cst.While})
 
 
-def walk(node: cst.CSTNode, kind: type | None = None, *, into_defs: bool = False, into_loops: bool = True) -> Iterator[cst.CSTNode]:
+_N = TypeVar("_N", bound=cst.CSTNode)
+
+
+# typed like isinstance(): walk(body, cst.Call) yields Calls
+@overload
+def walk(
+    node: cst.CSTNode, kind: None = None, *, into_defs: bool = False, into_loops: bool = True
+) -> Iterator[cst.CSTNode]: ...
+@overload
+def walk(node: cst.CSTNode, kind: type[_N], *, into_defs: bool = False, into_loops: bool = True) -> Iterator[_N]: ...
+def walk(
+    node: cst.CSTNode, kind: type | None = None, *, into_defs: bool = False, into_loops: bool = True
+) -> Iterator[cst.CSTNode]:
     """Descendants of ``node`` (not ``node`` itself) in source order, optionally only of
     the concrete node type ``kind``. Nested defs/lambdas are not entered unless
     ``into_defs``; nested loops are yielded but not entered when ``into_loops`` is False."""
@@ -48,12 +61,38 @@ NO_GRAD_CONTEXTS = {
     "torch.autograd.grad_mode.no_grad",
     "torch.autograd.grad_mode.inference_mode",
 }
-SET_GRAD_ENABLED = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled", "torch.autograd.grad_mode.set_grad_enabled"}
+SET_GRAD_ENABLED = {
+    "torch.set_grad_enabled",
+    "torch.autograd.set_grad_enabled",
+    "torch.autograd.grad_mode.set_grad_enabled",
+}
 
 OPTIMIZER_CLASSES = {
-    "SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad", "Adadelta", "ASGD",
-    "Rprop", "LBFGS", "SparseAdam", "Adafactor", "Lion", "LAMB", "Lamb", "Muon", "Adam8bit",
-    "AdamW8bit", "PagedAdamW", "PagedAdamW8bit", "FusedAdam", "FusedLAMB", "DeepSpeedCPUAdam",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "RMSprop",
+    "Adagrad",
+    "Adadelta",
+    "ASGD",
+    "Rprop",
+    "LBFGS",
+    "SparseAdam",
+    "Adafactor",
+    "Lion",
+    "LAMB",
+    "Lamb",
+    "Muon",
+    "Adam8bit",
+    "AdamW8bit",
+    "PagedAdamW",
+    "PagedAdamW8bit",
+    "FusedAdam",
+    "FusedLAMB",
+    "DeepSpeedCPUAdam",
 }
 DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
 ITERABLE_DATASETS = {
@@ -63,7 +102,18 @@ ITERABLE_DATASETS = {
     "torchdata.datapipes.iter.IterDataPipe",
 }
 #: wrappers around an iterable that keep its meaning: enumerate(loader), tqdm(loader)
-ITER_WRAPPERS = {"enumerate", "tqdm", "zip", "iter", "islice", "itertools.islice", "tqdm.tqdm", "tqdm.auto.tqdm", "track", "rich.progress.track"}
+ITER_WRAPPERS = {
+    "enumerate",
+    "tqdm",
+    "zip",
+    "iter",
+    "islice",
+    "itertools.islice",
+    "tqdm.tqdm",
+    "tqdm.auto.tqdm",
+    "track",
+    "rich.progress.track",
+}
 
 _OPT_NAME = re.compile(r"optim|^opt$|^opt_|_opt$|^opt[a-z0-9]$")
 _SCHED_NAME = re.compile(r"sched|(^|_)lr($|_)|warmup")
@@ -252,7 +302,18 @@ def is_eval_function_name(name: str) -> bool:
     n = name.lower().lstrip("_")
     if n.startswith("test_") or n.endswith("_step") or n.startswith("on_"):
         return False  # pytest tests; Lightning hooks (the Trainer switches modes itself)
-    if n in {"validate", "validation", "evaluate", "evaluation", "eval", "test", "val", "valid", "run_eval", "run_validation"}:
+    if n in {
+        "validate",
+        "validation",
+        "evaluate",
+        "evaluation",
+        "eval",
+        "test",
+        "val",
+        "valid",
+        "run_eval",
+        "run_validation",
+    }:
         return True
     return n.startswith(("eval_", "evaluate_", "validate_", "val_", "valid_", "validation_")) or n.endswith(
         ("_eval", "_evaluate", "_evaluation", "_validate", "_validation")
@@ -320,7 +381,9 @@ def sub_blocks(node: cst.CSTNode) -> Iterator[list]:
     for child in kids(node):
         if isinstance(child, cst.BaseSuite):
             yield list(child.body)
-        elif isinstance(child, (cst.If, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally, cst.MatchCase)):
+        elif isinstance(
+            child, (cst.If, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally, cst.MatchCase)
+        ):
             yield from sub_blocks(child)
 
 
@@ -395,7 +458,12 @@ class Analysis:
             if f.value in self.ctx.aliases:
                 return None
             return self.plain_funcs.get(f.value)
-        if isinstance(f, cst.Attribute) and isinstance(f.value, cst.Name) and f.value.value == "self" and func is not None:
+        if (
+            isinstance(f, cst.Attribute)
+            and isinstance(f.value, cst.Name)
+            and f.value.value == "self"
+            and func is not None
+        ):
             cls = self._class_of(func)
             if cls is not None and f.attr.value in cls.methods:
                 return self.funcs_by_node.get(id(cls.methods[f.attr.value]))
@@ -542,7 +610,9 @@ class Analysis:
         for stmts, func, ng in scopes:
             self._walk_block(stmts, func, ng, scan_nograd, [0])
 
-    def _walk_block(self, stmts: list, func: FunctionInfo | None, ng: bool, scan_nograd: bool, counter: list[int]) -> None:
+    def _walk_block(
+        self, stmts: list, func: FunctionInfo | None, ng: bool, scan_nograd: bool, counter: list[int]
+    ) -> None:
         key = id(func.node) if func is not None else 0
         for st in stmts:
             if ng:
@@ -569,11 +639,15 @@ class Analysis:
             self._stmt_order[id(st)] = counter[0]
             if isinstance(st, cst.For):
                 self._record(st.target, None, st, func)
-            inner_ng = ng or (scan_nograd and isinstance(st, cst.With) and any(is_no_grad_item(self.ctx, it.item) for it in st.items))
+            inner_ng = ng or (
+                scan_nograd and isinstance(st, cst.With) and any(is_no_grad_item(self.ctx, it.item) for it in st.items)
+            )
             for block in sub_blocks(st):
                 self._walk_block(block, func, inner_ng, scan_nograd, counter)
 
-    def _record(self, target: cst.BaseExpression, value: cst.BaseExpression | None, node: cst.CSTNode, func: FunctionInfo | None) -> None:
+    def _record(
+        self, target: cst.BaseExpression, value: cst.BaseExpression | None, node: cst.CSTNode, func: FunctionInfo | None
+    ) -> None:
         if isinstance(target, (cst.Tuple, cst.List)):
             for el in target.elements:
                 self._record(el.value, None, node, func)
@@ -671,7 +745,11 @@ class Analysis:
             return True
         module_classes = None
         for v in self.values_of(name):
-            while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in ("to", "cuda", "cpu", "half", "float", "eval", "train"):
+            while (
+                isinstance(v, cst.Call)
+                and isinstance(v.func, cst.Attribute)
+                and v.func.attr.value in ("to", "cuda", "cpu", "half", "float", "eval", "train")
+            ):
                 v = v.func.value
             if not isinstance(v, cst.Call):
                 continue
@@ -683,7 +761,7 @@ class Analysis:
         return False
 
 
-_CACHE: "weakref.WeakKeyDictionary[SourceContext, Analysis]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[SourceContext, Analysis] = weakref.WeakKeyDictionary()
 
 
 def analysis(ctx: SourceContext) -> Analysis:

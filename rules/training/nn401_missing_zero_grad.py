@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
+
+import libcst as cst
 
 from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import analysis, first_line, optimizer_name, short
+
+from ._loops import analysis, first_line, optimizer_name, short
 
 
 class MissingZeroGrad(SourceRule):
@@ -51,7 +54,7 @@ class MissingZeroGrad(SourceRule):
     code = "NN401"
     name = "missing-zero-grad"
     fix_applicability = "unsafe"  # gradient accumulation over several batches may be deliberate
-    fix_summary = 'insert `optimizer.zero_grad()` above the statement that calls `backward()`'
+    fix_summary = "insert `optimizer.zero_grad()` above the statement that calls `backward()`"
     severity = Severity.ERROR
 
     VALID = [
@@ -243,7 +246,7 @@ class MissingZeroGrad(SourceRule):
             if facts.inner_train_loop or facts.first("zero") is not None:
                 continue
             back, step = facts.first("backward"), facts.first("step")
-            if back is None or step is None:
+            if back is None or step is None or not isinstance(step.node, cst.Call):  # a step is a call
                 continue
             opt = optimizer_name(step.node)
             via = ""
@@ -264,4 +267,6 @@ class MissingZeroGrad(SourceRule):
         stmt = fixes.statement_of(ctx, back)
         if not opt or stmt is None:
             return None
-        return self.make_fix(f"call {opt}.zero_grad() before backward()", fixes.insert_line_before(ctx, stmt, f"{opt}.zero_grad()"))
+        return self.make_fix(
+            f"call {opt}.zero_grad() before backward()", fixes.insert_line_before(ctx, stmt, f"{opt}.zero_grad()")
+        )

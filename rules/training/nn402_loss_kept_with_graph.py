@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import libcst as cst
 
@@ -9,7 +9,8 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import (
+
+from ._loops import (
     Analysis,
     analysis,
     first_line,
@@ -24,11 +25,27 @@ from nnlint.rules.training._loops import (
 )
 
 FUNCTIONAL_LOSSES = {
-    "cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "mse_loss",
-    "l1_loss", "nll_loss", "smooth_l1_loss", "huber_loss", "ctc_loss", "margin_ranking_loss",
-    "cosine_embedding_loss", "triplet_margin_loss", "triplet_margin_with_distance_loss", "poisson_nll_loss",
-    "gaussian_nll_loss", "hinge_embedding_loss", "multilabel_margin_loss", "soft_margin_loss",
-    "multi_margin_loss", "multilabel_soft_margin_loss",
+    "cross_entropy",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "kl_div",
+    "mse_loss",
+    "l1_loss",
+    "nll_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "ctc_loss",
+    "margin_ranking_loss",
+    "cosine_embedding_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+    "poisson_nll_loss",
+    "gaussian_nll_loss",
+    "hinge_embedding_loss",
+    "multilabel_margin_loss",
+    "soft_margin_loss",
+    "multi_margin_loss",
+    "multilabel_soft_margin_loss",
 }
 CRITERION_NAMES = ("criterion", "loss_fn", "loss_func", "lossfn", "loss_function", "loss_fct")
 #: methods and functions whose result no longer references the autograd graph
@@ -85,7 +102,7 @@ class LossKeptWithGraph(SourceRule):
     name = "loss-kept-with-graph"
     severity = Severity.WARNING
     fix_applicability = "safe"
-    fix_summary = 'accumulate `loss.item()`'
+    fix_summary = "accumulate `loss.item()`"
 
     VALID = [
         Valid(
@@ -312,7 +329,7 @@ class LossKeptWithGraph(SourceRule):
         return self.make_fix(f"accumulate `{ctx.code(target)}.item()`", fixes.insert_after(ctx, target, ".item()"))
 
 
-def _over_batches(a: Analysis, loop: cst.For | cst.While, parent: dict[int, cst.For | cst.While]) -> bool:
+def _over_batches(a: Analysis, loop: cst.For | cst.While | None, parent: dict[int, cst.For | cst.While]) -> bool:
     """``loop`` or a loop around it iterates a data loader."""
     while loop is not None:
         if isinstance(loop, cst.For) and a.is_loader_like(loop.iter):
@@ -403,8 +420,12 @@ def _is_loss_call(a: Analysis, expr: cst.BaseExpression | None) -> bool:
     if name.endswith(CRITERION_NAMES):
         return True
     callee = dotted(expr.func)
-    return bool(callee) and any(
-        isinstance(v, cst.Call) and (a.ctx.qualname(v) or "").startswith("torch.nn.") and (a.ctx.qualname(v) or "").endswith("Loss")
+    if not callee:
+        return False
+    return any(
+        isinstance(v, cst.Call)
+        and (a.ctx.qualname(v) or "").startswith("torch.nn.")
+        and (a.ctx.qualname(v) or "").endswith("Loss")
         for v in a.values_of(callee)
     )
 

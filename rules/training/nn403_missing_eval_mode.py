@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import (
+
+from ._loops import (
     AUX_MODEL_NAME,
     Analysis,
     analysis,
@@ -570,7 +571,7 @@ class MissingEvalMode(SourceRule):
             if ok or _mode_free(ctx, a, root(model)):
                 continue
             fired.add(id(call))
-            why = "gradients disabled" if in_ng else f"in `{func.name}()`"
+            why = "gradients disabled" if in_ng or func is None else f"in `{func.name}()`"
             site = ""
             if missing_site is not None:
                 site = f", nor before the call `{short(ctx, missing_site)}` at line {first_line(ctx, missing_site)}"
@@ -594,8 +595,13 @@ class MissingEvalMode(SourceRule):
             if not facts.inner_train_loop:
                 # a training loop that starts while an earlier eval() is still in effect
                 mode = _mode_before(a, func, loop, None)
-                if mode is not None and mode[0] == "eval" and id(mode[1]) not in fired and _may_be_trained(a, mode[2] or "", trained) \
-                        and not _mode_free(ctx, a, root(mode[2] or "")):
+                if (
+                    mode is not None
+                    and mode[0] == "eval"
+                    and id(mode[1]) not in fired
+                    and _may_be_trained(a, mode[2] or "", trained)
+                    and not _mode_free(ctx, a, root(mode[2] or ""))
+                ):
                     fired.add(id(mode[1]))
                     subject = mode[2] or (sorted(trained)[0] if trained else "model")
                     yield Finding(
@@ -606,8 +612,11 @@ class MissingEvalMode(SourceRule):
                     )
                     continue
             for e in facts.of("eval"):
-                if id(e.anchor) in fired or not _may_be_trained(a, e.subject or "", trained) \
-                        or _mode_free(ctx, a, root(e.subject or "")):
+                if (
+                    id(e.anchor) in fired
+                    or not _may_be_trained(a, e.subject or "", trained)
+                    or _mode_free(ctx, a, root(e.subject or ""))
+                ):
                     continue
                 fired.add(id(e.anchor))
                 subject = e.subject or (sorted(trained)[0] if trained else "model")
@@ -624,17 +633,89 @@ class MissingEvalMode(SourceRule):
 
 #: torch.nn layers that compute the same in train and eval mode
 _MODE_FREE_LAYERS = {
-    "Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-    "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Tanh", "Sigmoid",
-    "Hardtanh", "Hardswish", "Hardsigmoid", "Softplus", "Softmax", "LogSoftmax", "Softmax2d",
-    "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
-    "Flatten", "Unflatten", "Identity", "Embedding", "EmbeddingBag", "LayerNorm", "GroupNorm", "RMSNorm",
-    "Upsample", "PixelShuffle", "PixelUnshuffle", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d",
-    "Sequential", "ModuleList", "ModuleDict", "Parameter", "ParameterList", "ParameterDict", "Module",
+    "Linear",
+    "Bilinear",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "Tanh",
+    "Sigmoid",
+    "Hardtanh",
+    "Hardswish",
+    "Hardsigmoid",
+    "Softplus",
+    "Softmax",
+    "LogSoftmax",
+    "Softmax2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+    "Flatten",
+    "Unflatten",
+    "Identity",
+    "Embedding",
+    "EmbeddingBag",
+    "LayerNorm",
+    "GroupNorm",
+    "RMSNorm",
+    "Upsample",
+    "PixelShuffle",
+    "PixelUnshuffle",
+    "ZeroPad2d",
+    "ConstantPad2d",
+    "ReflectionPad2d",
+    "Sequential",
+    "ModuleList",
+    "ModuleDict",
+    "Parameter",
+    "ParameterList",
+    "ParameterDict",
+    "Module",
 }
-_HARMLESS_BUILTINS = {"super", "range", "len", "int", "float", "list", "dict", "tuple", "isinstance", "getattr",
-                      "setattr", "hasattr", "zip", "enumerate", "print", "max", "min", "sum", "abs", "round"}
+_HARMLESS_BUILTINS = {
+    "super",
+    "range",
+    "len",
+    "int",
+    "float",
+    "list",
+    "dict",
+    "tuple",
+    "isinstance",
+    "getattr",
+    "setattr",
+    "hasattr",
+    "zip",
+    "enumerate",
+    "print",
+    "max",
+    "min",
+    "sum",
+    "abs",
+    "round",
+}
 
 
 def _mode_free(ctx: SourceContext, a: Analysis, model: str) -> bool:
@@ -648,8 +729,11 @@ def _mode_free(ctx: SourceContext, a: Analysis, model: str) -> bool:
         return False
     memo: dict[str, bool] = {}
     for v in values:
-        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and v.func.attr.value in (
-                "to", "cuda", "cpu", "float", "double", "half"):
+        while (
+            isinstance(v, cst.Call)
+            and isinstance(v.func, cst.Attribute)
+            and v.func.attr.value in ("to", "cuda", "cpu", "float", "double", "half")
+        ):
             v = v.func.value
         if isinstance(v, cst.Call) and _builtin_mode_free(ctx, v, memo):
             continue  # model = nn.Linear(10, 2); model = nn.LSTM(8, 16): eval() changes nothing

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, analysis, is_backward, last_part
+
+from ._loops import Analysis, analysis, is_backward, last_part
 
 TORCH_SEEDS = {
     "torch.manual_seed",
@@ -20,8 +21,17 @@ TORCH_SEEDS = {
 #: helpers from libraries that seed torch among others (lightning, transformers, accelerate,
 #: detectron2, mmengine, timm ...), matched by name when imported
 SEED_HELPERS = {
-    "seed_everything", "set_seed", "set_random_seed", "seed_all", "set_seeds", "setup_seed",
-    "init_seeds", "fix_seed", "fix_random_seed", "seed_torch", "enable_full_determinism",
+    "seed_everything",
+    "set_seed",
+    "set_random_seed",
+    "seed_all",
+    "set_seeds",
+    "setup_seed",
+    "init_seeds",
+    "fix_seed",
+    "fix_random_seed",
+    "seed_torch",
+    "enable_full_determinism",
 }
 NOT_TORCH_SEEDS = ("random.", "numpy.", "tensorflow.", "jax.", "tf.")
 
@@ -282,4 +292,8 @@ def _seeds_torch(a: Analysis, call: cst.Call, stack: tuple[int, ...]) -> bool:
     if name in SEED_HELPERS:
         return True
     # fabric.seed_everything(0), L.seed_everything(0), torch.Generator().manual_seed(0) excluded
-    return isinstance(call.func, cst.Attribute) and call.func.attr.value == "seed_everything" and dotted(call.func) is not None
+    return (
+        isinstance(call.func, cst.Attribute)
+        and call.func.attr.value == "seed_everything"
+        and dotted(call.func) is not None
+    )

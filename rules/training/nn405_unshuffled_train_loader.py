@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
@@ -9,7 +9,8 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import (
+
+from ._loops import (
     DATALOADERS,
     ITERABLE_DATASETS,
     Analysis,
@@ -71,7 +72,7 @@ class UnshuffledTrainLoader(SourceRule):
     code = "NN405"
     name = "unshuffled-train-loader"
     fix_applicability = "unsafe"  # an IterableDataset or a deliberate order (curriculum) breaks
-    fix_summary = 'pass `shuffle=True`'
+    fix_summary = "pass `shuffle=True`"
     severity = Severity.WARNING
 
     VALID = [
@@ -233,7 +234,8 @@ class UnshuffledTrainLoader(SourceRule):
             if shuffle is not None and literal_bool(shuffle.value) is not False:
                 continue
             if any(
-                (s := arg(call, kw, pos)) is not None and not (isinstance(s.value, cst.Name) and s.value.value == "None")
+                (s := arg(call, kw, pos)) is not None
+                and not (isinstance(s.value, cst.Name) and s.value.value == "None")
                 for kw, pos in (("sampler", 3), ("batch_sampler", 4))
             ):
                 continue
@@ -250,8 +252,12 @@ class UnshuffledTrainLoader(SourceRule):
                 f"visits the samples in the same order, so batches are correlated and training converges slower "
                 f"or worse; pass shuffle=True (or sampler=DistributedSampler(...) when distributed)",
                 node=call,
-                fix=self.make_fix("pass shuffle=True", fixes.replace(ctx, shuffle.value, "True") if shuffle is not None
-                                  else fixes.add_keyword(ctx, call, "shuffle", "True")),
+                fix=self.make_fix(
+                    "pass shuffle=True",
+                    fixes.replace(ctx, shuffle.value, "True")
+                    if shuffle is not None
+                    else fixes.add_keyword(ctx, call, "shuffle", "True"),
+                ),
             )
 
 
@@ -295,7 +301,9 @@ def _training_reason(a: Analysis, call: cst.Call, func: FunctionInfo | None, dat
         if not isinstance(v, cst.Call):
             continue
         callee = dotted(v.func) or ""
-        if _is_iterable_class(ctx, callee) or (arg(v, "streaming") is not None and literal_bool(arg(v, "streaming").value)):
+        if _is_iterable_class(ctx, callee) or (
+            (streaming := arg(v, "streaming")) is not None and literal_bool(streaming.value)
+        ):
             return None
         train_kw = arg(v, "train")
         if train_kw is not None and literal_bool(train_kw.value) is not None:
@@ -319,8 +327,12 @@ def _training_reason(a: Analysis, call: cst.Call, func: FunctionInfo | None, dat
         return None
     loops = _loops_over(a, call, func, loader_names)
     training = next((loop for loop, scope in loops if a.facts(loop.body, scope).first("backward") is not None), None)
-    if training is None and loops and all(
-        a.in_no_grad(loop) or (scope is not None and is_eval_function_name(scope.name)) for loop, scope in loops
+    if (
+        training is None
+        and loops
+        and all(
+            a.in_no_grad(loop) or (scope is not None and is_eval_function_name(scope.name)) for loop, scope in loops
+        )
     ):
         return None  # only ever read without gradients: feature extraction, kNN monitors, evaluation
     for kind, n in names:
@@ -340,7 +352,9 @@ def _loops_over(
     passed to."""
     ctx = a.ctx
 
-    def over(scope: FunctionInfo | None, names: set[str], node: cst.CSTNode | None) -> list[tuple[cst.For, FunctionInfo | None]]:
+    def over(
+        scope: FunctionInfo | None, names: set[str], node: cst.CSTNode | None
+    ) -> list[tuple[cst.For, FunctionInfo | None]]:
         out = []
         for loop, f in ctx.loops:
             if f is scope and isinstance(loop, cst.For):

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import libcst as cst
 
@@ -9,7 +9,8 @@ from nnlint import fixes
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import (
+
+from ._loops import (
     Analysis,
     analysis,
     arg,
@@ -82,7 +83,7 @@ class StepOrder(SourceRule):
     code = "NN406"
     name = "step-order"
     fix_applicability = "unsafe"  # the order may be deliberate (accumulation, closures)
-    fix_summary = 'move `clip_grad_norm_`/`clip_grad_value_` above `optimizer.step()`, or a `zero_grad()` between backward and step above `backward()` (whole lines at the same indentation; never with a GradScaler)'
+    fix_summary = "move `clip_grad_norm_`/`clip_grad_value_` above `optimizer.step()`, or a `zero_grad()` between backward and step above `backward()` (whole lines at the same indentation; never with a GradScaler)"
     severity = Severity.ERROR
 
     VALID = [
@@ -339,7 +340,9 @@ class _Walker:
         for child in kids(st):
             if isinstance(child, cst.BaseSuite):
                 self.block(list(child.body), st, here)
-            elif isinstance(child, (cst.If, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally, cst.MatchCase)):
+            elif isinstance(
+                child, (cst.If, cst.Else, cst.ExceptHandler, cst.ExceptStarHandler, cst.Finally, cst.MatchCase)
+            ):
                 self._compound(child, here)
             else:  # a header: `for ... in`, `if ...:`, `with ...:` items
                 self._events(child, here + [None])
@@ -375,7 +378,7 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
     for i, e in enumerate(events):
         if e.kind == "backward":
             break
-        if e.kind == "step" and not e.cond:
+        if e.kind == "step" and not e.cond and isinstance(e.node, cst.Call):  # a step is a call
             for later in events[i + 1 :]:
                 if later.kind in ("zero", "step"):
                     break
@@ -405,7 +408,7 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
             if z.kind != "zero" or z.cond or not isinstance(z.node, cst.Call):
                 continue
             step = next((s for s in events[j + 1 :] if s.kind in ("backward", "step", "gradset")), None)
-            if step is None or step.kind != "step" or step.cond:
+            if step is None or step.kind != "step" or step.cond or not isinstance(step.node, cst.Call):
                 break
             if receiver_name(z.node) == optimizer_name(step.node):
                 yield Finding(
@@ -422,7 +425,14 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
     for e in events:
         if e.kind in ("step", "backward"):
             last = e
-        elif e.kind == "clip" and last is not None and last.kind == "step" and not last.cond and not _measures_only(e.node):
+        elif (
+            e.kind == "clip"
+            and last is not None
+            and last.kind == "step"
+            and not last.cond
+            and not _measures_only(e.node)
+            and isinstance(last.node, cst.Call)
+        ):
             opt = optimizer_name(last.node)
             yield Finding(
                 f"`{short(ctx, e.node)}` (line {first_line(ctx, e.node)}) runs after `{short(ctx, last.node)}` "
@@ -447,6 +457,11 @@ def _measures_only(call: cst.CSTNode) -> bool:
     if limit is None:
         return False
     v = limit.value
-    if isinstance(v, cst.Call) and dotted(v.func) == "float" and v.args and isinstance(v.args[0].value, cst.SimpleString):
+    if (
+        isinstance(v, cst.Call)
+        and dotted(v.func) == "float"
+        and v.args
+        and isinstance(v.args[0].value, cst.SimpleString)
+    ):
         return "inf" in v.args[0].value.value.lower()
     return (dotted(v) or "").endswith(".inf")

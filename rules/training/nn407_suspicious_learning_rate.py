@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, analysis, arg, first_line, has_star_args, method_name, number, walk
+
+from ._loops import Analysis, analysis, arg, first_line, has_star_args, method_name, number, walk
 
 ADAM = {
     "torch.optim.Adam": "Adam",
@@ -209,7 +210,11 @@ class SuspiciousLearningRate(SourceRule):
                 for el in params.value.elements:  # param groups with their own lr
                     if isinstance(el.value, cst.Dict):
                         for item in el.value.elements:
-                            if isinstance(item, cst.DictElement) and isinstance(item.key, cst.SimpleString) and item.key.evaluated_value == "lr":
+                            if (
+                                isinstance(item, cst.DictElement)
+                                and isinstance(item.key, cst.SimpleString)
+                                and item.key.evaluated_value == "lr"
+                            ):
                                 candidates.append(item.value)
             for expr in candidates:
                 found = _constant(a, expr, func)
@@ -218,10 +223,14 @@ class SuspiciousLearningRate(SourceRule):
                 value, origin = found
                 if value < limit:
                     continue
-                yield Finding(_message(ctx, kind, value, expr, origin), node=expr, evidence={"lr": value, "limit": limit})
+                yield Finding(
+                    _message(ctx, kind, value, expr, origin), node=expr, evidence={"lr": value, "limit": limit}
+                )
 
 
-def _constant(a: Analysis, expr: cst.BaseExpression, func: FunctionInfo | None) -> tuple[float, cst.CSTNode | None] | None:
+def _constant(
+    a: Analysis, expr: cst.BaseExpression, func: FunctionInfo | None
+) -> tuple[float, cst.CSTNode | None] | None:
     """The value of a literal, or of a name assigned exactly once in the file, with a
     literal, at module level or in the calling function."""
     v = number(expr)

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import libcst as cst
 
 from nnlint.diagnostics import Severity
 from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, Assignment, analysis, first_line, method_name, receiver_name, walk
+
+from ._loops import Analysis, Assignment, analysis, first_line, method_name, receiver_name, walk
 
 #: torch.nn classes that own no parameters: replacing a layer by one of them leaves the
 #: optimizer nothing to miss
@@ -258,7 +260,7 @@ class OptimizerMissesParameters(SourceRule):
         if "parameters" not in ctx.text or "optim" not in ctx.text.lower():
             return
         a = analysis(ctx)
-        for name, items in a.assignments().items():
+        for items in a.assignments().values():
             for opt in items:
                 if not isinstance(opt.value, cst.Call) or not a.is_optimizer_ctor(opt.value):
                     continue
@@ -275,12 +277,19 @@ class OptimizerMissesParameters(SourceRule):
             return
         stmts = _small_statements(a, opt.func)
         for at, st in stmts:
-            if at <= start or not isinstance(st, cst.Assign) or not _has_parameters(ctx, st.value):
+            if (
+                at <= start
+                or not isinstance(st, cst.Assign)
+                or not isinstance(st.value, cst.Call)
+                or not _has_parameters(ctx, st.value)
+            ):
                 continue
             for t in st.targets:
                 base = _strip(t.target)
-                if base is None or not (base.startswith(model + ".") or (base == model and t.target is not None
-                                                                           and isinstance(t.target, cst.Subscript))):
+                if base is None or not (
+                    base.startswith(model + ".")
+                    or (base == model and t.target is not None and isinstance(t.target, cst.Subscript))
+                ):
                     continue
                 shown = ctx.code(t.target)
                 if any(ctx.code(x.value) == shown for x in st.value.args):
@@ -294,7 +303,7 @@ class OptimizerMissesParameters(SourceRule):
                     f"(line {line}): the optimizer holds only the parameters that existed then, so the new layer's "
                     f"weights get gradients but are never updated and stay at their random init. Build the optimizer "
                     f"after changing the model, or add the layer with "
-                    f"`{opt.target}.add_param_group({{\"params\": {shown}.parameters()}})`",
+                    f'`{opt.target}.add_param_group({{"params": {shown}.parameters()}})`',
                     node=st,
                     evidence={"optimizer_line": line, "model": model, "attribute": shown},
                     related=((opt.node, f"`{opt.target}` built from `{model}.parameters()` here"),),
@@ -350,16 +359,20 @@ def _has_parameters(ctx: SourceContext, value: cst.BaseExpression | None) -> boo
     if q.startswith("torch.nn.") and last[:1].isupper():
         if last in ("Sequential", "ModuleList", "ModuleDict"):
             return any(_has_parameters(ctx, x.value) for x in value.args) or any(
-                _has_parameters(ctx, el.value) for x in value.args if isinstance(x.value, (cst.List, cst.Tuple))
-                for el in x.value.elements)
+                _has_parameters(ctx, el.value)
+                for x in value.args
+                if isinstance(x.value, (cst.List, cst.Tuple))
+                for el in x.value.elements
+            )
         return not _PARAMETER_FREE.match(last)
     if q in ctx.class_by_name:
         return ctx.is_module_class(ctx.class_by_name[q])
     return q.startswith(("torchvision.models.", "timm.")) or q.endswith(".from_pretrained")
 
 
-def _handled(ctx: SourceContext, a: Analysis, stmts: list[tuple[int, cst.CSTNode]], model: str, target: str,
-             at: int) -> bool:
+def _handled(
+    ctx: SourceContext, a: Analysis, stmts: list[tuple[int, cst.CSTNode]], model: str, target: str, at: int
+) -> bool:
     """After the change: ``add_param_group``, a new optimizer over the model, or the new
     layer frozen (``requires_grad_(False)``, ``p.requires_grad = False``)."""
     for order, st in stmts:
@@ -405,7 +418,7 @@ def _check_optimizer(model: Any, optimizers: Any) -> Iterator[Finding]:
             f"`{qual}` ({kinds.get(qual, 'module')}, {count:,} trainable parameters) is in no param group of the "
             f"optimizer: backward() fills its gradients but step() never applies them, so it stays at its "
             f"initialization. Build the optimizer after the model is final, or add it with "
-            f"`optimizer.add_param_group({{\"params\": {_attr_path('model', qual)}.parameters()}})`",
+            f'`optimizer.add_param_group({{"params": {_attr_path("model", qual)}.parameters()}})`',
             module=qual,
             evidence={"missing_parameters": count, "optimizers": len(opts)},
         )

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import libcst as cst
 
@@ -10,13 +10,17 @@ from nnlint import fixes
 from nnlint.diagnostics import Fix, Severity
 from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import analysis, arg, first_line, walk
+
+from ._loops import analysis, arg, first_line, walk
 
 CE_MODULES = {"torch.nn.CrossEntropyLoss", "torch.nn.modules.loss.CrossEntropyLoss"}
 CE_FUNCS = {"torch.nn.functional.cross_entropy"}
 PAD_SEQUENCE = {"torch.nn.utils.rnn.pad_sequence"}
-PACKING = {"torch.nn.utils.rnn.pack_padded_sequence", "torch.nn.utils.rnn.pack_sequence",
-           "torch.nn.utils.rnn.PackedSequence"}
+PACKING = {
+    "torch.nn.utils.rnn.pack_padded_sequence",
+    "torch.nn.utils.rnn.pack_sequence",
+    "torch.nn.utils.rnn.PackedSequence",
+}
 #: names of a padding token id
 _PAD_NAME = re.compile(r"^(pad|pad_?(token_?)?(id|idx|index|ix)|padding_?(id|idx|index)|pad_token)$", re.IGNORECASE)
 #: a tensor flattened over (batch, time) or with classes moved to dim 1: a per-token loss
@@ -82,7 +86,7 @@ class PaddingNotIgnored(SourceRule):
     code = "NN409"
     name = "padding-not-ignored"
     fix_applicability = "unsafe"
-    fix_summary = 'add `ignore_index=<pad id>` to the loss'
+    fix_summary = "add `ignore_index=<pad id>` to the loss"
     severity = Severity.WARNING
 
     VALID = [
@@ -243,7 +247,7 @@ class PaddingNotIgnored(SourceRule):
             return
         # -100 is CrossEntropyLoss's default ignore_index; Hugging Face data collators pad labels with it
         relabelled = bool(re.search(r"-\s*100\b", text)) or "DataCollator" in text
-        for call, func in ctx.calls:
+        for call, _func in ctx.calls:
             q = ctx.qualname(call)
             if q in CE_FUNCS:
                 uses = [call]
@@ -252,7 +256,7 @@ class PaddingNotIgnored(SourceRule):
             else:
                 continue
             where = call
-            if arg(call, "reduction") is not None and _string(arg(call, "reduction").value) == "none":
+            if (reduction := arg(call, "reduction")) is not None and _string(reduction.value) == "none":
                 continue
             if not uses or not any(_token_level(ctx, u) for u in uses):
                 continue
@@ -268,8 +272,9 @@ class PaddingNotIgnored(SourceRule):
             if value is not None and pad.value is not None and value != pad.value:
                 yield self._finding(ctx, call, ignore.value, pad, value)
 
-    def _finding(self, ctx: SourceContext, call: cst.Call, where: cst.CSTNode, pad: _Pad,
-                 ignore: int | None) -> Finding:
+    def _finding(
+        self, ctx: SourceContext, call: cst.Call, where: cst.CSTNode, pad: _Pad, ignore: int | None
+    ) -> Finding:
         pad_line = first_line(ctx, pad.node)
         loss = ctx.code(call.func)
         value = f" (= {pad.value})" if pad.value is not None and pad.shown != str(pad.value) else ""
@@ -281,11 +286,15 @@ class PaddingNotIgnored(SourceRule):
         message = (
             f"{head} (line {pad_line}): every padded position is a target the model is trained to predict, "
             f"the loss is dominated by easy pad tokens and understates the real loss. Pass `ignore_index={pad.shown}` "
-            f"(or compute the loss with reduction=\"none\" and mask the padding)"
+            f'(or compute the loss with reduction="none" and mask the padding)'
         )
-        return Finding(message, node=where, evidence={"pad": pad.shown, "pad_value": pad.value, "pad_line": pad_line},
-                       related=((pad.node, f"padding with `{pad.shown}`"),),
-                       fix=self._fix(ctx, call, pad))
+        return Finding(
+            message,
+            node=where,
+            evidence={"pad": pad.shown, "pad_value": pad.value, "pad_line": pad_line},
+            related=((pad.node, f"padding with `{pad.shown}`"),),
+            fix=self._fix(ctx, call, pad),
+        )
 
     def _fix(self, ctx: SourceContext, call: cst.Call, pad: _Pad) -> Fix | None:
         """``ignore_index=P``: the name the file uses (PAD_IDX), else the value."""
@@ -335,13 +344,18 @@ def _value(ctx: SourceContext, expr: cst.BaseExpression) -> int | None:
 def _int(expr: cst.BaseExpression) -> int | None:
     if isinstance(expr, cst.Integer):
         return int(expr.value, 0)
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus) and isinstance(expr.expression, cst.Integer):
+    if (
+        isinstance(expr, cst.UnaryOperation)
+        and isinstance(expr.operator, cst.Minus)
+        and isinstance(expr.expression, cst.Integer)
+    ):
         return -int(expr.expression.value, 0)
     return None
 
 
 def _string(expr: cst.BaseExpression) -> str | None:
-    return expr.evaluated_value if isinstance(expr, cst.SimpleString) else None
+    value = expr.evaluated_value if isinstance(expr, cst.SimpleString) else None
+    return value if isinstance(value, str) else None  # b"..." is no option name
 
 
 def _uses_of_criterion(ctx: SourceContext, ctor: cst.Call) -> list[cst.Call]:

@@ -1,14 +1,15 @@
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import libcst as cst
 
 from nnlint import fixes
 from nnlint.diagnostics import Fix, Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
+from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.rules.training._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk
+
+from ._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk
 
 
 class HiddenStateNotDetached(SourceRule):
@@ -65,7 +66,7 @@ class HiddenStateNotDetached(SourceRule):
     code = "NN410"
     name = "hidden-state-not-detached"
     fix_applicability = "unsafe"
-    fix_summary = '`.detach()` the carried hidden state where it is passed back in'
+    fix_summary = "`.detach()` the carried hidden state where it is passed back in"
     severity = Severity.ERROR
 
     VALID = [
@@ -242,11 +243,11 @@ class HiddenStateNotDetached(SourceRule):
                 if isinstance(st, cst.Assign) and isinstance(st.value, cst.Call):
                     names = _fed_back(st)
                     if names:
-                        carried = (st, names)
+                        carried = (st, st.value, names)
                         break
             if carried is None:
                 continue
-            st, names = carried
+            st, call, names = carried
             if not a.facts(loop.body, func).first("backward"):
                 continue
             if a.in_no_grad(st):
@@ -255,14 +256,14 @@ class HiddenStateNotDetached(SourceRule):
                 continue
             shown = ", ".join(names)
             yield Finding(
-                f"`{shown}` returned by `{ctx.code(st.value.func)}` is fed back into the next batch without "
+                f"`{shown}` returned by `{ctx.code(call.func)}` is fed back into the next batch without "
                 f"`.detach()`: each batch's graph is chained to the previous ones, so the second backward() fails "
-                f"(\"Trying to backward through the graph a second time\") or, with retain_graph=True, "
+                f'("Trying to backward through the graph a second time") or, with retain_graph=True, '
                 f"backpropagation runs through the whole history and slows down and grows in memory every step. "
                 f"Detach the state at the start of each batch (`{_detach_hint(ctx, names)}`) or re-create it",
                 node=st,
                 evidence={"state": list(names)},
-                fix=None if _starts_as_none(a, names) else self._fix(ctx, st.value, names),
+                fix=None if _starts_as_none(a, names) else self._fix(ctx, call, names),
             )
 
     def _fix(self, ctx: SourceContext, call: cst.Call, names: list[str]) -> Fix | None:
@@ -309,7 +310,7 @@ class HiddenStateNotDetached(SourceRule):
                     yield Finding(
                         f"`{name}` stores the recurrent state in forward and feeds it back on the next call without "
                         f"`.detach()`: every batch's graph is chained to the previous ones, so the second backward() "
-                        f"fails (\"Trying to backward through the graph a second time\") or, with retain_graph=True, "
+                        f'fails ("Trying to backward through the graph a second time") or, with retain_graph=True, '
                         f"backpropagation runs through the whole history. Store `{_detach_hint(ctx, [name])}`, or "
                         f"reset the state before each batch",
                         node=st,
@@ -405,7 +406,11 @@ def _detach_hint(ctx: SourceContext, names: list[str]) -> str:
     if len(names) == 1:
         n = names[0]
         if "LSTM" in ctx.text:
-            return f"{n} = tuple(s.detach() for s in {n})" if not n.startswith("self.") else f"tuple(s.detach() for s in state)"
+            return (
+                f"{n} = tuple(s.detach() for s in {n})"
+                if not n.startswith("self.")
+                else "tuple(s.detach() for s in state)"
+            )
         return f"{n} = {n}.detach()" if not n.startswith("self.") else f"{n} = state.detach()"
     return ", ".join(names) + " = " + ", ".join(f"{n}.detach()" for n in names)
 
