@@ -234,7 +234,7 @@ def lint_source_text(
     from nnlint.passes import source
 
     rules = registry.all_rules()
-    if not text.strip():
+    if not text.strip(" \t\n\r\f"):  # blank to CPython too (str.strip() would also drop U+2028, which CPython rejects)
         return [], []
     try:
         if not source.mentions_torch(text):
