@@ -75,9 +75,7 @@ class Worker:
 
         rule = self.tool_rules[code]
         line = line or 1
-        lines = getattr(self, "text", "").splitlines()
-        src = lines[line - 1] if 0 < line <= len(lines) else ""
-        column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
+        column, end_column = self._span(line)
         d = Diagnostic(
             code=code,
             name=rule.name,
@@ -87,12 +85,21 @@ class Worker:
             path=self.path,
             line=line,
             column=column,
-            end_column=len(src.rstrip()) + 1 if src.strip() else None,
+            end_column=end_column,
             model=model,
             module=module,
             evidence=evidence or {},
         )
         self.send("diagnostic", diagnostic=d.to_dict())
+
+    def _span(self, line: int) -> tuple[int, int | None]:
+        """The columns of the code on ``line`` of the user's file (1-based; indentation and
+        trailing blanks left out); (1, None) for a blank or missing line."""
+        lines = getattr(self, "text", "").splitlines()
+        src = lines[line - 1] if 0 < line <= len(lines) else ""
+        if not src.strip():
+            return 1, None
+        return len(src) - len(src.lstrip()) + 1, len(src.rstrip()) + 1
 
     def rule_finding(self, code: str, message: str, line: int, model: str, guesses: dict | None) -> None:
         """A finding of another pass's rule seen by the probe (BCELoss raising on a
@@ -106,9 +113,7 @@ class Worker:
         rule = all_rules().get(code)
         if rule is None:
             return
-        lines = getattr(self, "text", "").splitlines()
-        src = lines[line - 1] if 0 < line <= len(lines) else ""
-        column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
+        column, _ = self._span(line)
         d = Diagnostic(
             code=code,
             name=rule.name,
