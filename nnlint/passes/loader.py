@@ -36,7 +36,9 @@ from typing import Any, TypeGuard
 import torch
 from torch import nn
 
+from nnlint.contexts.graph import is_leaf
 from nnlint.example import EXAMPLE_KEYS, Example
+from nnlint.vocab import PASS_THROUGH_FUNCTIONS, PASS_THROUGH_MODULES
 
 #: the guessed sequence length: odd and prime, so that it neither divides nor is divided by
 #: the usual batch, head and channel sizes (powers of two) and NN209's shape algebra on
@@ -1297,8 +1299,6 @@ def first_layers(model: nn.Module) -> dict[str, tuple[str, nn.Module]]:
     without running anything); with no fx graph, the first registered layer for the first
     argument."""
     import torch.fx as fx
-
-    from nnlint.passes.graph import PASS_THROUGH_FUNCTIONS, PASS_THROUGH_MODULES, is_leaf
 
     params = forward_params(model)
     interesting = (

@@ -266,6 +266,8 @@ class Worker:
 
     # one declared/discovered model --------------------------------------------------------
     def check_candidate(self, cand: Any) -> None:
+        import torch
+
         loader = self.loader
         batch = int(self.req.get("batch_size") or 8)
         if cand.problem:
@@ -295,7 +297,7 @@ class Worker:
                     break
                 errors.append((f"{desc} raised {_exc_text(exc)}" if cand.origin == "auto" else _exc_text(exc), exc))
                 continue
-            if not isinstance(meta_model, self.graph.nn.Module):
+            if not isinstance(meta_model, torch.nn.Module):
                 errors.append((f"{desc} returned a {type(meta_model).__name__}, not an nn.Module", None))
                 continue
             build = fn

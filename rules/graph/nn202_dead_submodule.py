@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GraphContext, is_leaf
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -181,7 +182,7 @@ class DeadSubmodule(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None:
             return
         yield from self._never_run(ctx)
@@ -316,8 +317,6 @@ def _is_layer(mod) -> bool:
 
 
 def _is_leaf_with(mod, q: str) -> bool:
-    from nnlint.passes.graph import is_leaf
-
     return is_leaf(mod)
 
 
