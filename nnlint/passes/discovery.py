@@ -42,7 +42,7 @@ _NOT_FACTORIES = slicing.WORK_FUNCTIONS | {
 }
 
 
-def _methods_that_build(cls_node: ast.ClassDef) -> list[ast.AST]:
+def methods_that_build(cls_node: ast.ClassDef) -> list[ast.AST]:
     """What building and running a class reads: its class body, ``__init__``, ``forward``
     (and the helpers they call, through ``slicing.names_needed_by``)."""
     out: list[ast.AST] = []
@@ -77,7 +77,7 @@ def needed_unavailable(body: list[ast.stmt], roots: list[ast.AST], sl: Any) -> l
             if name in funcs:
                 todo.append(funcs[name])
             elif name in defs:
-                todo.extend(_methods_that_build(defs[name]))
+                todo.extend(methods_that_build(defs[name]))
     return sl.missing_for(names)
 
 

@@ -117,13 +117,13 @@ class DoubleActivation(GraphRule):
             )
 
 
-def _dim(ctx, n):
+def _dim(ctx: GraphContext, n):
     if n.op == "call_module":
         return getattr(ctx.module(n.target), "dim", None)
     return n.args.get("dim")
 
 
-def _name(ctx, n) -> str:
+def _name(ctx: GraphContext, n) -> str:
     if n.op == "call_module":
         return f"{n.target} ({n.module_type})"
     return f"{n.target}() at line {n.line}" if n.line else f"{n.target}()"
