@@ -12,12 +12,12 @@ from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Diagnostic
 from nnlint.passes import locate
 from nnlint.passes.graph.capture import capture
+from nnlint.passes.graph.file_scan import scan_source
 from nnlint.passes.graph.info import infer_classes, model_info, unused_modules
 from nnlint.passes.graph.inputs import split_inputs
 from nnlint.passes.graph.lines import UserFile
 from nnlint.passes.graph.ownership import is_library_finding
 from nnlint.passes.graph.source_facts import SourceFacts
-from nnlint.passes.loader import scan_source
 from nnlint.rule import Finding, Rule
 
 
