@@ -10,11 +10,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from nnlint import registry, suppression
 from nnlint.config import Config
 from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.findings import RuleCrash
 from nnlint.rule import Rule
 
 SKIP_DIRS = {
@@ -218,17 +218,13 @@ def _lint_one(
         return [problem.to_dict()], [], None
     assert text is not None
     diags, crashes = lint_source_text(path, text, codes, thresholds)
-    errors = [
-        f"{path}: internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc} at {c.where}); "
-        "other rules ran. Please report this."
-        for c in crashes
-    ]
+    errors = [c.describe(path) for c in crashes]
     return [d.to_dict() for d in diags], errors, text
 
 
 def lint_source_text(
     path: str, text: str, codes: list[str], thresholds: dict[str, dict[str, float]]
-) -> tuple[list[Diagnostic], list[Any]]:
+) -> tuple[list[Diagnostic], list[RuleCrash]]:
     """The source pass on ``text`` (a file's or an editor buffer's): (diagnostics, rule
     crashes). A file that does not parse is one NN001 with CPython's message and position."""
     from nnlint.passes import source
