@@ -706,7 +706,7 @@ class Worker:
             for ex in examples:
                 if not isinstance(ex.model, torch.nn.Module) and callable(ex.model):
                     ex.model = loader.build_meta(ex.model)
-                loader._to_meta(ex.model)
+                loader.to_meta(ex.model)
             size = sum(self.graph.model_info(None, ex.model)["param_bytes"] for ex in examples)
         except Exception:
             size = 0  # it needs real data to build: call it for real
