@@ -6,7 +6,7 @@ import textwrap
 
 import libcst as cst
 
-from nnlint.passes.source import SourceContext
+from nnlint.contexts.source import SourceContext
 from nnlint.rules.source import _flow
 
 

@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeGuard
 
 import libcst as cst
 
-from nnlint.passes.source import ClassInfo, SourceContext, dotted, iter_nodes, normalize_torch_name
+from nnlint.contexts.source import ClassInfo, SourceContext, dotted, iter_nodes, normalize_torch_name
 
 # --------------------------------------------------------------------------------------
 # torch vocabulary (full names after import resolution)

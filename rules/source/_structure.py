@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from nnlint.passes.source import ClassInfo, FunctionInfo, SourceContext, dotted, iter_nodes, kids, normalize_torch_name
+from nnlint.contexts.source import (
+    ClassInfo,
+    FunctionInfo,
+    SourceContext,
+    child_nodes,
+    dotted,
+    iter_nodes,
+    normalize_torch_name,
+)
 
 # --------------------------------------------------------------------------------------
 # what a torch.nn name is
@@ -219,11 +227,6 @@ def short(q: str | None) -> str:
 # --------------------------------------------------------------------------------------
 # small CST helpers
 # --------------------------------------------------------------------------------------
-
-
-def child_nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The code-bearing children of ``node`` (no whitespace/punctuation nodes)."""
-    return kids(node)
 
 
 walk = iter_nodes

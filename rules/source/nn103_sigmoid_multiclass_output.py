@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._flow import flow, line_of, loss_name

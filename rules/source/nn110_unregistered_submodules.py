@@ -6,8 +6,8 @@ from typing import Literal
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.contexts.source import ClassInfo, SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._structure import is_self_attr, module_kind, self_name, short, structure, walk

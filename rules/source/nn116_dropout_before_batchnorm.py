@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._structure import Op, arg, line_of, number, short, structure

@@ -18,7 +18,7 @@ from typing import TypeVar, overload
 
 import libcst as cst
 
-from nnlint.passes.source import ClassInfo, FunctionInfo, SourceContext, dotted, kids
+from nnlint.contexts.source import ClassInfo, FunctionInfo, SourceContext, child_nodes, dotted
 
 _DEFS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 _LOOPS = frozenset({cst.For, cst.While})
@@ -40,7 +40,7 @@ def walk(
     """Descendants of ``node`` (not ``node`` itself) in source order, optionally only of
     the concrete node type ``kind``. Nested defs/lambdas are not entered unless
     ``into_defs``; nested loops are yielded but not entered when ``into_loops`` is False."""
-    stack = list(reversed(kids(node)))
+    stack = list(reversed(child_nodes(node)))
     while stack:
         n = stack.pop()
         t = type(n)
@@ -48,7 +48,7 @@ def walk(
             yield n
         if (not into_defs and t in _DEFS) or (not into_loops and t in _LOOPS):
             continue
-        stack.extend(reversed(kids(n)))
+        stack.extend(reversed(child_nodes(n)))
 
 
 #: how deep calls to functions defined in the same file are followed
@@ -209,7 +209,7 @@ def names_in(expr: cst.CSTNode) -> Iterator[str]:
             continue
         if isinstance(n, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
             continue
-        stack.extend(kids(n))
+        stack.extend(child_nodes(n))
 
 
 def first_line(ctx: SourceContext, node: cst.CSTNode) -> int:
@@ -378,7 +378,7 @@ class Assignment:
 def sub_blocks(node: cst.CSTNode) -> Iterator[list]:
     """The statement lists directly under a compound statement (body, else, except,
     finally, elif chains, match cases)."""
-    for child in kids(node):
+    for child in child_nodes(node):
         if isinstance(child, cst.BaseSuite):
             yield list(child.body)
         elif isinstance(

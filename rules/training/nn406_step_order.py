@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.contexts.source import FunctionInfo, SourceContext, child_nodes, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import (
@@ -16,7 +16,6 @@ from ._loops import (
     arg,
     first_line,
     is_grad_reset,
-    kids,
     method_name,
     optimizer_name,
     receiver_name,
@@ -337,7 +336,7 @@ class _Walker:
                 self._compound(st, here)
 
     def _compound(self, st: cst.CSTNode, here: list) -> None:
-        for child in kids(st):
+        for child in child_nodes(st):
             if isinstance(child, cst.BaseSuite):
                 self.block(list(child.body), st, here)
             elif isinstance(

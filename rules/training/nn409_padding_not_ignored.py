@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Fix, Severity
-from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import analysis, arg, first_line, walk
