@@ -42,6 +42,31 @@ def same_expr(ctx: SourceContext, a: cst.BaseExpression, b: cst.BaseExpression) 
     return a.deep_equals(b)
 
 
+# call arguments: one set, one parameter order (call, position, keyword), as Python binds them.
+# Two ways to count positions, both kept because rules rely on each: ``arg``/``positional``
+# stop at the first ``*args`` (later positions are unknown); ``arg_expr``/``call_arg``/
+# ``positional_args`` skip ``*args`` and count the plain positional arguments after it.
+
+
+def has_star(call: cst.Call) -> bool:
+    """The call passes ``*args`` or ``**kwargs``."""
+    return any(a.star for a in call.args)
+
+
+def keyword_arg(call: cst.Call, keyword: str) -> cst.Arg | None:
+    """The argument passed as ``keyword=...``."""
+    for a in call.args:
+        if a.keyword is not None and a.keyword.value == keyword:
+            return a
+    return None
+
+
+def keyword_value(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
+    """The expression passed as ``keyword=...``."""
+    a = keyword_arg(call, keyword)
+    return a.value if a is not None else None
+
+
 def positional(call: cst.Call) -> list[cst.BaseExpression]:
     """Positional arguments up to the first ``*args`` (after which positions are unknown)."""
     out = []
@@ -54,24 +79,37 @@ def positional(call: cst.Call) -> list[cst.BaseExpression]:
     return out
 
 
-def has_star(call: cst.Call) -> bool:
-    return any(a.star for a in call.args)
-
-
-def keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == name:
-            return a.value
-    return None
-
-
-def arg(call: cst.Call, index: int, name: str) -> cst.BaseExpression | None:
-    """Argument by keyword ``name`` or position ``index``."""
-    kw = keyword(call, name)
+def arg(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
+    """Argument by ``keyword`` or by ``position`` (positions after a ``*args`` are unknown)."""
+    kw = keyword_value(call, keyword)
     if kw is not None:
         return kw
     pos = positional(call)
-    return pos[index] if index < len(pos) else None
+    return pos[position] if position < len(pos) else None
+
+
+def positional_args(call: cst.Call) -> list[cst.Arg]:
+    """The plain positional arguments, ``*args`` skipped."""
+    return [a for a in call.args if a.keyword is None and not a.star]
+
+
+def call_arg(call: cst.Call, position: int | None, keyword: str | None) -> cst.Arg | None:
+    """The argument passed as ``keyword`` or, failing that, at ``position`` among the plain
+    positional arguments (``*args`` skipped)."""
+    if keyword is not None:
+        a = keyword_arg(call, keyword)
+        if a is not None:
+            return a
+    pos = positional_args(call)
+    if position is not None and position < len(pos):
+        return pos[position]
+    return None
+
+
+def arg_expr(call: cst.Call, position: int | None, keyword: str | None) -> cst.BaseExpression | None:
+    """The expression of ``call_arg``."""
+    a = call_arg(call, position, keyword)
+    return a.value if a is not None else None
 
 
 def number(expr: cst.BaseExpression | None) -> float | None:

@@ -18,6 +18,7 @@ from typing import TypeVar, overload
 
 import libcst as cst
 
+from nnlint.analysis.syntax import call_arg
 from nnlint.contexts.source import ClassInfo, FunctionInfo, SourceContext, child_nodes, dotted
 
 _DEFS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
@@ -155,21 +156,6 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
-def arg(call: cst.Call, keyword: str, position: int | None = None) -> cst.Arg | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == keyword:
-            return a
-    if position is not None:
-        positional = [a for a in call.args if a.keyword is None and a.star == ""]
-        if len(positional) > position:
-            return positional[position]
-    return None
-
-
-def has_star_args(call: cst.Call) -> bool:
-    return any(a.star for a in call.args)
-
-
 def literal_bool(expr: cst.BaseExpression) -> bool | None:
     if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
         return expr.value == "True"
@@ -264,7 +250,7 @@ def eval_subject(call: cst.Call) -> str | None:
     if m == "eval" and not call.args:
         return receiver_name(call) or ""
     if m == "train":
-        mode = arg(call, "mode", 0)
+        mode = call_arg(call, 0, "mode")
         if mode is not None and literal_bool(mode.value) is False:
             return receiver_name(call) or ""
     return None
@@ -273,7 +259,7 @@ def eval_subject(call: cst.Call) -> str | None:
 def is_train_mode(call: cst.Call) -> bool:
     if method_name(call) != "train":
         return False
-    mode = arg(call, "mode", 0)
+    mode = call_arg(call, 0, "mode")
     return mode is None or literal_bool(mode.value) is not False
 
 
@@ -292,7 +278,7 @@ def is_no_grad_item(ctx: SourceContext, expr: cst.BaseExpression) -> bool:
         if q in NO_GRAD_CONTEXTS:
             return True
         if q in SET_GRAD_ENABLED:
-            mode = arg(expr, "mode", 0)
+            mode = call_arg(expr, 0, "mode")
             return mode is not None and literal_bool(mode.value) is False
         return False
     return ctx.qualname(expr) in NO_GRAD_CONTEXTS  # @torch.no_grad without parentheses

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.syntax import arg_expr, has_star
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
@@ -751,14 +752,9 @@ _RNN_CELLS = {"RNNCell", "LSTMCell", "GRUCell"}
 def _rnn_mode_free(call: cst.Call) -> bool:
     """An nn.RNN/LSTM/GRU without dropout (the argument absent or 0; positional index 5)
     computes the same in train and eval mode."""
-    value = None
-    for i, a in enumerate(call.args):
-        if a.keyword is not None and a.keyword.value == "dropout":
-            value = a.value
-        elif a.keyword is None and a.star == "" and i == 5:
-            value = a.value
-        elif a.star:
-            return False
+    if has_star(call):
+        return False
+    value = arg_expr(call, 5, "dropout")
     if value is None:
         return True
     return isinstance(value, (cst.Integer, cst.Float)) and float(value.value) == 0.0
