@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import overload
 
 import libcst as cst
 
@@ -209,5 +210,37 @@ def name_tokens(text: str) -> set[str]:
     return {t for t in re.split(r"[^a-z]+", text.lower()) if t}
 
 
-def line_of(ctx: SourceContext, node: cst.CSTNode) -> int:
-    return ctx.position(node)[0]
+def int_value(e: cst.Integer) -> int | None:
+    try:
+        return int(e.value.replace("_", ""), 0)
+    except ValueError:
+        return None
+
+
+def is_number_literal(e: cst.BaseExpression) -> bool:
+    if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus):
+        e = e.expression
+    return isinstance(e, (cst.Integer, cst.Float))
+
+
+def is_bare_slice(e: cst.BaseSlice | None) -> bool:
+    return isinstance(e, cst.Slice) and e.lower is None and e.upper is None and e.step is None
+
+
+def positional_params(fn: cst.FunctionDef) -> list[cst.Param]:
+    p = fn.params
+    return [*p.posonly_params, *p.params]
+
+
+def short_expr(ctx: SourceContext, node: cst.CSTNode, limit: int = 40) -> str:
+    text = " ".join(ctx.code(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@overload
+def line_of(ctx: SourceContext, node: cst.CSTNode) -> int: ...
+@overload
+def line_of(ctx: SourceContext, node: cst.CSTNode | None) -> int | None: ...
+def line_of(ctx: SourceContext, node: cst.CSTNode | None) -> int | None:
+    """The 1-based line where ``node`` starts (None for no node)."""
+    return ctx.position(node)[0] if node is not None else None
