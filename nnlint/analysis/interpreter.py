@@ -9,33 +9,6 @@ from typing import Any, Literal, TypeGuard
 import libcst as cst
 
 from nnlint.analysis.flow_records import EMPTY, DimUse, Flow, LossUse, PredUse, Records, Result
-from nnlint.analysis.flow_vocab import (
-    ACT_NAMES,
-    AFFINE_FUNCS,
-    AFFINE_MODULES,
-    FLOAT_DTYPES,
-    FUNC_PREFIXES,
-    INDEX_DTYPES,
-    LOADERS,
-    LOSS_FUNCS,
-    LOSS_MODULES,
-    MODEL_PARAM_WORDS,
-    MODULE_ACTS,
-    MODULE_SELF_METHODS,
-    MUTATORS,
-    NORM_MODULES,
-    PASS_FUNCS,
-    PASS_MODULES,
-    POOL_PREFIXES,
-    RESAMPLE_FUNCS,
-    SIGMOID_NAMES,
-    SOFTMAX_MODULES,
-    SOFTMAX_NAMES,
-    TENSOR_ACT_METHODS,
-    TRANSPARENT_METHODS,
-    UPSAMPLE_MODULES,
-    WRAPPERS,
-)
 from nnlint.analysis.syntax import (
     arg_expr,
     has_star,
@@ -48,6 +21,34 @@ from nnlint.analysis.syntax import (
 )
 from nnlint.analysis.values import UNKNOWN, Obj, Val, merge, merge_env
 from nnlint.contexts.source import ClassInfo, SourceContext, dotted, iter_nodes, normalize_torch_name
+from nnlint.vocab import (
+    ACTIVATION_METHODS,
+    ACTIVATION_MODULES_TAG,
+    AFFINE_FUNCTIONS,
+    AFFINE_MODULES_WIDTH,
+    CONTAINER_MUTATOR_METHODS,
+    DATALOADER_CLASSES,
+    DROPOUT_FUNCTIONS,
+    DROPOUT_OR_IDENTITY_MODULES,
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    LOSS_FUNCTIONS_KIND,
+    LOSS_MODULES_KIND,
+    MODEL_WRAPPERS,
+    NORM_MODULES_BATCHED,
+    OTHER_ACTIVATION_FUNCTIONS,
+    POOL_MODULE_PREFIXES,
+    RESAMPLE_FUNCTIONS,
+    RETURNS_SELF_MODULE_METHODS,
+    SIGMOID_FUNCTIONS,
+    SOFTMAX_FUNCTIONS_KIND,
+    SOFTMAX_MODULES,
+    TORCH_FUNCTION_PREFIXES,
+    UPSAMPLE_MODULES,
+    VALUE_PRESERVING_METHODS,
+)
+
+MODEL_PARAM_WORDS = ("model", "net", "classifier", "clf")
 
 
 class _Frame:
@@ -429,7 +430,7 @@ class Interpreter:
                             if isinstance(first, cst.SimpleString):
                                 out.add(str(first.evaluated_value))
                         continue
-                    if f.attr.value in MUTATORS and _is_self_attr(f.value, selfname):
+                    if f.attr.value in CONTAINER_MUTATOR_METHODS and _is_self_attr(f.value, selfname):
                         out.add(f.value.attr.value)
                     if (
                         f.attr.value in ("add_module", "register_module")
@@ -729,7 +730,7 @@ class Interpreter:
     def _custom_collate(self) -> bool:
         if self._collate is None:
             self._collate = any(
-                keyword_arg(call, "collate_fn") is not None and self._torch_name(call.func) in LOADERS
+                keyword_arg(call, "collate_fn") is not None and self._torch_name(call.func) in DATALOADER_CLASSES
                 for call, _ in self.ctx.calls
             )
         return self._collate
@@ -1080,40 +1081,40 @@ class Interpreter:
         return kw.get(name, UNKNOWN)
 
     def _torch_call(self, fr: _Frame, e: cst.Call, q: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
-        if q in LOADERS:
+        if q in DATALOADER_CLASSES:
             return Val(obj=Obj("loader"))
-        if q in WRAPPERS:
+        if q in MODEL_WRAPPERS:
             return self._first(pos, kw, "model") if not star else UNKNOWN
         if q.startswith("torch.nn.") and q.count(".") == 2 and q[9:10].isupper():
             return self._module(fr, e, q[9:], pos, kw, star)
         short = None
-        for prefix in FUNC_PREFIXES:
+        for prefix in TORCH_FUNCTION_PREFIXES:
             if q.startswith(prefix) and "." not in q[len(prefix) :]:
                 short = q[len(prefix) :]
                 break
         if short is None:
             return UNKNOWN
         functional = q.startswith("torch.nn.functional.")
-        if functional and short in LOSS_FUNCS:
+        if functional and short in LOSS_FUNCTIONS_KIND:
             if not star:
-                self._loss(fr, e, LOSS_FUNCS[short], short, pos, kw)
+                self._loss(fr, e, LOSS_FUNCTIONS_KIND[short], short, pos, kw)
             return UNKNOWN
         x = self._first(pos, kw)
         if x.obj is not None and x.obj.kind == "batch":
             x = Val(batched="yes")
         base = short[:-1] if short.endswith("_") and not short.endswith("__") else short
-        if base in SOFTMAX_NAMES and (functional or short in ("softmax", "log_softmax")):
+        if base in SOFTMAX_FUNCTIONS_KIND and (functional or short in ("softmax", "log_softmax")):
             self._dim0(fr, e, arg_expr(e, 1, "dim"), x, short)
-            return self._tagged(x, SOFTMAX_NAMES[base], short, e)
-        if base in SIGMOID_NAMES:
+            return self._tagged(x, SOFTMAX_FUNCTIONS_KIND[base], short, e)
+        if base in SIGMOID_FUNCTIONS:
             return self._tagged(x, "sigmoid", short, e)
-        if base in ACT_NAMES:
+        if base in OTHER_ACTIVATION_FUNCTIONS:
             return self._tagged(x, "act", short, e, keep_k=base != "glu")
-        if functional and short in AFFINE_FUNCS:
+        if functional and short in AFFINE_FUNCTIONS:
             return Val(tag="logits", act=short, at=e, batched=x.batched)
-        if functional and short in PASS_FUNCS:
+        if functional and short in DROPOUT_FUNCTIONS:
             return x
-        if functional and short in RESAMPLE_FUNCS:
+        if functional and short in RESAMPLE_FUNCTIONS:
             if x.tag is None and x.k is None:
                 return Val(batched=x.batched) if x.batched else UNKNOWN
             return (
@@ -1194,29 +1195,29 @@ class Interpreter:
         """``nn.X(...)``: a layer object."""
         if star and name != "Sequential":
             return UNKNOWN
-        if name in MODULE_ACTS:
+        if name in ACTIVATION_MODULES_TAG:
             dim0 = False
             if name in SOFTMAX_MODULES:
                 dim0 = self._const(arg_expr(e, 0, "dim")) == 0
-            return Val(obj=Obj("act", name, node=e, tag=MODULE_ACTS[name], dim0=dim0))
-        if name in AFFINE_MODULES:
-            idx, kwname, kdim = AFFINE_MODULES[name]
+            return Val(obj=Obj("act", name, node=e, tag=ACTIVATION_MODULES_TAG[name], dim0=dim0))
+        if name in AFFINE_MODULES_WIDTH:
+            idx, kwname, kdim = AFFINE_MODULES_WIDTH[name]
             kv = kw[kwname] if kwname in kw else (pos[idx] if idx < len(pos) else UNKNOWN)
             k = kv.const if isinstance(kv.const, int) else None
             return Val(obj=Obj("affine", name, node=e, k=k, kdim=kdim))
-        if name in PASS_MODULES:
+        if name in DROPOUT_OR_IDENTITY_MODULES:
             return Val(obj=Obj("pass", name, node=e))
-        if name in NORM_MODULES:
-            return Val(obj=Obj("norm", name, node=e, batch=NORM_MODULES[name]))
+        if name in NORM_MODULES_BATCHED:
+            return Val(obj=Obj("norm", name, node=e, batch=NORM_MODULES_BATCHED[name]))
         if name == "Flatten":
             start = arg_expr(e, 0, "start_dim")
             return Val(
                 obj=Obj("flatten", name, node=e, batch="yes" if start is None or self._const(start) == 1 else None)
             )
-        if name.startswith(POOL_PREFIXES) or name in UPSAMPLE_MODULES:
+        if name.startswith(POOL_MODULE_PREFIXES) or name in UPSAMPLE_MODULES:
             return Val(obj=Obj("pool", name, node=e))
-        if name in LOSS_MODULES:
-            return Val(obj=Obj("loss", name, node=e, loss=LOSS_MODULES[name]))
+        if name in LOSS_MODULES_KIND:
+            return Val(obj=Obj("loss", name, node=e, loss=LOSS_MODULES_KIND[name]))
         if name == "Sequential":
             if star:
                 return UNKNOWN
@@ -1252,16 +1253,16 @@ class Interpreter:
                 "loss",
             ):
                 return self._apply(fr, e, recv, pos, kw, star)
-            if m in MODULE_SELF_METHODS:
+            if m in RETURNS_SELF_MODULE_METHODS:
                 return recv
-            if m in MUTATORS and isinstance(e.func, cst.Attribute):  # a method call: recv.m(...)
+            if m in CONTAINER_MUTATOR_METHODS and isinstance(e.func, cst.Attribute):  # a method call: recv.m(...)
                 self._invalidate(fr, e.func.value)
             return UNKNOWN
         base = m[:-1] if m.endswith("_") else m
-        if m in TENSOR_ACT_METHODS:
-            if base in SOFTMAX_NAMES:
+        if m in ACTIVATION_METHODS:
+            if base in SOFTMAX_FUNCTIONS_KIND:
                 self._dim0(fr, e, arg_expr(e, 0, "dim"), recv, m)
-                out = self._tagged(recv, SOFTMAX_NAMES[base], m, e)
+                out = self._tagged(recv, SOFTMAX_FUNCTIONS_KIND[base], m, e)
             elif base == "sigmoid":
                 out = self._tagged(recv, "sigmoid", m, e)
             else:
@@ -1269,7 +1270,7 @@ class Interpreter:
             if m.endswith("_") and isinstance(e.func, cst.Attribute) and isinstance(e.func.value, cst.Name):
                 fr.env[e.func.value.value] = out
             return out
-        if m in TRANSPARENT_METHODS:
+        if m in VALUE_PRESERVING_METHODS:
             return recv
         if m in ("long", "int"):
             return replace(recv, target="index", const=None)

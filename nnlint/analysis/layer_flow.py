@@ -6,13 +6,14 @@ import libcst as cst
 
 from nnlint.analysis.structure import Attr, Op, Structure
 from nnlint.analysis.syntax import arg, is_self_attr, names_assigned, names_read, positional, target_names
-from nnlint.analysis.torch_kinds import ACT_FUNCS, ACT_METHODS, CHAIN_KINDS, DROPOUT_FUNCS, module_kind, short
+from nnlint.analysis.torch_kinds import CHAIN_KINDS, module_kind, short
 from nnlint.contexts.source import (
     ClassInfo,
     SourceContext,
     child_nodes,
     normalize_torch_name,
 )
+from nnlint.vocab import ACTIVATION_METHODS_KIND, ACTIVATION_QUALNAMES_KIND, DROPOUT_QUALNAMES
 
 _META_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "size", "dim", "numel"}
 
@@ -274,15 +275,17 @@ class LayerFlow:
         q = self.ctx.qualname(func)
         if q is not None:
             q = normalize_torch_name(q)
-            if q in ACT_FUNCS:
-                return Op("act", ACT_FUNCS[q], call, q, site=call), first
-            if q in DROPOUT_FUNCS:
+            if q in ACTIVATION_QUALNAMES_KIND:
+                return Op("act", ACTIVATION_QUALNAMES_KIND[q], call, q, site=call), first
+            if q in DROPOUT_QUALNAMES:
                 tr = arg(call, 2, "training" if q.startswith("torch.nn.") else "train")
                 if isinstance(tr, cst.Name) and tr.value == "False":
                     return None
                 return Op("dropout", None, call, q, site=call), first
-        if isinstance(func, cst.Attribute) and func.attr.value in ACT_METHODS and not call.args:
+        if isinstance(func, cst.Attribute) and func.attr.value in ACTIVATION_METHODS_KIND and not call.args:
             if self.ctx.qualname(func.value) in ("torch", "torch.nn.functional"):
                 return None
-            return Op("act", ACT_METHODS[func.attr.value], call, f".{func.attr.value}()", site=call), func.value
+            return Op(
+                "act", ACTIVATION_METHODS_KIND[func.attr.value], call, f".{func.attr.value}()", site=call
+            ), func.value
         return None

@@ -5,142 +5,17 @@ from __future__ import annotations
 from nnlint.contexts.source import (
     normalize_torch_name,
 )
-
-_LINEAR = {"Linear", "LazyLinear"}
-_CONV = {
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-    "LazyConv1d",
-    "LazyConv2d",
-    "LazyConv3d",
-    "LazyConvTranspose1d",
-    "LazyConvTranspose2d",
-    "LazyConvTranspose3d",
-}
-_BATCHNORM = {
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "BatchNorm3d",
-    "LazyBatchNorm1d",
-    "LazyBatchNorm2d",
-    "LazyBatchNorm3d",
-    "SyncBatchNorm",
-}
-_INSTANCENORM = {
-    "InstanceNorm1d",
-    "InstanceNorm2d",
-    "InstanceNorm3d",
-    "LazyInstanceNorm1d",
-    "LazyInstanceNorm2d",
-    "LazyInstanceNorm3d",
-}
-_OTHER_NORM = {
-    "LayerNorm": "layernorm",
-    "GroupNorm": "groupnorm",
-    "RMSNorm": "rmsnorm",
-    "LocalResponseNorm": "norm",
-    "CrossMapLRN2d": "norm",
-}
-_DROPOUT = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
-_ACT_MODULES = {
-    "ReLU": "relu",
-    "ReLU6": "relu6",
-    "LeakyReLU": "leaky_relu",
-    "PReLU": "prelu",
-    "RReLU": "rrelu",
-    "Tanh": "tanh",
-    "Sigmoid": "sigmoid",
-    "Hardtanh": "hardtanh",
-    "Hardsigmoid": "hardsigmoid",
-    "Hardswish": "hardswish",
-    "GELU": "gelu",
-    "SiLU": "silu",
-    "Mish": "mish",
-    "ELU": "elu",
-    "CELU": "celu",
-    "SELU": "selu",
-    "Softplus": "softplus",
-    "Softsign": "softsign",
-    "Tanhshrink": "tanhshrink",
-    "LogSigmoid": "logsigmoid",
-    "Softmax": "softmax",
-    "LogSoftmax": "log_softmax",
-    "Softmin": "softmin",
-    "Softmax2d": "softmax",
-    "GLU": "glu",
-    "Threshold": "threshold",
-}
-_CONTAINERS = {"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
-_EMBEDDING = {"Embedding", "EmbeddingBag"}
-
-ACT_FUNCS: dict[str, str] = {"torch.special.expit": "sigmoid"}
-for _n, _a in [
-    ("relu", "relu"),
-    ("relu_", "relu"),
-    ("relu6", "relu6"),
-    ("leaky_relu", "leaky_relu"),
-    ("leaky_relu_", "leaky_relu"),
-    ("tanh", "tanh"),
-    ("sigmoid", "sigmoid"),
-    ("hardtanh", "hardtanh"),
-    ("hardtanh_", "hardtanh"),
-    ("gelu", "gelu"),
-    ("silu", "silu"),
-    ("mish", "mish"),
-    ("elu", "elu"),
-    ("elu_", "elu"),
-    ("selu", "selu"),
-    ("celu", "celu"),
-    ("softplus", "softplus"),
-    ("softsign", "softsign"),
-    ("logsigmoid", "logsigmoid"),
-    ("hardsigmoid", "hardsigmoid"),
-    ("hardswish", "hardswish"),
-    ("softmax", "softmax"),
-    ("log_softmax", "log_softmax"),
-    ("glu", "glu"),
-    ("prelu", "prelu"),
-    ("rrelu", "rrelu"),
-]:
-    ACT_FUNCS[f"torch.nn.functional.{_n}"] = _a
-for _n, _a in [
-    ("relu", "relu"),
-    ("relu_", "relu"),
-    ("tanh", "tanh"),
-    ("tanh_", "tanh"),
-    ("sigmoid", "sigmoid"),
-    ("sigmoid_", "sigmoid"),
-    ("selu", "selu"),
-    ("celu", "celu"),
-    ("softmax", "softmax"),
-    ("log_softmax", "log_softmax"),
-    ("prelu", "prelu"),
-    ("rrelu", "rrelu"),
-]:
-    ACT_FUNCS[f"torch.{_n}"] = _a
-ACT_METHODS = {
-    "relu": "relu",
-    "relu_": "relu",
-    "sigmoid": "sigmoid",
-    "sigmoid_": "sigmoid",
-    "tanh": "tanh",
-    "tanh_": "tanh",
-}
-DROPOUT_FUNCS = {
-    "torch.nn.functional.dropout",
-    "torch.nn.functional.dropout1d",
-    "torch.nn.functional.dropout2d",
-    "torch.nn.functional.dropout3d",
-    "torch.nn.functional.alpha_dropout",
-    "torch.nn.functional.feature_alpha_dropout",
-    "torch.dropout",
-    "torch.alpha_dropout",
-    "torch.feature_alpha_dropout",
-}
+from nnlint.vocab import (
+    ACTIVATION_MODULES_KIND,
+    BATCHNORM_MODULES,
+    CONTAINER_MODULES,
+    CONV_MODULES,
+    DROPOUT_MODULES,
+    EMBEDDING_MODULES,
+    INSTANCENORM_MODULES,
+    LINEAR_MODULES,
+    OTHER_NORM_MODULES_KIND,
+)
 
 NORM_KINDS = frozenset({"batchnorm", "instancenorm", "layernorm", "groupnorm", "rmsnorm", "norm"})
 AFFINE_KINDS = frozenset({"linear", "conv"})
@@ -168,25 +43,25 @@ def module_kind(q: str | None) -> tuple[str, str | None] | None:
     name = torch_nn_class(q)
     if name is None:
         return None
-    if name in _LINEAR:
+    if name in LINEAR_MODULES:
         return "linear", None
-    if name in _CONV:
+    if name in CONV_MODULES:
         return "conv", None
-    if name in _BATCHNORM:
+    if name in BATCHNORM_MODULES:
         return "batchnorm", None
-    if name in _INSTANCENORM:
+    if name in INSTANCENORM_MODULES:
         return "instancenorm", None
-    if name in _OTHER_NORM:
-        return _OTHER_NORM[name], None
-    if name in _DROPOUT:
+    if name in OTHER_NORM_MODULES_KIND:
+        return OTHER_NORM_MODULES_KIND[name], None
+    if name in DROPOUT_MODULES:
         return "dropout", None
-    if name in _ACT_MODULES:
-        return "act", _ACT_MODULES[name]
+    if name in ACTIVATION_MODULES_KIND:
+        return "act", ACTIVATION_MODULES_KIND[name]
     if name == "Sequential":
         return "sequential", None
-    if name in _CONTAINERS:
+    if name in CONTAINER_MODULES:
         return "container", None
-    if name in _EMBEDDING:
+    if name in EMBEDDING_MODULES:
         return "embedding", None
     if name in ("Parameter", "UninitializedParameter"):
         return "parameter", None

@@ -20,6 +20,7 @@ import libcst as cst
 
 from nnlint.analysis.syntax import call_arg
 from nnlint.contexts.source import ClassInfo, FunctionInfo, SourceContext, child_nodes, dotted
+from nnlint.vocab import DATALOADER_CLASSES, NO_GRAD_CONTEXTS, OPTIMIZER_CLASSES, SET_GRAD_ENABLED
 
 _DEFS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 _LOOPS = frozenset({cst.For, cst.While})
@@ -55,53 +56,7 @@ def walk(
 #: how deep calls to functions defined in the same file are followed
 MAX_HELPER_DEPTH = 3
 
-NO_GRAD_CONTEXTS = {
-    "torch.no_grad",
-    "torch.inference_mode",
-    "torch.autograd.no_grad",
-    "torch.autograd.grad_mode.no_grad",
-    "torch.autograd.grad_mode.inference_mode",
-}
-SET_GRAD_ENABLED = {
-    "torch.set_grad_enabled",
-    "torch.autograd.set_grad_enabled",
-    "torch.autograd.grad_mode.set_grad_enabled",
-}
 
-OPTIMIZER_CLASSES = {
-    "SGD",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "RMSprop",
-    "Adagrad",
-    "Adadelta",
-    "ASGD",
-    "Rprop",
-    "LBFGS",
-    "SparseAdam",
-    "Adafactor",
-    "Lion",
-    "LAMB",
-    "Lamb",
-    "Muon",
-    "Adam8bit",
-    "AdamW8bit",
-    "PagedAdamW",
-    "PagedAdamW8bit",
-    "FusedAdam",
-    "FusedLAMB",
-    "DeepSpeedCPUAdam",
-}
-DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
-ITERABLE_DATASETS = {
-    "torch.utils.data.IterableDataset",
-    "torch.utils.data.dataset.IterableDataset",
-    "torch.utils.data.IterDataPipe",
-    "torchdata.datapipes.iter.IterDataPipe",
-}
 #: wrappers around an iterable that keep its meaning: enumerate(loader), tqdm(loader)
 ITER_WRAPPERS = {
     "enumerate",
@@ -699,7 +654,7 @@ class Analysis:
         return [a.value for a in self.assignments().get(name, []) if a.value is not None]
 
     def is_dataloader_call(self, expr: cst.BaseExpression) -> bool:
-        return isinstance(expr, cst.Call) and self.ctx.qualname(expr) in DATALOADERS
+        return isinstance(expr, cst.Call) and self.ctx.qualname(expr) in DATALOADER_CLASSES
 
     def is_loader_like(self, expr: cst.BaseExpression) -> bool:
         """The iterable of a loop looks like batches from a data loader."""

@@ -7,72 +7,10 @@ import libcst as cst
 
 from nnlint.analysis.syntax import arg_expr, has_star
 from nnlint.contexts.source import SourceContext
+from nnlint.vocab import MODE_FREE_MODULES, RNN_CELL_MODULES, RNN_MODULES
 
 from ._loops import Analysis, root, walk
 
-#: torch.nn layers that compute the same in train and eval mode
-_MODE_FREE_LAYERS = {
-    "Linear",
-    "Bilinear",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-    "ReLU",
-    "ReLU6",
-    "LeakyReLU",
-    "PReLU",
-    "ELU",
-    "SELU",
-    "CELU",
-    "GELU",
-    "SiLU",
-    "Mish",
-    "Tanh",
-    "Sigmoid",
-    "Hardtanh",
-    "Hardswish",
-    "Hardsigmoid",
-    "Softplus",
-    "Softmax",
-    "LogSoftmax",
-    "Softmax2d",
-    "MaxPool1d",
-    "MaxPool2d",
-    "MaxPool3d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AvgPool3d",
-    "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveAvgPool3d",
-    "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d",
-    "AdaptiveMaxPool3d",
-    "Flatten",
-    "Unflatten",
-    "Identity",
-    "Embedding",
-    "EmbeddingBag",
-    "LayerNorm",
-    "GroupNorm",
-    "RMSNorm",
-    "Upsample",
-    "PixelShuffle",
-    "PixelUnshuffle",
-    "ZeroPad2d",
-    "ConstantPad2d",
-    "ReflectionPad2d",
-    "Sequential",
-    "ModuleList",
-    "ModuleDict",
-    "Parameter",
-    "ParameterList",
-    "ParameterDict",
-    "Module",
-}
 _HARMLESS_BUILTINS = {
     "super",
     "range",
@@ -123,10 +61,6 @@ def mode_free(ctx: SourceContext, a: Analysis, model: str) -> bool:
     return True
 
 
-_RNNS = {"RNN", "LSTM", "GRU"}
-_RNN_CELLS = {"RNNCell", "LSTMCell", "GRUCell"}
-
-
 def _rnn_mode_free(call: cst.Call) -> bool:
     """An nn.RNN/LSTM/GRU without dropout (the argument absent or 0; positional index 5)
     computes the same in train and eval mode."""
@@ -145,9 +79,9 @@ def _builtin_mode_free(ctx: SourceContext, call: cst.Call, memo: dict[str, bool]
     if not q.startswith("torch.nn.") or q.startswith(("torch.nn.functional.", "torch.nn.init.")):
         return False
     last = q.rsplit(".", 1)[-1]
-    if last in _RNN_CELLS:
+    if last in RNN_CELL_MODULES:
         return True
-    if last in _RNNS:
+    if last in RNN_MODULES:
         return _rnn_mode_free(call)
     if last == "Sequential":
         for a in call.args:
@@ -160,7 +94,7 @@ def _builtin_mode_free(ctx: SourceContext, call: cst.Call, memo: dict[str, bool]
             elif not _builtin_mode_free(ctx, v, memo):
                 return False
         return True
-    return last in _MODE_FREE_LAYERS and last not in ("ModuleList", "ModuleDict", "Module")
+    return last in MODE_FREE_MODULES and last not in ("ModuleList", "ModuleDict", "Module")
 
 
 def _class_mode_free(ctx: SourceContext, name: str, memo: dict[str, bool]) -> bool:
@@ -187,10 +121,10 @@ def _class_mode_free(ctx: SourceContext, name: str, memo: dict[str, bool]) -> bo
             continue
         elif q.startswith("torch.nn."):
             last = q.rsplit(".", 1)[-1]
-            if last in _RNNS:
+            if last in RNN_MODULES:
                 if not _rnn_mode_free(node):
                     return False
-            elif last not in _MODE_FREE_LAYERS and last not in _RNN_CELLS:
+            elif last not in MODE_FREE_MODULES and last not in RNN_CELL_MODULES:
                 return False
         elif isinstance(func, cst.Name):
             if func.value in ctx.class_by_name:

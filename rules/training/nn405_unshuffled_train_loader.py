@@ -10,10 +10,9 @@ from nnlint.analysis.syntax import call_arg, has_star
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
+from nnlint.vocab import DATALOADER_CLASSES, ITERABLE_DATASETS
 
 from ._loops import (
-    DATALOADERS,
-    ITERABLE_DATASETS,
     Analysis,
     analysis,
     first_line,
@@ -227,7 +226,7 @@ class UnshuffledTrainLoader(SourceRule):
             return
         a = None
         for call, func in ctx.calls:
-            if ctx.qualname(call) not in DATALOADERS or has_star(call):
+            if ctx.qualname(call) not in DATALOADER_CLASSES or has_star(call):
                 continue
             shuffle = call_arg(call, 2, "shuffle")
             if shuffle is not None and literal_bool(shuffle.value) is not False:
