@@ -513,7 +513,7 @@ def _no_comment_lines(text: str) -> set[int]:
 def add_noqa_to_text(text: str, codes_by_line: dict[int, set[str]]) -> tuple[str, int]:
     """``text`` with ``# noqa: CODES`` appended to each line in ``codes_by_line`` (merged
     into an existing ``# noqa: ...``). Returns (text, lines changed)."""
-    from nnlint.suppression import NOQA_RE, _in_comment
+    from nnlint.suppression import NOQA_RE, in_comment
 
     nl = newline_of(text)
     parts = _NEWLINE.split(text)
@@ -523,7 +523,7 @@ def add_noqa_to_text(text: str, codes_by_line: dict[int, set[str]]) -> tuple[str
         if line in bad or not 0 < line <= len(parts):
             continue
         src = parts[line - 1]
-        m = next((m for m in NOQA_RE.finditer(src) if _in_comment(src, m.start())), None)
+        m = next((m for m in NOQA_RE.finditer(src) if in_comment(src, m.start())), None)
         if m is not None:
             if m.group("codes") is None:
                 continue  # a bare noqa already silences everything

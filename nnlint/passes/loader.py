@@ -940,7 +940,7 @@ def _more_candidates(
         node = class_nodes.get(c.name)
         if c.origin != "auto" or node is None or c.problem and c.name not in facts.classes:
             continue
-        missing = discovery.needed_unavailable(body, discovery._methods_that_build(node), sl)
+        missing = discovery.needed_unavailable(body, discovery.methods_that_build(node), sl)
         via = None
         if not missing and c.problem and sl is not None:
             for _, call, _ in facts.classes[c.name].calls:
@@ -952,7 +952,7 @@ def _more_candidates(
         if missing:
             c.problem = discovery.missing_text(missing, via)
             c.meta.pop("attempts", None)
-        fetch = discovery.downloads(body, discovery._methods_that_build(node))
+        fetch = discovery.downloads(body, discovery.methods_that_build(node))
         if fetch is not None and not c.problem:
             c.problem = (
                 f"building it downloads weights (line {fetch[0]}: {fetch[1]}), and nnlint never downloads; "
@@ -1261,11 +1261,11 @@ def build_meta(build: Callable[[], Any]) -> Any:
     with torch.device("meta"):
         model = build()
     if isinstance(model, nn.Module):
-        _to_meta(model)
+        to_meta(model)
     return model
 
 
-def _to_meta(model: nn.Module) -> None:
+def to_meta(model: nn.Module) -> None:
     if any(p.device.type != "meta" for p in model.parameters()) or any(
         b.device.type != "meta" for b in model.buffers()
     ):

@@ -10,43 +10,38 @@ resolves positions only for files that have findings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import libcst as cst
 
+from nnlint import findings
 from nnlint.contexts.source import SourceContext
-from nnlint.diagnostics import Diagnostic, Location
+from nnlint.diagnostics import Diagnostic
+from nnlint.findings import RuleCrash, Span
 from nnlint.rule import Finding, Rule
 
 
-def to_diagnostic(rule: type[Rule] | Rule, ctx: SourceContext, f: Finding) -> Diagnostic:
+def span(ctx: SourceContext, f: Finding) -> Span:
+    """Where a source finding is reported: its node's range, or its line (the whole line
+    when the rule gives no columns)."""
     if f.node is not None:
-        line, col, end_line, end_col = ctx.position(f.node)
-    else:
-        line, col = f.line or 1, f.column or 1
-        end_line, end_col = f.end_line or line, f.end_column or (col + 1 if f.line else col + 1)
-    if f.line is not None and f.node is None and f.end_column is None and 0 < line <= len(ctx.lines):
+        return Span(*ctx.position(f.node))
+    line, col = f.line or 1, f.column or 1
+    end_line, end_col = f.end_line or line, f.end_column or col + 1
+    if f.line is not None and f.end_column is None and 0 < line <= len(ctx.lines):
         end_col = len(ctx.lines[line - 1]) + 1
-    return Diagnostic(
-        code=rule.code,
-        name=rule.name,
-        severity=f.severity or rule.severity,
-        message=f.message,
-        pass_=rule.pass_ if rule.pass_ != "tool" else "tool",
-        path=ctx.path,
-        line=line,
-        column=col,
-        end_line=end_line,
-        end_column=end_col,
-        model=f.model,
-        module=f.module,
-        evidence=f.evidence,
-        fix=f.fix,
-        related=tuple(
-            Location(path=ctx.path, line=where if isinstance(where, int) else ctx.position(where)[0], message=msg)
-            for where, msg in f.related
-        ),
+    return Span(line, col, end_line, end_col)
+
+
+def to_diagnostic(rule: type[Rule] | Rule, ctx: SourceContext, f: Finding) -> Diagnostic:
+    return findings.to_diagnostic(
+        rule, f, ctx.path, span(ctx, f), findings.related_places(f, ctx.path, _related_line(ctx))
     )
+
+
+def _related_line(ctx: SourceContext) -> Callable[[Any], int | None]:
+    return lambda node: ctx.position(node)[0]
 
 
 def mentions_torch(text: str) -> bool:
@@ -66,18 +61,7 @@ def run(path: str, text: str, rules: Iterable[Rule]) -> tuple[list[Diagnostic], 
     except RecursionError:
         raise SyntaxIssue("too deeply nested to parse", 1, 1, "too deeply nested") from None
     ctx = SourceContext(path, text, module)
-    out: list[Diagnostic] = []
-    crashes: list[RuleCrash] = []
-    for rule in rules:
-        found: list[Diagnostic] = []
-        try:
-            for finding in rule.check(ctx):
-                found.append(to_diagnostic(rule, ctx, finding))
-        except Exception as exc:  # a rule bug must not hide other rules' findings
-            crashes.append(RuleCrash(rule.code, exc))
-            continue
-        out.extend(found)
-    return out, crashes
+    return findings.run_rules(rules, ctx, lambda f: span(ctx, f), path=path, related_line=_related_line(ctx))
 
 
 class SyntaxIssue(Exception):
@@ -87,14 +71,3 @@ class SyntaxIssue(Exception):
         self.line = line
         self.column = column
         self.detail = detail
-
-
-class RuleCrash(Exception):
-    def __init__(self, code: str, exc: BaseException) -> None:
-        super().__init__(f"{code} crashed: {type(exc).__name__}: {exc}")
-        self.code = code
-        self.exc = exc
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        self.where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
