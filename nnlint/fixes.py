@@ -154,7 +154,7 @@ def statement_of(ctx: Any, node: Any) -> Any | None:
     """The simple statement line (``x = f(y)``, ``loss.backward()``) that holds ``node``."""
     import libcst as cst
 
-    from nnlint.passes.source import iter_nodes
+    from nnlint.contexts.source import iter_nodes
 
     for stmt in iter_nodes(ctx.module, cst.SimpleStatementLine, into_defs=True):
         if any(n is node for n in iter_nodes(stmt, into_defs=True)):
