@@ -103,7 +103,7 @@ def _returns_module_statically(fn: ast.FunctionDef, body_classes: set[str], judg
             v = n.value
             if isinstance(v, ast.Name) and v.id in local:
                 v = local[v.id]
-            if isinstance(v, ast.Call) and slicing._model_like(v, judge):
+            if isinstance(v, ast.Call) and slicing.model_like(v, judge):
                 return True
     return False
 
@@ -115,7 +115,7 @@ def factories(module: Any, text: str) -> list[tuple[str, Any, int]]:
         tree = ast.parse(text)
     except SyntaxError:
         return []
-    judge = slicing._Judge(tree.body)
+    judge = slicing.Judge(tree.body)
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     out = []
     for node in tree.body:
