@@ -424,12 +424,7 @@ class Worker:
         diags, crashes = graph.run_rules(ctx, self.graph_rules)
         self.diagnostics(diags, guesses.describe(cand, spec, real_example))
         for c in crashes:
-            self.send(
-                "error",
-                text=f"{self.path}: internal error: rule {c.code} crashed on {name} "
-                f"({type(c.exc).__name__}: {c.exc} at {_where(c.exc)}); other rules ran. "
-                "Please report this.",
-            )
+            self.send("error", text=c.describe(self.path, name))
         if ctx.fallback and failure is None:
             self.tool(
                 "NN004",

@@ -4,7 +4,8 @@ One job per module: ``capture`` chooses the capture (``capture_fx``, ``capture_e
 ``capture_eager``; ``tensors``/``inputs``/``errors``/``state`` serve them), ``lines`` maps
 frames to the user's file, ``source_facts`` reads the file's source, ``ownership`` drops
 findings about library code, ``info`` reports sizes, ``run`` builds the context
-(``nnlint.contexts.graph.GraphContext``) and runs the rules.
+(``nnlint.contexts.graph.GraphContext``) and runs the rules through ``nnlint.findings``
+(``spans`` is the graph's own way of placing a finding on the user's line).
 
 Tracing: ``torch.fx`` symbolic tracing first; every node gets the line of the user's file
 it came from (read from the live frames when fx creates the node: fx's own
@@ -51,15 +52,15 @@ from nnlint.passes.graph.errors import classify_error
 from nnlint.passes.graph.info import infer_classes, model_info, unused_modules
 from nnlint.passes.graph.inputs import bind_inputs, split_inputs
 from nnlint.passes.graph.lines import UserFile
-from nnlint.passes.graph.run import RuleCrash, build_context, run_graph, run_rules, to_diagnostic
+from nnlint.passes.graph.run import build_context, run_graph, run_rules
 from nnlint.passes.graph.source_facts import SourceFacts
+from nnlint.passes.graph.spans import related_line, span_of
 from nnlint.passes.graph.state import preserved
 
 __all__ = [
     "Failure",
     "GNode",
     "GraphContext",
-    "RuleCrash",
     "SourceFacts",
     "Trace",
     "UserFile",
@@ -73,11 +74,12 @@ __all__ = [
     "is_leaf",
     "model_info",
     "preserved",
+    "related_line",
     "run_graph",
     "run_rules",
     "short_shape",
+    "span_of",
     "split_inputs",
-    "to_diagnostic",
     "trace_eager",
     "trace_fx",
     "unused_modules",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from nnlint import findings
 from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Diagnostic
+from nnlint.findings import RuleCrash
 from nnlint.passes import locate
 from nnlint.passes.graph.capture import capture
 from nnlint.passes.graph.file_scan import scan_source
@@ -18,7 +19,8 @@ from nnlint.passes.graph.inputs import split_inputs
 from nnlint.passes.graph.lines import UserFile
 from nnlint.passes.graph.ownership import is_library_finding
 from nnlint.passes.graph.source_facts import SourceFacts
-from nnlint.rule import Finding, Rule
+from nnlint.passes.graph.spans import related_line, span_of
+from nnlint.rule import Rule
 
 
 def build_context(
@@ -68,54 +70,17 @@ def build_context(
     return ctx
 
 
-@dataclass
-class RuleCrash:
-    code: str
-    exc: BaseException
-
-
 def run_rules(ctx: GraphContext, rules: list[Rule]) -> tuple[list[Diagnostic], list[RuleCrash]]:
-    out: list[Diagnostic] = []
-    crashes: list[RuleCrash] = []
-    for rule in rules:
-        if rule.pass_ != "graph":
-            continue
-        try:
-            for f in rule.check(ctx):
-                if is_library_finding(ctx, rule.code, f.module, f.line):
-                    continue  # inside a class the user did not write: nothing to act on
-                out.append(to_diagnostic(rule, ctx, f))
-        except Exception as exc:  # a rule bug must not hide the other rules' findings
-            crashes.append(RuleCrash(rule.code, exc))
-    return out, crashes
-
-
-def to_diagnostic(rule: Rule | type[Rule], ctx: GraphContext, f: Finding) -> Diagnostic:
-    line = f.line
-    if line is None and f.module is not None:
-        line = ctx.module_line(f.module)
-    if line is None:
-        line = ctx.model_line or 1
-    end_col = None
-    text = ctx.source.lines[line - 1] if 0 < line <= len(ctx.source.lines) else ""
-    col = f.column or (len(text) - len(text.lstrip()) + 1 if text.strip() else 1)
-    if f.end_column is None and text.strip():
-        end_col = len(text.rstrip()) + 1
-    return Diagnostic(
-        code=rule.code,
-        name=rule.name,
-        severity=f.severity or rule.severity,
-        message=f.message,
-        pass_="graph",
+    """The graph rules on one context; findings inside a class the user did not write are
+    dropped (nothing to act on there)."""
+    return findings.run_rules(
+        [r for r in rules if r.pass_ == "graph"],
+        ctx,
+        lambda f: span_of(ctx, f),
         path=ctx.path,
-        line=line,
-        column=col,
-        end_line=f.end_line or line,
-        end_column=f.end_column or end_col,
-        model=f.model or ctx.model_name,
-        module=f.module,
-        evidence=f.evidence,
-        fix=f.fix,
+        model=ctx.model_name,
+        keep=lambda rule, f: not is_library_finding(ctx, rule.code, f.module, f.line),
+        related_line=lambda where: related_line(ctx, where),
     )
 
 
@@ -167,5 +132,5 @@ def run_graph(
     info = model_info(ctx, model)
     info["context"] = ctx
     info["unused_modules"] = unused_modules(ctx)
-    info["crashes"] = [f"rule {c.code} crashed: {type(c.exc).__name__}: {c.exc}" for c in crashes]
+    info["crashes"] = [f"rule {c.code} crashed: {c.error}" for c in crashes]
     return diags, info
