@@ -1,4 +1,4 @@
-"""What the file's syntax tree says about its models: classes, the calls that build them, literal arguments, the loss."""
+"""What the file's syntax tree says about its models: its classes, the calls that build them and their inputs, the loss."""
 
 from __future__ import annotations
 
