@@ -34,7 +34,7 @@ from nnlint.passes.graph.candidates import (
     find_candidates,
     loss_from_name,
 )
-from nnlint.passes.graph.file_scan import LOSSES, FileFacts, scan_source
+from nnlint.passes.graph.file_scan import FileFacts, scan_source
 from nnlint.passes.graph.hints import declaration_hint
 from nnlint.passes.graph.infer_inputs import (
     SEQ_LEN,
@@ -59,7 +59,6 @@ from nnlint.passes.graph.user_import import SLICES, ImportFailure, import_file
 __all__ = [
     "DISCOVERY_NOTES",
     "DTYPES",
-    "LOSSES",
     "SEQ_LEN",
     "SLICES",
     "Candidate",

@@ -6,31 +6,7 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
-LOSSES = {
-    # name in source -> canonical torch.nn class name, in order of preference
-    "CrossEntropyLoss": "CrossEntropyLoss",
-    "cross_entropy": "CrossEntropyLoss",
-    "NLLLoss": "NLLLoss",
-    "nll_loss": "NLLLoss",
-    "BCEWithLogitsLoss": "BCEWithLogitsLoss",
-    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
-    "BCELoss": "BCELoss",
-    "binary_cross_entropy": "BCELoss",
-    "MultiLabelSoftMarginLoss": "MultiLabelSoftMarginLoss",
-    "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
-    "MSELoss": "MSELoss",
-    "mse_loss": "MSELoss",
-    "L1Loss": "L1Loss",
-    "l1_loss": "L1Loss",
-    "SmoothL1Loss": "SmoothL1Loss",
-    "smooth_l1_loss": "SmoothL1Loss",
-    "HuberLoss": "HuberLoss",
-    "huber_loss": "HuberLoss",
-    "KLDivLoss": "KLDivLoss",
-    "kl_div": "KLDivLoss",
-    "CTCLoss": "CTCLoss",
-    "ctc_loss": "CTCLoss",
-}
+from nnlint.vocab import LOSS_CLASS_OF_NAME
 
 
 @dataclass
@@ -113,10 +89,10 @@ def scan_source(text: str) -> FileFacts:
     found = []
     for sub in ast.walk(tree):
         name = sub.attr if isinstance(sub, ast.Attribute) else sub.id if isinstance(sub, ast.Name) else None
-        if name in LOSSES:
-            found.append(LOSSES[name])
+        if name in LOSS_CLASS_OF_NAME:
+            found.append(LOSS_CLASS_OF_NAME[name])
     if found:
-        order = list(dict.fromkeys(LOSSES.values()))
+        order = list(dict.fromkeys(LOSS_CLASS_OF_NAME.values()))
         loss_name = min(found, key=order.index)
     return FileFacts(classes, loss_name, examples_line, subclassed)
 
