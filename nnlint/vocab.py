@@ -258,6 +258,22 @@ PURE_FUNCTIONS = (ACTIVATION_FUNCTIONS | PASS_THROUGH_FUNCTIONS | NORM_FUNCTIONS
 
 #: losses whose use says the model is a classifier (its head's width is the class count)
 CLASSIFIER_LOSSES = {"CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss"}
+#: torch functions and tensor classes a file calls to make an example input tensor
+TENSOR_FACTORIES = {
+    "randn",
+    "rand",
+    "zeros",
+    "ones",
+    "empty",
+    "randint",
+    "full",
+    "randn_like",
+    "tensor",
+    "arange",
+    "FloatTensor",
+    "LongTensor",
+    "randperm",
+}
 #: a loss as the file names it (class or function) -> its torch.nn class, in order of preference
 LOSS_CLASS_OF_NAME = {
     "CrossEntropyLoss": "CrossEntropyLoss",

@@ -12,27 +12,11 @@ from torch import nn
 
 from nnlint.passes.graph.specs import DTYPES, TensorSpec
 from nnlint.passes.slicing import dotted
+from nnlint.vocab import TENSOR_FACTORIES
 
 
 class NotLiteral(Exception):
     pass
-
-
-TENSOR_FACTORIES = {
-    "randn",
-    "rand",
-    "zeros",
-    "ones",
-    "empty",
-    "randint",
-    "full",
-    "randn_like",
-    "tensor",
-    "arange",
-    "FloatTensor",
-    "LongTensor",
-    "randperm",
-}
 
 
 class LiteralEval:
