@@ -238,30 +238,24 @@ def check(
         except ImportError:
             run_graph = None
         if run_graph is not None:
-            from nnlint.passes.probe import _rng, _Saved, resolve_device
+            from nnlint.passes.probe import resolve_device
+            from nnlint.passes.state import ModelState, seeded_rng
 
-            saved = _Saved(model)
-            rng = _rng(resolve_device("cpu")[0])
-            rng.__enter__()
-            try:
-                ex = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, classes=classes)
-                g_diags, info = run_graph(
-                    ex,
-                    graph_rules,
-                    path,
-                    name,
-                    {"source_text": text, "classes": classes} if text else {"classes": classes},
-                )
-                diags.extend(g_diags)
-                errors.extend(info.get("crashes") or [])
-                unused = info.get("unused_modules") or []
-            except Exception as exc:  # the probe still runs; say what failed
-                errors.append(f"graph pass failed: {type(exc).__name__}: {exc}")
-            finally:
+            with seeded_rng(resolve_device("cpu")[0]), ModelState(model):
                 try:
-                    saved.restore()
-                finally:
-                    rng.__exit__(None, None, None)
+                    ex = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, classes=classes)
+                    g_diags, info = run_graph(
+                        ex,
+                        graph_rules,
+                        path,
+                        name,
+                        {"source_text": text, "classes": classes} if text else {"classes": classes},
+                    )
+                    diags.extend(g_diags)
+                    errors.extend(info.get("crashes") or [])
+                    unused = info.get("unused_modules") or []
+                except Exception as exc:  # the probe still runs; say what failed
+                    errors.append(f"graph pass failed: {type(exc).__name__}: {exc}")
 
     if probe_rules:
         n = _batch(inputs)
