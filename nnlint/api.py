@@ -159,7 +159,8 @@ def _optimizer_checks(
     text: str | None,
 ) -> list[Diagnostic]:
     """Rules with a ``check_optimizer(model, optimizers)`` hook, on the user's optimizer."""
-    from nnlint.passes.probe import to_diagnostic
+    from nnlint import findings
+    from nnlint.passes.probe import span_of
 
     out: list[Diagnostic] = []
     lines = text.splitlines() if text is not None else None
@@ -170,7 +171,7 @@ def _optimizer_checks(
         # Any: check_optimizer is an optional hook (found by getattr above), not part of Rule
         r: Any = rule((thresholds or {}).get(rule.code))
         for f in r.check_optimizer(model, optimizer):
-            out.append(to_diagnostic(r, f, model, path, name, lines=lines))
+            out.append(findings.to_diagnostic(r, f, path, span_of(f, model, path, lines), model=name))
     return out
 
 

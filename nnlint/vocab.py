@@ -265,7 +265,6 @@ CLASSIFIER_LOSSES = {"CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELos
 #: weight-bearing layers the probe measures (names under ``torch.nn``; a dotted name is a
 #: path below it, for base classes ``torch.nn`` does not export)
 WEIGHT_LAYER_MODULES = ("Linear", "Bilinear", "modules.conv._ConvNd", "RNNBase", "Embedding", "EmbeddingBag")
-EMBEDDING_MODULES = ("Embedding", "EmbeddingBag")
 #: activation modules: a functional activation called inside one is attributed to it
 ACTIVATION_MODULES = (
     "ReLU",
@@ -283,8 +282,6 @@ ACTIVATION_MODULES = (
     "PReLU",
     "Softplus",
 )
-#: batch norms whose input tells that the layer before them is scale-invariant
-BATCH_NORM_MODULES = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm")
 #: base classes: normalisations with running statistics, and the instance norms among them
 NORM_BASE_MODULE = "modules.batchnorm._NormBase"
 INSTANCE_NORM_BASE_MODULE = "modules.instancenorm._InstanceNorm"

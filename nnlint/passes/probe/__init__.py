@@ -4,12 +4,13 @@ One job per module: ``entry`` (``run_probe``), ``run`` (the ``Probe`` run), ``re
 ``inputs`` and ``loss`` (the batch and the loss), ``collect`` (recordings into a ``ProbeContext``),
 one module per extra measurement (``zero_init``, ``nonfinite``, ``eval_checks`` with
 ``batch_jacobian``, ``second_forward`` and ``causal``, ``overfit``), ``data`` (the NN5 data probe),
-``stats`` (per-layer numbers for ``--report``) and ``convert`` (findings into diagnostics).
+``stats`` (per-layer numbers for ``--report``) and ``convert`` (where a finding points; rules run
+through ``nnlint.findings.run_rules``).
 """
 
 from nnlint.contexts.data import DataContext, TensorSummary
 from nnlint.contexts.probe import Extra, ProbeContext
-from nnlint.passes.probe.convert import to_diagnostic
+from nnlint.passes.probe.convert import span_of
 from nnlint.passes.probe.device import resolve_device
 from nnlint.passes.probe.entry import run_probe
 from nnlint.passes.probe.result import ProbeError, ProbeResult
@@ -25,5 +26,5 @@ __all__ = [
     "TensorSummary",
     "resolve_device",
     "run_probe",
-    "to_diagnostic",
+    "span_of",
 ]

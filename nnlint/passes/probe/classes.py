@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -19,8 +20,9 @@ def nn_class(name: str) -> type[Any]:
     return obj
 
 
-def nn_classes(names: tuple[str, ...]) -> tuple[type[Any], ...]:
-    return tuple(nn_class(n) for n in names)
+def nn_classes(names: Iterable[str]) -> tuple[type[Any], ...]:
+    """The classes, in a stable order (the names may come as a set)."""
+    return tuple(nn_class(n) for n in sorted(names))
 
 
 def _function(dotted: str) -> Any:
@@ -47,7 +49,8 @@ def _activation_table() -> dict[Any, str]:
 WEIGHT_LAYERS = nn_classes(vocab.WEIGHT_LAYER_MODULES)
 EMBEDDINGS = nn_classes(vocab.EMBEDDING_MODULES)
 ACTIVATION_MODULES = nn_classes(vocab.ACTIVATION_MODULES)
-BATCH_NORMS = nn_classes(vocab.BATCH_NORM_MODULES)
+#: batch norms: the layer whose output goes straight into one is scale-invariant
+BATCH_NORMS = nn_classes(vocab.BATCHNORM_MODULES)
 NORM_BASE = nn_class(vocab.NORM_BASE_MODULE)
 INSTANCE_NORM_BASE = nn_class(vocab.INSTANCE_NORM_BASE_MODULE)
 VIEW_NAMES = vocab.VIEW_METHODS

@@ -1,16 +1,18 @@
-"""Where a probe finding points in the user's file, and its Diagnostic (``to_diagnostic``)."""
+"""Where a probe finding points in the user's file (``span_of``, the probe's own way of locating) and the run it came from."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from nnlint.diagnostics import Diagnostic, json_safe
+from nnlint.findings import Span
 from nnlint.passes import locate
-from nnlint.rule import Finding, Rule
+from nnlint.rule import Finding
 
 
 def model_line(model: Any, path: str, module: str | None) -> int | None:
+    """The line in ``path`` that creates ``module`` (a qualified submodule name), else the
+    model's class line; None when neither is in ``path``."""
     real = os.path.realpath(path)
     if module:
         p, line = locate.module_line(model, module, prefer_path=path)
@@ -30,39 +32,23 @@ def source_lines(path: str) -> list[str]:
         return []
 
 
-def to_diagnostic(
-    rule: Rule,
-    f: Finding,
-    model: Any,
-    path: str,
-    model_name: str,
-    extra: dict[str, Any] | None = None,
-    lines: list[str] | None = None,
-    default_line: int | None = None,
-) -> Diagnostic:
+def span_of(f: Finding, model: Any, path: str, lines: list[str] | None, default_line: int | None = None) -> Span:
+    """The finding's own line, else the line that creates its module (or the model's class),
+    else ``default_line`` (a library model: the user's line that builds it), else 1; without
+    a column, the span covers the statement, like the graph pass's."""
     line = f.line if f.line is not None else model_line(model, path, f.module)
-    line = line or default_line or 1  # a library model: the user's line that builds it
-    evidence = dict(f.evidence)
-    if extra:
-        evidence.setdefault("probe", extra)
+    line = line or default_line or 1
     column, end_column = f.column, f.end_column
     text = lines[line - 1] if lines and 0 < line <= len(lines) else ""
     if column is None and text.strip():  # span the statement, like the graph pass does
         column = len(text) - len(text.lstrip()) + 1
         end_column = end_column or len(text.rstrip()) + 1
-    return Diagnostic(
-        code=rule.code,
-        name=rule.name,
-        severity=f.severity or rule.severity,
-        message=f.message,
-        pass_=rule.pass_,
-        path=path,
-        line=line,
-        column=column or 1,
-        end_line=f.end_line,
-        end_column=end_column,
-        model=f.model or model_name,
-        module=f.module,
-        evidence=json_safe(evidence),
-        fix=f.fix,
-    )
+    return Span(line, column or 1, f.end_line, end_column)
+
+
+def with_run(f: Finding, run: dict[str, Any] | None) -> dict[str, Any]:
+    """The finding's evidence, plus the probe run's settings under ``probe`` (device, batch)."""
+    evidence = dict(f.evidence)
+    if run:
+        evidence.setdefault("probe", run)
+    return evidence

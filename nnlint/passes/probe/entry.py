@@ -6,9 +6,10 @@ from typing import Any
 
 from torch import nn
 
+from nnlint import findings
 from nnlint.diagnostics import Diagnostic
 from nnlint.example import Example
-from nnlint.passes.probe.convert import model_line, source_lines, to_diagnostic
+from nnlint.passes.probe.convert import model_line, source_lines, span_of, with_run
 from nnlint.passes.probe.result import ProbeResult
 from nnlint.passes.probe.run import Probe
 from nnlint.passes.probe.stats import summarize
@@ -67,27 +68,20 @@ def run_probe(example: Example, rules: list[Rule], settings: dict[str, Any], pat
         except Exception as exc:  # the report is extra; the findings must not depend on it
             out.notes.append(f"{path}: {model_name}: per-layer statistics unavailable ({type(exc).__name__}: {exc})")
         out.notes.extend(f"{path}: {model_name}: {n}" for n in ctx.notes)
-    for rule in rules:
+    meta_line = (example.meta or {}).get("line")
+    for rule in rules:  # one at a time: diagnostics keep the rules' order
         target = ctx if rule.pass_ == "probe" else data_ctx if rule.pass_ == "data" else None
         if target is None:
             continue
-        try:
-            for f in rule.check(target):
-                out.append(
-                    to_diagnostic(
-                        rule,
-                        f,
-                        example.model,
-                        path,
-                        model_name,
-                        extra,
-                        lines,
-                        default_line=(example.meta or {}).get("line"),
-                    )
-                )
-        except Exception as exc:  # a rule bug must not hide the others' findings
-            out.errors.append(
-                f"{path}: {model_name}: internal error: rule {rule.code} crashed "
-                f"({type(exc).__name__}: {exc}); other rules ran. Please report this."
-            )
+        diags, crashes = findings.run_rules(
+            [rule],
+            target,
+            lambda f: span_of(f, example.model, path, lines, meta_line),
+            path=path,
+            model=model_name,
+            evidence=lambda f: with_run(f, extra),
+            related_line=lambda where: model_line(example.model, path, where) if isinstance(where, str) else None,
+        )
+        out.extend(diags)
+        out.errors.extend(c.describe(path, model_name) for c in crashes)
     return out
