@@ -784,6 +784,9 @@ OPTIMIZER_CLASSES = {
     "FusedLAMB",
     "DeepSpeedCPUAdam",
 }
+#: distributed autograd: gradients live in a per-``with`` context, not in ``.grad`` (NN401)
+DIST_AUTOGRAD_CONTEXTS = {"torch.distributed.autograd.context"}
+DIST_AUTOGRAD_BACKWARD = {"torch.distributed.autograd.backward"}
 ITERABLE_DATASETS = {
     "torch.utils.data.IterableDataset",
     "torch.utils.data.dataset.IterableDataset",
