@@ -793,3 +793,5 @@ ITERABLE_DATASETS = {
     "torch.utils.data.IterDataPipe",
     "torchdata.datapipes.iter.IterDataPipe",
 }
+#: packages whose datasets are iterable pipes (the DataLoader cannot shuffle them)
+ITERABLE_DATASET_PACKAGES = ("torchtext.datasets.", "torchdata.")
