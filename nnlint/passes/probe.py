@@ -21,7 +21,8 @@ What is measured (always):
   else the mean of the squared outputs (``evidence`` says which).
 
 Extra measurements, only when a selected rule needs them: ``batch_jacobian`` (eval mode:
-gradient of one sample's output w.r.t. the whole input batch), ``second_forward`` (two
+gradient of one sample's output w.r.t. the whole input batch; for token inputs, which output
+samples move when one sample's tokens change: passes/batch_mixing.py), ``second_forward`` (two
 seeded eval forwards compared), ``overfit`` (optimizer steps on one tiny batch; only with
 ``settings["overfit"]``), ``zero_init_check`` (re-measure zero gradients with the
 zero-initialised weights perturbed, so zero-init-residual is not reported),
@@ -1656,7 +1657,9 @@ class Probe:
             if want_causal:
                 ctx.causal_jacobian = self._causal(run1)
             if want_jac:
-                ctx.batch_jacobian = self._jacobian(run1)
+                ctx.batch_jacobian = (
+                    self._jacobian(run1) if run1["leaf_kind"] == "input" else self._token_mixing(inputs)
+                )
             # drop run 1's autograd graph before run 2 builds its own: peak memory stays
             # that of one forward
             run1["out"] = _map_tensors(run1["out"], lambda t: t.detach())
@@ -1784,6 +1787,23 @@ class Probe:
             d = records[0]["input_dim"]
             res["view"] = self._find_view(run["inputs"], x.shape[d], d)
         return res
+
+    def _token_mixing(self, inputs: Any) -> dict[str, Any]:
+        """NN310's measurement for token inputs (nnlint/passes/batch_mixing.py): along the
+        user's own input axes, by perturbing one sample's tokens."""
+        from nnlint.passes import batch_mixing
+
+        x = _first_tensor(inputs, floating=False)
+        if x is None:
+            return {"measured": False, "wrt": "tokens", "reason": "no input tensor"}
+
+        def forward(t: torch.Tensor) -> torch.Tensor | None:
+            _reseed()
+            return _first_tensor(self._forward(_map_tensors(inputs, lambda u: t if u is x else u.detach())))
+
+        return batch_mixing.measure(
+            x.detach(), forward, self.model, self.path, lambda n, d: self._find_view(inputs, n, d)
+        )
 
     def _causal(self, run: dict[str, Any]) -> dict[str, Any]:
         """NN314's measurement (nnlint/passes/causal.py), and where the attention is."""
