@@ -55,7 +55,8 @@ def measure(
     seeded eval-mode forward with ``t`` in place of ``x`` and returns the output tensor the
     probe judges (None: none). Keys: measured, wrt ('tokens'), dims (per input dim: input_dim,
     output_dim, sample (the perturbed input sample), self_change, other_change, other_sample
-    (the output sample that moved most), mixed_samples, output_shape, similarity_dims), view
+    (the output sample that moved most), mixed_samples, output_scale, output_shape,
+    similarity_dims), view
     (the first view/reshape that moved dim 0), pivot (see ``_pivot``), reason."""
     res: dict[str, Any] = {"measured": False, "wrt": "tokens"}
     if x.ndim == 0:
@@ -109,6 +110,9 @@ def measure(
                     "other_change": off,
                     "other_sample": i,
                     "mixed_samples": int((others > 0).sum()),
+                    # how large one output sample is (mean over samples of the sum of |output|):
+                    # float32 round-off in other samples stays orders of magnitude below it
+                    "output_scale": float(_per_sample(base.abs(), e, size).mean()),
                     "output_shape": list(base.shape),
                     "similarity_dims": [k for k in range(base.ndim) if k != e and base.shape[k] == size],
                 }
