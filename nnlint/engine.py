@@ -323,7 +323,7 @@ def run_source_pass(
 # nnlint.passes.zygote)
 
 
-def _prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
+def prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
     """Start the warm worker's zygote now when some file may need the dynamic passes, so
     that torch's import runs beside the source pass."""
     try:
@@ -369,7 +369,7 @@ def _cached_source_pass(
             continue
         texts[f] = text
     if dynamic and misses:
-        _prestart_worker(files, cfg, opts)
+        prestart_worker(files, cfg, opts)
     new, errors, new_texts = run_source_pass(misses, rules, cfg, opts.jobs) if misses else ([], [], {})
     diags.extend(new)
     texts.update(new_texts)
@@ -426,7 +426,7 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
     dynamic_rules = [r for r in rules if r.pass_ in ("graph", "probe", "data")]
     dynamic = not opts.static and bool(dynamic_rules or any(r.pass_ == "tool" for r in rules))
     if dynamic and store is None:
-        _prestart_worker(files, cfg, opts)  # torch's import overlaps the source pass
+        prestart_worker(files, cfg, opts)  # torch's import overlaps the source pass
     if store is not None:
         diags, internal, texts = _cached_source_pass(files, rules, cfg, opts, store, dynamic)
     else:

@@ -29,15 +29,12 @@ SOURCE_RULES = {code: rule for code, rule in registry.all_rules().items() if rul
 CODES = list(SOURCE_RULES)
 
 settings.register_profile(
-    "nnlint-robustness",
-    max_examples=150,
-    deadline=None,
-    derandomize=bool(os.environ.get("CI")),
+    "nnlint-robustness", max_examples=150, deadline=None, derandomize=bool(os.environ.get("CI")),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 HAND_WRITTEN = [
-    """
+    '''
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
@@ -87,8 +84,8 @@ HAND_WRITTEN = [
                 opt.step()
                 total += loss.item()
         return total
-    """,
-    """
+    ''',
+    '''
     import math
     from torch import nn
     from torch.nn import functional as fn
@@ -133,8 +130,8 @@ HAND_WRITTEN = [
             logits = self.lm_head(x)
             loss = None if targets is None else fn.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
             return logits, loss
-    """,
-    """
+    ''',
+    '''
     import torch as th
     import torch.nn as tnn
     import pytorch_lightning as pl
@@ -169,7 +166,7 @@ HAND_WRITTEN = [
             case _:
                 dev = "cpu"
         print(f"{dev=}", (n := 3), [*range(n)], {**{"a": 1}}, lambda *a, **k: (a, k))
-    """,
+    ''',
 ]
 
 
@@ -187,86 +184,15 @@ def _seeds() -> list[str]:
 SEEDS = _seeds()
 
 TOKENS = [
-    "(",
-    ")",
-    "[",
-    "]",
-    "{",
-    "}",
-    ":",
-    ",",
-    ".",
-    "=",
-    "==",
-    "->",
-    "**",
-    "*",
-    "@",
-    "\\",
-    "\\\n",
-    "'",
-    '"',
-    '"""',
-    "#",
-    "# noqa",
-    "# noqa: NN1",
-    "# nnlint: noqa",
-    "\t",
-    "    ",
-    "\n",
-    "\r\n",
-    "\r",
-    "\x0c",
-    ";",
-    "...",
-    "def",
-    "class",
-    "self",
-    "return",
-    "yield",
-    "lambda",
-    "async",
-    "await",
-    "with",
-    "for",
-    "while",
-    "if",
-    "else:",
-    "global x",
-    "nonlocal y",
-    "del",
-    "import torch",
-    "import torch.nn as nn",
-    "from torch import nn",
-    "from torch.nn import functional as F",
-    "nn.Module",
-    "nn.Sequential(",
-    "nn.Linear(3, 4)",
-    "nn.Softmax(dim=1)",
-    "F.dropout(x, 0.5)",
-    "F.softmax(x, -1)",
-    "torch.sigmoid(",
-    "super().__init__()",
-    "self.fc = nn.Linear(1, 2)",
-    "loss.backward()",
-    "optimizer.step()",
-    "optimizer.zero_grad()",
-    "model.eval()",
-    "model.train()",
-    "nn.CrossEntropyLoss()(",
-    "nn.BCELoss()",
-    "for x, y in loader:",
-    "def forward(self, x):",
-    "torch.manual_seed(0)",
-    "é",
-    "𝔁",
-    "\u200b",
-    "\u2028",
-    "\ufeff",
-    "ñ = 1",
-    "变量",
-    "🔥",
-    "\u0301",
+    "(", ")", "[", "]", "{", "}", ":", ",", ".", "=", "==", "->", "**", "*", "@", "\\", "\\\n", "'", '"', '"""',
+    "#", "# noqa", "# noqa: NN1", "# nnlint: noqa", "\t", "    ", "\n", "\r\n", "\r", "\x0c", ";", "...",
+    "def", "class", "self", "return", "yield", "lambda", "async", "await", "with", "for", "while", "if", "else:",
+    "global x", "nonlocal y", "del", "import torch", "import torch.nn as nn", "from torch import nn",
+    "from torch.nn import functional as F", "nn.Module", "nn.Sequential(", "nn.Linear(3, 4)", "nn.Softmax(dim=1)",
+    "F.dropout(x, 0.5)", "F.softmax(x, -1)", "torch.sigmoid(", "super().__init__()", "self.fc = nn.Linear(1, 2)",
+    "loss.backward()", "optimizer.step()", "optimizer.zero_grad()", "model.eval()", "model.train()",
+    "nn.CrossEntropyLoss()(", "nn.BCELoss()", "for x, y in loader:", "def forward(self, x):", "torch.manual_seed(0)",
+    "é", "𝔁", "\u200b", "\u2028", "\ufeff", "ñ = 1", "变量", "🔥", "\u0301",
 ]
 
 
@@ -274,11 +200,8 @@ TOKENS = [
 def mutated_source(draw) -> str:
     lines = draw(st.sampled_from(SEEDS)).splitlines(keepends=True)
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(
-            st.sampled_from(
-                ["delete", "duplicate", "swap", "insert", "indent", "dedent", "truncate", "replace", "join"]
-            )
-        )
+        op = draw(st.sampled_from(["delete", "duplicate", "swap", "insert", "indent", "dedent", "truncate",
+                                   "replace", "join"]))
         n = len(lines)
         if n == 0:
             lines = [draw(st.sampled_from(TOKENS))]
@@ -300,30 +223,16 @@ def mutated_source(draw) -> str:
         elif op == "indent":
             lines[i:j] = ["    " + x for x in lines[i:j]]
         elif op == "dedent":
-            lines[i:j] = [x[draw(st.integers(1, 4)) :] if x.startswith(" ") else x for x in lines[i:j]]
+            lines[i:j] = [x[draw(st.integers(1, 4)):] if x.startswith(" ") else x for x in lines[i:j]]
         elif op == "truncate":
             text = "".join(lines)
             lines = [text[: draw(st.integers(0, len(text)))]]
         elif op == "replace":
-            old, new = draw(
-                st.sampled_from(
-                    [
-                        ("self", "cls"),
-                        ("forward", "__call__"),
-                        ("nn.Module", "object"),
-                        ("nn.", "torch.nn."),
-                        ("torch.nn", "nn"),
-                        ("F.", "torch.nn.functional."),
-                        ("(", ""),
-                        (")", ""),
-                        (":", ""),
-                        ("training=self.training", "training=True"),
-                        ("x", "x.x"),
-                        ("=", "=="),
-                        ("def ", "async def "),
-                    ]
-                )
-            )
+            old, new = draw(st.sampled_from([
+                ("self", "cls"), ("forward", "__call__"), ("nn.Module", "object"), ("nn.", "torch.nn."),
+                ("torch.nn", "nn"), ("F.", "torch.nn.functional."), ("(", ""), (")", ""), (":", ""),
+                ("training=self.training", "training=True"), ("x", "x.x"), ("=", "=="), ("def ", "async def "),
+            ]))
             lines[i] = lines[i].replace(old, new)
         elif op == "join":
             lines[i:j] = ["".join(x.rstrip("\r\n") + "; " for x in lines[i:j]) + "\n"]
@@ -331,35 +240,12 @@ def mutated_source(draw) -> str:
 
 
 NAMES = ["nn", "tnn", "torchnn"]
-LAYERS = [
-    "nn.Linear(8, 8)",
-    "nn.Conv2d(3, 8, 3)",
-    "nn.BatchNorm2d(8)",
-    "nn.ReLU()",
-    "nn.Sigmoid()",
-    "nn.Tanh()",
-    "nn.Dropout(0.5)",
-    "nn.Softmax(dim=1)",
-    "nn.LogSoftmax(dim=-1)",
-    "nn.LayerNorm(8)",
-    "nn.Identity()",
-    "nn.Embedding(10, 8)",
-    "nn.LSTM(8, 8)",
-    "nn.Flatten()",
-]
-CALLS = [
-    "F.relu({x})",
-    "F.dropout({x}, 0.5)",
-    "F.dropout({x}, p=0.1, training=self.training)",
-    "torch.sigmoid({x})",
-    "F.softmax({x}, dim=1)",
-    "self.{a}({x})",
-    "{x}.view({x}.size(0), -1)",
-    "self.{a}({x}) + {x}",
-    "torch.cat([{x}, {x}], 1)",
-    "{x}.log_softmax(-1)",
-    "self.{a}[0]({x})",
-]
+LAYERS = ["nn.Linear(8, 8)", "nn.Conv2d(3, 8, 3)", "nn.BatchNorm2d(8)", "nn.ReLU()", "nn.Sigmoid()", "nn.Tanh()",
+          "nn.Dropout(0.5)", "nn.Softmax(dim=1)", "nn.LogSoftmax(dim=-1)", "nn.LayerNorm(8)", "nn.Identity()",
+          "nn.Embedding(10, 8)", "nn.LSTM(8, 8)", "nn.Flatten()"]
+CALLS = ["F.relu({x})", "F.dropout({x}, 0.5)", "F.dropout({x}, p=0.1, training=self.training)", "torch.sigmoid({x})",
+         "F.softmax({x}, dim=1)", "self.{a}({x})", "{x}.view({x}.size(0), -1)", "self.{a}({x}) + {x}",
+         "torch.cat([{x}, {x}], 1)", "{x}.log_softmax(-1)", "self.{a}[0]({x})"]
 
 
 @st.composite
@@ -382,11 +268,8 @@ def generated_source(draw) -> str:
             out.append(f"        x = {call}")
         out += ["        return x", ""]
     if draw(st.booleans()):
-        out += [
-            "def train(model, loader, opt):",
-            "    crit = nn.CrossEntropyLoss()".replace("nn.", f"{alias}."),
-            "    for x, y in loader:",
-        ]
+        out += ["def train(model, loader, opt):", "    crit = nn.CrossEntropyLoss()".replace("nn.", f"{alias}."),
+                "    for x, y in loader:"]
         steps = draw(st.permutations(["opt.zero_grad()", "loss = crit(model(x), y)", "loss.backward()", "opt.step()"]))
         out += [f"        {s}" for s in steps]
         if draw(st.booleans()):
@@ -403,7 +286,9 @@ def check_source_pass(text: str) -> None:
         diags, crashes = source.run("fuzz.py", text, rules())
     except (source.SyntaxIssue, SyntaxError):  # SyntaxError: libcst's CSTValidationError (bad identifier)
         return
-    assert not crashes, "\n".join(c.describe("fuzz.py") for c in crashes) + "\n--- input ---\n" + text
+    assert not crashes, "\n".join(
+        c.describe("fuzz.py") for c in crashes
+    ) + "\n--- input ---\n" + text
     n_lines = max(1, text.count("\n") + 1)
     for d in diags:
         assert d.code in SOURCE_RULES
@@ -423,9 +308,7 @@ def check_worker(text: str) -> None:
         compile(text, "fuzz.py", "exec", dont_inherit=True, flags=0x400)
     except SyntaxError:
         if "\0" not in text:
-            assert any(d["code"] == "NN001" for d in diags), (
-                "CPython rejects this file but nnlint said nothing:\n" + text
-            )
+            assert any(d["code"] == "NN001" for d in diags), "CPython rejects this file but nnlint said nothing:\n" + text
     except ValueError:  # NUL bytes
         assert any(d["code"] == "NN001" for d in diags)
 
