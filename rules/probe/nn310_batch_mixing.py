@@ -365,10 +365,8 @@ class BatchMixing(ProbeRule):
         if not all(mixes(r) for r in dims):
             # some dimension is a clean batch dimension (a sequence-first model), unless dim 0
             # mixes because a batch-first library model was handed it as its sequence
-            if not (pivot and pivot.get("line") and dims[0]["input_dim"] == 0 and mixes(dims[0])):
+            if not (pivot and dims[0]["input_dim"] == 0 and mixes(dims[0])):
                 return
-        else:
-            pivot = pivot if pivot and pivot.get("line") else None
         if any(r["similarity_dims"] for r in dims):
             return  # a B×B output: similarity / contrastive logits
         if _graph_inputs(ctx.input_shapes):
