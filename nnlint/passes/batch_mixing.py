@@ -25,6 +25,8 @@ from torch import nn
 
 #: the input sample whose tokens are changed (as the gradient measurement's output sample)
 SAMPLE = 1
+#: two identical forwards may differ by this much (relative to one sample's output) at most
+REPEAT_RTOL = 1e-5
 
 
 def _per_sample(delta: torch.Tensor, axis: int, size: int) -> torch.Tensor:
@@ -64,15 +66,26 @@ def measure(
         return res
     watch = _Watch(model, user_path)
     with torch.no_grad():
-        with watch:
-            base = forward(x)
-        base_calls, watch.calls = watch.calls, []
-        if base is None:
+        try:
+            with watch:
+                base = forward(x)
+            base_calls, watch.calls = watch.calls, []
+            again = forward(x)
+        except Exception as exc:
+            res["reason"] = f"{type(exc).__name__}: {exc}"
+            return res
+        if base is None or again is None:
             res["reason"] = "no floating output"
             return res
         base = base.detach().float()
         if not bool(torch.isfinite(base).all()):
             res["reason"] = "non-finite output"
+            return res
+        # a model that keeps state between calls (or a nondeterministic one) moves every
+        # sample from one call to the next: then a change cannot be put down to the tokens
+        scale = float(base.abs().sum()) / max(1, x.shape[0])
+        if again.shape != base.shape or float((again.detach().float() - base).abs().sum()) > REPEAT_RTOL * scale:
+            res["reason"] = "the same forward twice gave different outputs (state kept between calls?)"
             return res
         records: list[dict[str, Any]] = []
         for d in range(min(x.ndim, 3)):
@@ -177,8 +190,11 @@ class _Watch:
 
     def __enter__(self) -> _Watch:
         for q, m in self.targets:
-            self.handles.append(m.register_forward_pre_hook(self._pre(q), with_kwargs=True))
-            self.handles.append(m.register_forward_hook(self._post, always_call=True))
+            try:
+                self.handles.append(m.register_forward_pre_hook(self._pre(q), with_kwargs=True))
+                self.handles.append(m.register_forward_hook(self._post, always_call=True))
+            except Exception:  # scripted modules cannot be hooked
+                continue
         return self
 
     def __exit__(self, *exc: Any) -> None:
