@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import Extra, JacobianDim, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt
+from .common import fmt
 
 
 class BatchMixing(ProbeRule):
@@ -57,7 +58,7 @@ class BatchMixing(ProbeRule):
     name = "batch-mixing"
     severity = Severity.ERROR
     supersedes = ("NN209",)  # at a view/reshape line both describe the same scrambled axes
-    needs = frozenset({"batch_jacobian"})
+    needs = frozenset({Extra.BATCH_JACOBIAN})
     thresholds = {"rtol": 1e-6, "token_rtol": 1e-4, "token_noise": 1e-5}
 
     VALID = [
@@ -346,7 +347,7 @@ class BatchMixing(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         jac = ctx.batch_jacobian
         if not jac or not jac.get("measured") or ctx.batch_stat_layers:
             return  # BatchNorm without running stats normalizes over the batch even in eval mode
@@ -355,7 +356,7 @@ class BatchMixing(ProbeRule):
             return
         tokens = jac.get("wrt") == "tokens"
 
-        def mixes(r: dict) -> bool:
+        def mixes(r: JacobianDim) -> bool:
             if tokens:  # a change of the output, measured in float32: round-off is not mixing
                 floor = max(self.t["token_rtol"] * r["self_change"], self.t["token_noise"] * r["output_scale"])
                 return r["other_change"] > floor and r["other_change"] > 0

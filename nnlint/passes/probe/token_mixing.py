@@ -1,4 +1,4 @@
-"""NN310's measurement for token inputs: perturb one sample's tokens in eval mode and see which output samples change, along the user's own input axes.
+"""Extra.BATCH_JACOBIAN for token inputs: perturb one sample's tokens in eval mode and see which output samples change, along the user's own input axes.
 
 A gradient needs a floating leaf, and for token inputs the only one is inside the model (an
 embedding's output), which sees the model's own axes: a library encoder fed ``tokens.t()``
@@ -18,10 +18,17 @@ import os
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from nnlint.passes.probe.batch_jacobian import find_view
+from nnlint.passes.probe.tensors import first_tensor, map_tensors
+from nnlint.passes.state import reseed
+
+if TYPE_CHECKING:
+    from nnlint.passes.probe.run import Probe
 
 #: the input sample whose tokens are changed (as the gradient measurement's output sample)
 SAMPLE = 1
@@ -44,6 +51,20 @@ def _other_tokens(row: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
         return vals[(idx + 1) % vals.numel()]
     u = int(vals[0]) if vals.numel() else 0
     return torch.full_like(row, 0 if u != 0 else 1)
+
+
+def measure_run(probe: Probe, inputs: Any) -> dict[str, Any]:
+    """The measurement on the probe's eval-mode inputs: the first tensor (integer: there is
+    no floating input) is perturbed; the output judged is the probe's first floating one."""
+    x = first_tensor(inputs, floating=False)
+    if x is None:
+        return {"measured": False, "wrt": "tokens", "reason": "no input tensor"}
+
+    def forward(t: torch.Tensor) -> torch.Tensor | None:
+        reseed()
+        return first_tensor(probe.forward(map_tensors(inputs, lambda u: t if u is x else u.detach())))
+
+    return measure(x.detach(), forward, probe.model, probe.path, lambda n, d: find_view(probe, inputs, n, d))
 
 
 def measure(
