@@ -68,6 +68,11 @@ def _run(rule, example, tmp_path: Path, valid: bool = False, end_to_end: bool = 
     lint = engine.lint if end_to_end else api.lint_in_process
     result = lint([str(path)], cfg, opts, selected)
     assert not result.errors, result.errors
+    if end_to_end:  # in this process, the same findings, to the digit, and the same counts
+        here = api.lint_in_process([str(path)], cfg, opts, selected)
+        assert [d.to_dict() for d in here.diagnostics] == [d.to_dict() for d in result.diagnostics]
+        counts = ("models", "models_not_checked", "models_not_probed", "files_run", "notes", "errors")
+        assert [getattr(here, k) for k in counts] == [getattr(result, k) for k in counts]
     crashes = [d for d in result.diagnostics if d.code in DYNAMIC_FAILURES and d.code != rule.code]
     assert not crashes, f"user code did not run: {crashes[0].code} {crashes[0].message}"
     if valid:
