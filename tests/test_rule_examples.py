@@ -29,16 +29,15 @@ _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?(e[-+]?\d+)?")
 DYNAMIC_FAILURES = {"NN003", "NN005"}
 #: selected too, to say why a VALID example's model was not checked (not a failure alone)
 WHY_NOT_CHECKED = {"NN002", "NN006"}
-#: examples run end to end (engine.lint: runner, child process, worker): at least one VALID
-#: and one INVALID example per dynamic pass, and the overfit probe (an option in the request)
+#: examples run end to end (engine.lint: runner, child process, worker): an INVALID one per
+#: dynamic pass and two VALID ones; each is also run in-process and must give the same
+#: diagnostics and counts (and test_valid_example_whose_model_was_not_checked_fails has one)
 END_TO_END = {
-    "NN201-invalid0",
-    "NN202-valid0",
-    "NN301-invalid0",
-    "NN305-valid0",
-    "NN312-invalid0",
-    "NN501-invalid0",
-    "NN502-valid0",
+    "NN201-invalid0",  # graph
+    "NN301-invalid0",  # probe
+    "NN501-invalid0",  # data
+    "NN502-valid0",  # a VALID one: built, traced and probed in the child
+    "NN312-valid0",  # an option in the request (overfit)
 }
 
 
