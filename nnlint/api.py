@@ -408,14 +408,14 @@ def _interpreter_state(user_file: str) -> Iterator[dict[str, str]]:
     """Run a worker in this process and put back what it changes: the working folder (a
     private temporary one while it runs, as a child's), ``sys.path``, ``sys.argv``, the
     modules it imported (the user's file among them), torch's thread count, the random
-    generators and the loader's per-run records."""
+    generators and the record of the file's sliced import."""
     import random
     import sys
     import tempfile
 
     import torch
 
-    from nnlint.passes import loader
+    from nnlint.passes.graph import user_import
 
     caller_cwd = os.getcwd()
     user_folder = os.path.dirname(os.path.realpath(user_file)) + os.sep
@@ -424,7 +424,7 @@ def _interpreter_state(user_file: str) -> Iterator[dict[str, str]]:
     path, argv, modules = list(sys.path), list(sys.argv), set(sys.modules)
     threads = torch.get_num_threads()
     torch_rng, py_rng = torch.get_rng_state(), random.getstate()
-    slices, notes = dict(loader.SLICES), list(loader.DISCOVERY_NOTES)
+    slices = dict(user_import.SLICES)
     with tempfile.TemporaryDirectory(prefix="nnlint-") as folder:
         os.chdir(folder)
         try:
@@ -441,6 +441,5 @@ def _interpreter_state(user_file: str) -> Iterator[dict[str, str]]:
             random.setstate(py_rng)
             if np is not None:
                 np.random.set_state(np_rng)
-            loader.SLICES.clear()
-            loader.SLICES.update(slices)
-            loader.DISCOVERY_NOTES[:] = notes
+            user_import.SLICES.clear()
+            user_import.SLICES.update(slices)

@@ -268,7 +268,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.static and args.paths and len(args.paths) <= 8 and all(os.path.isfile(p) for p in args.paths):
         # named files: start the warm worker's torch import now, beside reading the config
         # and the rules (a one-file run's critical path); a folder waits for its file list
-        engine._prestart_worker(list(args.paths), config_mod.Config(), engine.Options())
+        engine.prestart_worker(list(args.paths), config_mod.Config(), engine.Options())
 
     if args.isolated:
         cfg = config_mod.Config()

@@ -15,6 +15,7 @@ from typing import Any
 from nnlint import registry, suppression
 from nnlint.config import Config
 from nnlint.diagnostics import Diagnostic, Severity
+from nnlint.findings import RuleCrash
 from nnlint.rule import Rule
 
 SKIP_DIRS = {
@@ -218,17 +219,13 @@ def _lint_one(
         return [problem.to_dict()], [], None
     assert text is not None
     diags, crashes = lint_source_text(path, text, codes, thresholds)
-    errors = [
-        f"{path}: internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc} at {c.where}); "
-        "other rules ran. Please report this."
-        for c in crashes
-    ]
+    errors = [c.describe(path) for c in crashes]
     return [d.to_dict() for d in diags], errors, text
 
 
 def lint_source_text(
     path: str, text: str, codes: list[str], thresholds: dict[str, dict[str, float]]
-) -> tuple[list[Diagnostic], list[Any]]:
+) -> tuple[list[Diagnostic], list[RuleCrash]]:
     """The source pass on ``text`` (a file's or an editor buffer's): (diagnostics, rule
     crashes). A file that does not parse is one NN001 with CPython's message and position."""
     from nnlint.passes import source
@@ -327,7 +324,7 @@ def run_source_pass(
 # nnlint.passes.zygote)
 
 
-def _prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
+def prestart_worker(files: list[str], cfg: Config, opts: Options) -> None:
     """Start the warm worker's zygote now when some file may need the dynamic passes, so
     that torch's import runs beside the source pass."""
     try:
@@ -373,7 +370,7 @@ def _cached_source_pass(
             continue
         texts[f] = text
     if dynamic and misses:
-        _prestart_worker(files, cfg, opts)
+        prestart_worker(files, cfg, opts)
     new, errors, new_texts = run_source_pass(misses, rules, cfg, opts.jobs) if misses else ([], [], {})
     diags.extend(new)
     texts.update(new_texts)
@@ -440,7 +437,7 @@ def lint(
     dynamic_rules = [r for r in rules if r.pass_ in ("graph", "probe", "data")]
     dynamic = not opts.static and bool(dynamic_rules or any(r.pass_ == "tool" for r in rules))
     if dynamic and store is None and run_dynamic is None:
-        _prestart_worker(files, cfg, opts)  # torch's import overlaps the source pass
+        prestart_worker(files, cfg, opts)  # torch's import overlaps the source pass
     if store is not None:
         diags, internal, texts = _cached_source_pass(files, rules, cfg, opts, store, dynamic)
     else:

@@ -16,6 +16,7 @@ notebooks keep their JSON byte-for-byte apart from the edited cells' ``source``.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 import re
@@ -153,7 +154,7 @@ def statement_of(ctx: Any, node: Any) -> Any | None:
     """The simple statement line (``x = f(y)``, ``loss.backward()``) that holds ``node``."""
     import libcst as cst
 
-    from nnlint.passes.source import iter_nodes
+    from nnlint.contexts.source import iter_nodes
 
     for stmt in iter_nodes(ctx.module, cst.SimpleStatementLine, into_defs=True):
         if any(n is node for n in iter_nodes(stmt, into_defs=True)):
@@ -432,7 +433,7 @@ def _parses(path: str, text: str) -> bool:
 
             text = notebook.parse(path, text).program
         cst.parse_module(text)
-        compile(text, path, "exec", dont_inherit=True, flags=0x400)
+        compile(text, path, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
     except Exception:
         return False
     return True
@@ -513,7 +514,7 @@ def _no_comment_lines(text: str) -> set[int]:
 def add_noqa_to_text(text: str, codes_by_line: dict[int, set[str]]) -> tuple[str, int]:
     """``text`` with ``# noqa: CODES`` appended to each line in ``codes_by_line`` (merged
     into an existing ``# noqa: ...``). Returns (text, lines changed)."""
-    from nnlint.suppression import NOQA_RE, _in_comment
+    from nnlint.suppression import NOQA_RE, in_comment
 
     nl = newline_of(text)
     parts = _NEWLINE.split(text)
@@ -523,7 +524,7 @@ def add_noqa_to_text(text: str, codes_by_line: dict[int, set[str]]) -> tuple[str
         if line in bad or not 0 < line <= len(parts):
             continue
         src = parts[line - 1]
-        m = next((m for m in NOQA_RE.finditer(src) if _in_comment(src, m.start())), None)
+        m = next((m for m in NOQA_RE.finditer(src) if in_comment(src, m.start())), None)
         if m is not None:
             if m.group("codes") is None:
                 continue  # a bare noqa already silences everything

@@ -22,13 +22,31 @@ class RegistryError(Exception):
 @lru_cache(maxsize=1)
 def all_rules() -> dict[str, type[Rule]]:
     """Every rule class by code, sorted by code."""
+    return discover()
+
+
+@lru_cache(maxsize=8)
+def discover(packages: tuple[str, ...] | None = None) -> dict[str, type[Rule]]:
+    """The rule classes under ``nnlint.rules`` (only under the sub-packages named in
+    ``packages``, e.g. ``("graph", "probe")``, when given: a worker that never runs the source
+    pass does not import it), by code, sorted by code."""
     import nnlint.rules as pkg
 
     found: dict[str, type[Rule]] = {}
-    for info in pkgutil.walk_packages(pkg.__path__, prefix="nnlint.rules."):
-        if info.name.rsplit(".", 1)[-1].startswith("_"):
+    if packages is None:
+        names = [info.name for info in pkgutil.walk_packages(pkg.__path__, prefix="nnlint.rules.")]
+    else:
+        names = []
+        for sub in packages:
+            try:
+                subpkg = importlib.import_module(f"nnlint.rules.{sub}")
+            except ImportError:
+                continue
+            names += [info.name for info in pkgutil.iter_modules(subpkg.__path__, prefix=f"nnlint.rules.{sub}.")]
+    for name in names:
+        if name.rsplit(".", 1)[-1].startswith("_"):
             continue
-        mod = importlib.import_module(info.name)
+        mod = importlib.import_module(name)
         for obj in vars(mod).values():
             if isinstance(obj, type) and issubclass(obj, Rule) and obj.__module__ == mod.__name__ and obj.code:
                 if obj.code in found and found[obj.code] is not obj:

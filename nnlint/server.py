@@ -78,7 +78,7 @@ def source_diagnostics(path: str, text: str, s: Settings) -> tuple[list[Diagnost
     from nnlint import engine
 
     diags, crashes = engine.lint_source_text(path, text, [r.code for r in s.rules], s.cfg.thresholds)
-    errors = [f"internal error: rule {c.code} crashed ({type(c.exc).__name__}: {c.exc})" for c in crashes]
+    errors = [f"internal error: rule {c.code} crashed ({c.error})" for c in crashes]
     return diags, errors
 
 

@@ -60,13 +60,13 @@ def parse(text: str) -> Suppressions:
                 sup.file_codes |= codes
             continue
         for m in NOQA_RE.finditer(line):  # the first one in a comment, not one inside a string before it
-            if _in_comment(line, m.start()):
+            if in_comment(line, m.start()):
                 sup.by_line[lineno] = _codes(m.group("codes"))
                 break
     return sup
 
 
-def _in_comment(line: str, hash_at: int) -> bool:
+def in_comment(line: str, hash_at: int) -> bool:
     """True when the '#' at ``hash_at`` is in a comment (it starts one, or an earlier '#'
     did: `# type: ignore  # noqa`), not in a string's content."""
     quote = None

@@ -1,4 +1,4 @@
-"""Direct tests of the value-flow analysis shared by NN103-NN108/NN113 (rules/source/_flow.py)."""
+"""Direct tests of the value-flow analysis shared by NN103-NN108/NN113 (nnlint/analysis/value_flow.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import textwrap
 
 import libcst as cst
 
-from nnlint.passes.source import SourceContext
-from nnlint.rules.source import _flow
+from nnlint.analysis import value_flow
+from nnlint.contexts.source import SourceContext
 
 
-def analyse(src: str) -> tuple[SourceContext, _flow.Flow]:
+def analyse(src: str) -> tuple[SourceContext, value_flow.Flow]:
     text = textwrap.dedent(src).lstrip("\n")
     ctx = SourceContext("example.py", text, cst.parse_module(text))
-    return ctx, _flow.flow(ctx)
+    return ctx, value_flow.flow(ctx)
 
 
 def losses(src: str) -> list[tuple[str, int, str | None, int | None, str | None]]:
@@ -225,7 +225,7 @@ def test_softmax_dim0_needs_a_batch():
 
 def test_flow_is_computed_once_per_file():
     ctx, fl = analyse("import torch\n")
-    assert _flow.flow(ctx) is fl
+    assert value_flow.flow(ctx) is fl
     ctx2, fl2 = analyse("import numpy as np\nx = np.zeros(3)\n")
     assert fl2.losses == [] and fl2.dims == []
 

@@ -73,7 +73,7 @@ def test_wheel_holds_every_rule_under_nnlint_rules(names):
     missing = sorted(set(rule_modules()) - set(names))
     assert not missing, f"rule files missing from the wheel: {missing}"
     for required in ("nnlint/__init__.py", "nnlint/cli.py", "nnlint/engine.py", "nnlint/passes/source.py",
-                     "nnlint/reporters/sarif.py"):
+                     "nnlint/reporters/sarif.py", "nnlint/contexts/source.py", "nnlint/analysis/syntax.py"):
         assert required in names
 
 

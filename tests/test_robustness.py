@@ -287,7 +287,7 @@ def check_source_pass(text: str) -> None:
     except (source.SyntaxIssue, SyntaxError):  # SyntaxError: libcst's CSTValidationError (bad identifier)
         return
     assert not crashes, "\n".join(
-        f"rule {c.code} crashed: {type(c.exc).__name__}: {c.exc} at {c.where}" for c in crashes
+        c.describe("fuzz.py") for c in crashes
     ) + "\n--- input ---\n" + text
     n_lines = max(1, text.count("\n") + 1)
     for d in diags:

@@ -153,7 +153,7 @@ def test_parse():
 
 
 def test_in_comment():
-    assert suppression._in_comment("x = 1  # noqa", 7)
-    assert not suppression._in_comment("x = '# noqa'", 5)
-    assert suppression._in_comment("x = 1  # c '# noqa'", 12)  # inside a comment that started earlier
-    assert suppression._in_comment("x = 'a\\'b'  # noqa", 12)
+    assert suppression.in_comment("x = 1  # noqa", 7)
+    assert not suppression.in_comment("x = '# noqa'", 5)
+    assert suppression.in_comment("x = 1  # c '# noqa'", 12)  # inside a comment that started earlier
+    assert suppression.in_comment("x = 'a\\'b'  # noqa", 12)

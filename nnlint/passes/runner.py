@@ -225,7 +225,7 @@ def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, fol
     }
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("PYTHONFAULTHANDLER", "1")
@@ -280,7 +280,7 @@ def start_child(
         )
     out = open(os.path.join(folder, "out.jsonl"), "wb")
     err = open(os.path.join(folder, "err.txt"), "wb")
-    env = _child_env()
+    env = child_env()
     env.update(overrides)
     try:
         proc = subprocess.Popen(
@@ -586,8 +586,8 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     result.per_file = finished
     from nnlint.passes import zygote
 
-    if finished and zygote._broken:  # -v says why each file paid a fresh `import torch`
-        result.verbose.append(f"warm worker not used ({zygote._broken}): a fresh process per file")
+    if finished and zygote.broken():  # -v says why each file paid a fresh `import torch`
+        result.verbose.append(f"warm worker not used ({zygote.broken()}): a fresh process per file")
     for path in files:
         if path not in finished:
             continue

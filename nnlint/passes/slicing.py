@@ -479,7 +479,7 @@ def mutated(stmt: ast.stmt) -> set[str]:
     return out
 
 
-class _Judge:
+class Judge:
     """Decides whether an expression may be evaluated by the linter."""
 
     def __init__(self, body: list[ast.stmt]) -> None:
@@ -628,7 +628,7 @@ def _is_work_expr(stmt: ast.stmt) -> TypeGuard[ast.Expr]:
 
 def slice_body(body: list[ast.stmt]) -> Slice:
     """The statements of ``body`` (a module) that the models need; see the module docstring."""
-    judge = _Judge(body)
+    judge = Judge(body)
     # 1. what the definitions and module-level models need, transitively
     defs = [n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     needed: set[str] = set()
@@ -637,7 +637,7 @@ def slice_body(body: list[ast.stmt]) -> Slice:
         needed |= free_names(d)
     flat = [s for s in _module_level(body) if not isinstance(s, (ast.If, ast.Try))]
     for s in flat:
-        if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None and _model_like(s.value, judge):
+        if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None and model_like(s.value, judge):
             needed |= stores(s)
             judge.instances |= stores(s)
             call = s.value
@@ -670,7 +670,7 @@ def slice_body(body: list[ast.stmt]) -> Slice:
     return out
 
 
-def _model_like(value: ast.expr, judge: _Judge) -> bool:
+def model_like(value: ast.expr, judge: Judge) -> bool:
     """``Net(...)``, ``nn.Sequential(...)``, ``resnet18()``, ``AutoModel.from_config(cfg)``, ``Net().to(device)``."""
     node = value
     while (
@@ -708,7 +708,7 @@ def _model_like(value: ast.expr, judge: _Judge) -> bool:
 
 
 def _reduce(
-    body: list[ast.stmt], judge: _Judge, needed: set[str], tainted: dict[str, tuple[int, str]], out: Slice
+    body: list[ast.stmt], judge: Judge, needed: set[str], tainted: dict[str, tuple[int, str]], out: Slice
 ) -> list[ast.stmt]:
     kept: list[ast.stmt] = []
     for stmt in body:
@@ -834,7 +834,7 @@ def _deftime_reads(stmt: ast.stmt) -> set[str]:
 
 
 def _drop(
-    stmt: ast.stmt, tainted: dict[str, tuple[int, str]], out: Slice, reason: str, judge: _Judge | None = None
+    stmt: ast.stmt, tainted: dict[str, tuple[int, str]], out: Slice, reason: str, judge: Judge | None = None
 ) -> None:
     """Drop ``stmt``: the names it binds are not computed; the objects it changes in place
     are not what the script would make of them (a registry filled in a loop), except
@@ -848,7 +848,7 @@ def _drop(
             tainted[n] = (getattr(stmt, "lineno", 0), reason)
 
 
-def _is_sys_path(stmt: ast.stmt, judge: _Judge) -> bool:
+def _is_sys_path(stmt: ast.stmt, judge: Judge) -> bool:
     """``sys.path.insert(0, ...)``/``append``: how the file finds its own imports."""
     if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
         name = dotted(stmt.value.func) or ""

@@ -19,7 +19,10 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from nnlint.rule import Rule
 
 PROBE_PASSES = ("probe", "data")
 #: models up to this size (weights) are traced on real CPU tensors: the meta device's
@@ -229,43 +232,19 @@ class Worker:
                 )
 
     def load_rules(self) -> None:
-        import importlib
-        import pkgutil
+        from nnlint import registry
 
-        from nnlint.rule import Rule
-        from nnlint.rules.tool import nn00x
-
-        self.tool_rules = {
-            obj.code: obj
-            for obj in vars(nn00x).values()
-            if isinstance(obj, type) and issubclass(obj, Rule) and obj.code
-        }
+        self.tool_rules = registry.discover(("tool",))
         thresholds = self.req.get("thresholds") or {}
-        self.graph_rules: list[Rule] = []
-        self.probe_rules: list[Rule] = []
-        for sub in ("graph", "probe", "data"):
-            try:
-                pkg = importlib.import_module(f"nnlint.rules.{sub}")
-            except ImportError:
-                continue
-            for info in pkgutil.iter_modules(pkg.__path__):
-                if info.name.startswith("_"):
-                    continue
-                mod = importlib.import_module(f"nnlint.rules.{sub}.{info.name}")
-                for obj in vars(mod).values():
-                    if (
-                        isinstance(obj, type)
-                        and issubclass(obj, Rule)
-                        and obj.__module__ == mod.__name__
-                        and obj.code in self.codes
-                    ):
-                        inst = obj(thresholds.get(obj.code))
-                        (self.graph_rules if obj.pass_ == "graph" else self.probe_rules).append(inst)
-        self.graph_rules.sort(key=lambda r: r.code)
-        self.probe_rules.sort(key=lambda r: r.code)
+        dynamic = registry.discover(("graph", "probe", "data"))
+        chosen = [cls(thresholds.get(code)) for code, cls in dynamic.items() if code in self.codes]
+        self.graph_rules: list[Rule] = [r for r in chosen if r.pass_ == "graph"]
+        self.probe_rules: list[Rule] = [r for r in chosen if r.pass_ != "graph"]
 
     # one declared/discovered model --------------------------------------------------------
     def check_candidate(self, cand: Any) -> None:
+        import torch
+
         loader = self.loader
         batch = int(self.req.get("batch_size") or 8)
         if cand.problem:
@@ -295,7 +274,7 @@ class Worker:
                     break
                 errors.append((f"{desc} raised {_exc_text(exc)}" if cand.origin == "auto" else _exc_text(exc), exc))
                 continue
-            if not isinstance(meta_model, self.graph.nn.Module):
+            if not isinstance(meta_model, torch.nn.Module):
                 errors.append((f"{desc} returned a {type(meta_model).__name__}, not an nn.Module", None))
                 continue
             build = fn
@@ -445,12 +424,7 @@ class Worker:
         diags, crashes = graph.run_rules(ctx, self.graph_rules)
         self.diagnostics(diags, guesses.describe(cand, spec, real_example))
         for c in crashes:
-            self.send(
-                "error",
-                text=f"{self.path}: internal error: rule {c.code} crashed on {name} "
-                f"({type(c.exc).__name__}: {c.exc} at {_where(c.exc)}); other rules ran. "
-                "Please report this.",
-            )
+            self.send("error", text=c.describe(self.path, name))
         if ctx.fallback and failure is None:
             self.tool(
                 "NN004",
@@ -729,7 +703,7 @@ class Worker:
             for ex in examples:
                 if not isinstance(ex.model, torch.nn.Module) and callable(ex.model):
                     ex.model = loader.build_meta(ex.model)
-                loader._to_meta(ex.model)
+                loader.to_meta(ex.model)
             size = sum(self.graph.model_info(None, ex.model)["param_bytes"] for ex in examples)
         except Exception:
             size = 0  # it needs real data to build: call it for real

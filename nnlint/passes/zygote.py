@@ -55,6 +55,11 @@ def usable() -> bool:
     return hasattr(os, "fork") and sys.platform.startswith("linux")
 
 
+def broken() -> str | None:
+    """Why the warm worker failed in this process (None when it did not)."""
+    return _broken
+
+
 def why_not() -> str | None:
     """Why spawns fall back to fresh processes (None while the warm worker is in use)."""
     if _broken is not None:
@@ -65,9 +70,9 @@ def why_not() -> str | None:
 
 
 def _env() -> dict[str, str]:
-    from nnlint.passes.runner import _child_env
+    from nnlint.passes.runner import child_env
 
-    env = _child_env()
+    env = child_env()
     # numpy's OpenBLAS (torch imports numpy) starts an idle thread pool at import;
     # a process with threads is not safe to fork, so the zygote and its children keep
     # numpy's BLAS single-threaded unless the user chose otherwise (torch's own pool is

@@ -4,11 +4,10 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.syntax import is_self_attr, line_of, names_assigned, names_read, positional, self_name, walk
+from nnlint.contexts.source import ClassInfo, SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import is_self_attr, line_of, names_assigned, names_read, positional, self_name, walk
 
 _FLOW_EXITS = (cst.Return, cst.Raise, cst.Break, cst.Continue, cst.Yield, cst.Global, cst.Nonlocal)
 

@@ -6,11 +6,12 @@ from typing import cast
 
 import libcst as cst
 
+from nnlint.analysis.structure import structure
+from nnlint.analysis.syntax import is_self_attr, qual_of_dotted, self_name, target_names, walk
+from nnlint.analysis.torch_kinds import module_kind, short
+from nnlint.contexts.source import ClassInfo, SourceContext, normalize_torch_name
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import ClassInfo, SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import is_self_attr, module_kind, qual_of_dotted, self_name, short, structure, target_names, walk
 
 _PLAIN_BASES = {
     "torch.nn.Module",

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.analysis.syntax import line_of
+from nnlint.analysis.value_flow import flow, loss_name
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._flow import flow, line_of, loss_name
 
 
 class SigmoidMulticlassOutput(SourceRule):

@@ -5,11 +5,10 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.value_flow import describe, flow, loss_name
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._flow import describe, flow, loss_name
 
 
 class BceLogitsMismatch(SourceRule):

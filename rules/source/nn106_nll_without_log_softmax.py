@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.analysis.value_flow import describe, flow, loss_name
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._flow import describe, flow, loss_name
 
 
 class NllWithoutLogSoftmax(SourceRule):

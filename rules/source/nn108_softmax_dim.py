@@ -5,11 +5,11 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.syntax import arg_expr, short_expr
+from nnlint.analysis.value_flow import flow
+from nnlint.contexts.source import SourceContext, normalize_torch_name
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._flow import arg_expr, flow, short_expr
 
 # name -> index of the positional `dim` argument
 SOFTMAX_FUNCS = {

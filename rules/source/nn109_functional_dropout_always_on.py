@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from nnlint import fixes
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 DROPOUTS = (

@@ -6,11 +6,12 @@ from typing import Literal
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.structure import structure
+from nnlint.analysis.syntax import is_self_attr, self_name, walk
+from nnlint.analysis.torch_kinds import module_kind, short
+from nnlint.contexts.source import ClassInfo, SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import ClassInfo, SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import is_self_attr, module_kind, self_name, short, structure, walk
 
 _WRAPPERS = {"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 _REGISTER = {"add_module", "register_module", "register_parameter"}

@@ -4,23 +4,12 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.init_sites import Layers, Resolver, class_layers, init_sites, weight_owner
+from nnlint.analysis.structure import layer_uses
+from nnlint.analysis.syntax import arg, name_tokens, number, positional, words
+from nnlint.contexts.source import SourceContext, normalize_torch_name
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext, normalize_torch_name
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import (
-    Layers,
-    Resolver,
-    arg,
-    class_layers,
-    init_sites,
-    layer_uses,
-    name_tokens,
-    number,
-    positional,
-    weight_owner,
-    words,
-)
 
 _INIT_CONST = {
     "torch.nn.init.constant_": None,

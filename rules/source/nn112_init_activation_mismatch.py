@@ -4,24 +4,13 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.init_sites import Resolver, class_layers, init_sites, weight_owner
+from nnlint.analysis.structure import Use, layer_uses
+from nnlint.analysis.syntax import arg, number, positional, string
+from nnlint.analysis.torch_kinds import AFFINE_KINDS, RELU_FAMILY
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import (
-    AFFINE_KINDS,
-    RELU_FAMILY,
-    Resolver,
-    Use,
-    arg,
-    class_layers,
-    init_sites,
-    layer_uses,
-    number,
-    positional,
-    string,
-    weight_owner,
-)
 
 _KAIMING = {
     "torch.nn.init.kaiming_normal_",

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.analysis.structure import Op, structure
+from nnlint.analysis.torch_kinds import AFFINE_KINDS, SATURATING, short
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import AFFINE_KINDS, SATURATING, Op, short, structure
 
 
 def saturating_runs(ops: list[Op]) -> Iterator[tuple[list[Op], list[Op]]]:

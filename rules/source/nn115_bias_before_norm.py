@@ -4,11 +4,12 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.structure import Op, structure
+from nnlint.analysis.syntax import arg, has_star, line_of
+from nnlint.analysis.torch_kinds import short
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import Op, arg, has_star, line_of, short, structure
 
 # index of `bias` among the positional parameters of each layer
 _BIAS_INDEX = {"Linear": 2, "LazyLinear": 1}

@@ -4,11 +4,12 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.structure import Op, structure
+from nnlint.analysis.syntax import arg, line_of, number
+from nnlint.analysis.torch_kinds import short
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-
-from ._structure import Op, arg, line_of, number, short, structure
 
 
 def _label(ctx: SourceContext, op: Op) -> str:

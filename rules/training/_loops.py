@@ -18,7 +18,9 @@ from typing import TypeVar, overload
 
 import libcst as cst
 
-from nnlint.passes.source import ClassInfo, FunctionInfo, SourceContext, dotted, kids
+from nnlint.analysis.syntax import call_arg
+from nnlint.contexts.source import ClassInfo, FunctionInfo, SourceContext, child_nodes, dotted
+from nnlint.vocab import DATALOADER_CLASSES, NO_GRAD_CONTEXTS, OPTIMIZER_CLASSES, SET_GRAD_ENABLED
 
 _DEFS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Lambda})
 _LOOPS = frozenset({cst.For, cst.While})
@@ -40,7 +42,7 @@ def walk(
     """Descendants of ``node`` (not ``node`` itself) in source order, optionally only of
     the concrete node type ``kind``. Nested defs/lambdas are not entered unless
     ``into_defs``; nested loops are yielded but not entered when ``into_loops`` is False."""
-    stack = list(reversed(kids(node)))
+    stack = list(reversed(child_nodes(node)))
     while stack:
         n = stack.pop()
         t = type(n)
@@ -48,59 +50,13 @@ def walk(
             yield n
         if (not into_defs and t in _DEFS) or (not into_loops and t in _LOOPS):
             continue
-        stack.extend(reversed(kids(n)))
+        stack.extend(reversed(child_nodes(n)))
 
 
 #: how deep calls to functions defined in the same file are followed
 MAX_HELPER_DEPTH = 3
 
-NO_GRAD_CONTEXTS = {
-    "torch.no_grad",
-    "torch.inference_mode",
-    "torch.autograd.no_grad",
-    "torch.autograd.grad_mode.no_grad",
-    "torch.autograd.grad_mode.inference_mode",
-}
-SET_GRAD_ENABLED = {
-    "torch.set_grad_enabled",
-    "torch.autograd.set_grad_enabled",
-    "torch.autograd.grad_mode.set_grad_enabled",
-}
 
-OPTIMIZER_CLASSES = {
-    "SGD",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "RMSprop",
-    "Adagrad",
-    "Adadelta",
-    "ASGD",
-    "Rprop",
-    "LBFGS",
-    "SparseAdam",
-    "Adafactor",
-    "Lion",
-    "LAMB",
-    "Lamb",
-    "Muon",
-    "Adam8bit",
-    "AdamW8bit",
-    "PagedAdamW",
-    "PagedAdamW8bit",
-    "FusedAdam",
-    "FusedLAMB",
-    "DeepSpeedCPUAdam",
-}
-DATALOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
-ITERABLE_DATASETS = {
-    "torch.utils.data.IterableDataset",
-    "torch.utils.data.dataset.IterableDataset",
-    "torch.utils.data.IterDataPipe",
-    "torchdata.datapipes.iter.IterDataPipe",
-}
 #: wrappers around an iterable that keep its meaning: enumerate(loader), tqdm(loader)
 ITER_WRAPPERS = {
     "enumerate",
@@ -155,21 +111,6 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
-def arg(call: cst.Call, keyword: str, position: int | None = None) -> cst.Arg | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == keyword:
-            return a
-    if position is not None:
-        positional = [a for a in call.args if a.keyword is None and a.star == ""]
-        if len(positional) > position:
-            return positional[position]
-    return None
-
-
-def has_star_args(call: cst.Call) -> bool:
-    return any(a.star for a in call.args)
-
-
 def literal_bool(expr: cst.BaseExpression) -> bool | None:
     if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
         return expr.value == "True"
@@ -209,7 +150,7 @@ def names_in(expr: cst.CSTNode) -> Iterator[str]:
             continue
         if isinstance(n, (cst.Lambda, cst.FunctionDef, cst.ClassDef)):
             continue
-        stack.extend(kids(n))
+        stack.extend(child_nodes(n))
 
 
 def first_line(ctx: SourceContext, node: cst.CSTNode) -> int:
@@ -264,7 +205,7 @@ def eval_subject(call: cst.Call) -> str | None:
     if m == "eval" and not call.args:
         return receiver_name(call) or ""
     if m == "train":
-        mode = arg(call, "mode", 0)
+        mode = call_arg(call, 0, "mode")
         if mode is not None and literal_bool(mode.value) is False:
             return receiver_name(call) or ""
     return None
@@ -273,7 +214,7 @@ def eval_subject(call: cst.Call) -> str | None:
 def is_train_mode(call: cst.Call) -> bool:
     if method_name(call) != "train":
         return False
-    mode = arg(call, "mode", 0)
+    mode = call_arg(call, 0, "mode")
     return mode is None or literal_bool(mode.value) is not False
 
 
@@ -292,7 +233,7 @@ def is_no_grad_item(ctx: SourceContext, expr: cst.BaseExpression) -> bool:
         if q in NO_GRAD_CONTEXTS:
             return True
         if q in SET_GRAD_ENABLED:
-            mode = arg(expr, "mode", 0)
+            mode = call_arg(expr, 0, "mode")
             return mode is not None and literal_bool(mode.value) is False
         return False
     return ctx.qualname(expr) in NO_GRAD_CONTEXTS  # @torch.no_grad without parentheses
@@ -378,7 +319,7 @@ class Assignment:
 def sub_blocks(node: cst.CSTNode) -> Iterator[list]:
     """The statement lists directly under a compound statement (body, else, except,
     finally, elif chains, match cases)."""
-    for child in kids(node):
+    for child in child_nodes(node):
         if isinstance(child, cst.BaseSuite):
             yield list(child.body)
         elif isinstance(
@@ -713,7 +654,7 @@ class Analysis:
         return [a.value for a in self.assignments().get(name, []) if a.value is not None]
 
     def is_dataloader_call(self, expr: cst.BaseExpression) -> bool:
-        return isinstance(expr, cst.Call) and self.ctx.qualname(expr) in DATALOADERS
+        return isinstance(expr, cst.Call) and self.ctx.qualname(expr) in DATALOADER_CLASSES
 
     def is_loader_like(self, expr: cst.BaseExpression) -> bool:
         """The iterable of a loop looks like batches from a data loader."""

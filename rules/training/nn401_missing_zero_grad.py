@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import analysis, first_line, optimizer_name, short

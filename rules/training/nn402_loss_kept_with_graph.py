@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import (

@@ -4,22 +4,21 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import (
-    AUX_MODEL_NAME,
     Analysis,
     analysis,
     first_line,
     is_eval_function_name,
-    last_part,
     root,
     short,
-    snake,
     walk,
 )
+from ._mode_order import eval_before, may_be_trained, mode_before
+from ._modes import mode_free
 
 
 class MissingEvalMode(SourceRule):
@@ -567,8 +566,8 @@ class MissingEvalMode(SourceRule):
             if found is None or id(found[0]) in fired:
                 continue
             call, model = found
-            ok, missing_site = _eval_before(a, model, call, func)
-            if ok or _mode_free(ctx, a, root(model)):
+            ok, missing_site = eval_before(a, model, call, func)
+            if ok or mode_free(ctx, a, root(model)):
                 continue
             fired.add(id(call))
             why = "gradients disabled" if in_ng or func is None else f"in `{func.name}()`"
@@ -594,13 +593,13 @@ class MissingEvalMode(SourceRule):
                 continue
             if not facts.inner_train_loop:
                 # a training loop that starts while an earlier eval() is still in effect
-                mode = _mode_before(a, func, loop, None)
+                mode = mode_before(a, func, loop, None)
                 if (
                     mode is not None
                     and mode[0] == "eval"
                     and id(mode[1]) not in fired
-                    and _may_be_trained(a, mode[2] or "", trained)
-                    and not _mode_free(ctx, a, root(mode[2] or ""))
+                    and may_be_trained(a, mode[2] or "", trained)
+                    and not mode_free(ctx, a, root(mode[2] or ""))
                 ):
                     fired.add(id(mode[1]))
                     subject = mode[2] or (sorted(trained)[0] if trained else "model")
@@ -614,8 +613,8 @@ class MissingEvalMode(SourceRule):
             for e in facts.of("eval"):
                 if (
                     id(e.anchor) in fired
-                    or not _may_be_trained(a, e.subject or "", trained)
-                    or _mode_free(ctx, a, root(e.subject or ""))
+                    or not may_be_trained(a, e.subject or "", trained)
+                    or mode_free(ctx, a, root(e.subject or ""))
                 ):
                     continue
                 fired.add(id(e.anchor))
@@ -629,205 +628,6 @@ class MissingEvalMode(SourceRule):
                     node=e.anchor,
                 )
                 break
-
-
-#: torch.nn layers that compute the same in train and eval mode
-_MODE_FREE_LAYERS = {
-    "Linear",
-    "Bilinear",
-    "Conv1d",
-    "Conv2d",
-    "Conv3d",
-    "ConvTranspose1d",
-    "ConvTranspose2d",
-    "ConvTranspose3d",
-    "ReLU",
-    "ReLU6",
-    "LeakyReLU",
-    "PReLU",
-    "ELU",
-    "SELU",
-    "CELU",
-    "GELU",
-    "SiLU",
-    "Mish",
-    "Tanh",
-    "Sigmoid",
-    "Hardtanh",
-    "Hardswish",
-    "Hardsigmoid",
-    "Softplus",
-    "Softmax",
-    "LogSoftmax",
-    "Softmax2d",
-    "MaxPool1d",
-    "MaxPool2d",
-    "MaxPool3d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AvgPool3d",
-    "AdaptiveAvgPool1d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveAvgPool3d",
-    "AdaptiveMaxPool1d",
-    "AdaptiveMaxPool2d",
-    "AdaptiveMaxPool3d",
-    "Flatten",
-    "Unflatten",
-    "Identity",
-    "Embedding",
-    "EmbeddingBag",
-    "LayerNorm",
-    "GroupNorm",
-    "RMSNorm",
-    "Upsample",
-    "PixelShuffle",
-    "PixelUnshuffle",
-    "ZeroPad2d",
-    "ConstantPad2d",
-    "ReflectionPad2d",
-    "Sequential",
-    "ModuleList",
-    "ModuleDict",
-    "Parameter",
-    "ParameterList",
-    "ParameterDict",
-    "Module",
-}
-_HARMLESS_BUILTINS = {
-    "super",
-    "range",
-    "len",
-    "int",
-    "float",
-    "list",
-    "dict",
-    "tuple",
-    "isinstance",
-    "getattr",
-    "setattr",
-    "hasattr",
-    "zip",
-    "enumerate",
-    "print",
-    "max",
-    "min",
-    "sum",
-    "abs",
-    "round",
-}
-
-
-def _mode_free(ctx: SourceContext, a: Analysis, model: str) -> bool:
-    """``model`` is built in this file from classes of this file whose layers all compute
-    the same in train and eval mode (no dropout, no BatchNorm, no `self.training`): then
-    eval()/train() changes nothing and there is nothing to report."""
-    if not model or "." in model:
-        return False
-    values = a.values_of(model)
-    if not values:
-        return False
-    memo: dict[str, bool] = {}
-    for v in values:
-        while (
-            isinstance(v, cst.Call)
-            and isinstance(v.func, cst.Attribute)
-            and v.func.attr.value in ("to", "cuda", "cpu", "float", "double", "half")
-        ):
-            v = v.func.value
-        if isinstance(v, cst.Call) and _builtin_mode_free(ctx, v, memo):
-            continue  # model = nn.Linear(10, 2); model = nn.LSTM(8, 16): eval() changes nothing
-        if not (isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in ctx.class_by_name):
-            return False
-        if not _class_mode_free(ctx, v.func.value, memo):
-            return False
-    return True
-
-
-_RNNS = {"RNN", "LSTM", "GRU"}
-_RNN_CELLS = {"RNNCell", "LSTMCell", "GRUCell"}
-
-
-def _rnn_mode_free(call: cst.Call) -> bool:
-    """An nn.RNN/LSTM/GRU without dropout (the argument absent or 0; positional index 5)
-    computes the same in train and eval mode."""
-    value = None
-    for i, a in enumerate(call.args):
-        if a.keyword is not None and a.keyword.value == "dropout":
-            value = a.value
-        elif a.keyword is None and a.star == "" and i == 5:
-            value = a.value
-        elif a.star:
-            return False
-    if value is None:
-        return True
-    return isinstance(value, (cst.Integer, cst.Float)) and float(value.value) == 0.0
-
-
-def _builtin_mode_free(ctx: SourceContext, call: cst.Call, memo: dict[str, bool]) -> bool:
-    """A built-in torch.nn layer (or an nn.Sequential of such layers and of this file's
-    mode-free classes) that computes the same in train and eval mode."""
-    q = ctx.qualname(call.func) or ""
-    if not q.startswith("torch.nn.") or q.startswith(("torch.nn.functional.", "torch.nn.init.")):
-        return False
-    last = q.rsplit(".", 1)[-1]
-    if last in _RNN_CELLS:
-        return True
-    if last in _RNNS:
-        return _rnn_mode_free(call)
-    if last == "Sequential":
-        for a in call.args:
-            v = a.value
-            if a.star or not isinstance(v, cst.Call):
-                return False
-            if isinstance(v.func, cst.Name) and v.func.value in ctx.class_by_name:
-                if not _class_mode_free(ctx, v.func.value, memo):
-                    return False
-            elif not _builtin_mode_free(ctx, v, memo):
-                return False
-        return True
-    return last in _MODE_FREE_LAYERS and last not in ("ModuleList", "ModuleDict", "Module")
-
-
-def _class_mode_free(ctx: SourceContext, name: str, memo: dict[str, bool]) -> bool:
-    if name in memo:
-        return memo[name]
-    memo[name] = False  # until proven: a recursive reference is not
-    cls = ctx.class_by_name[name]
-    for base in cls.bases:
-        head, _, rest = base.partition(".")
-        q = (ctx.aliases[head] + ("." + rest if rest else "")) if head in ctx.aliases else base
-        if q != "torch.nn.Module" and not (base in ctx.class_by_name and _class_mode_free(ctx, base, memo)):
-            return False
-    for node in walk(cls.node, into_defs=True):
-        if isinstance(node, cst.Attribute) and node.attr.value == "training":
-            return False
-        if not isinstance(node, cst.Call):
-            continue
-        func = node.func
-        q = ctx.qualname(func) or ""
-        if q.startswith("torch.nn.functional."):
-            if any(w in q for w in ("dropout", "batch_norm", "instance_norm")):
-                return False
-        elif q.startswith("torch.nn.init.") or (q.startswith("torch.") and not q.startswith("torch.nn.")):
-            continue
-        elif q.startswith("torch.nn."):
-            last = q.rsplit(".", 1)[-1]
-            if last in _RNNS:
-                if not _rnn_mode_free(node):
-                    return False
-            elif last not in _MODE_FREE_LAYERS and last not in _RNN_CELLS:
-                return False
-        elif isinstance(func, cst.Name):
-            if func.value in ctx.class_by_name:
-                if not _class_mode_free(ctx, func.value, memo):
-                    return False
-            elif func.value not in _HARMLESS_BUILTINS:
-                return False  # a helper or an imported class: cannot tell
-        elif isinstance(func, cst.Attribute) and q.split(".")[0] in ctx.aliases:
-            return False  # another library's layer
-    memo[name] = True
-    return True
 
 
 def _lightning_method(ctx: SourceContext, func: FunctionInfo) -> bool:
@@ -845,105 +645,3 @@ def _model_call(a: Analysis, loop: cst.For | cst.While, func: FunctionInfo | Non
         if name and a.is_model_like(name, func):
             return call, name
     return None
-
-
-def _matches(subject: str, model: str) -> bool:
-    if not subject:
-        return True  # get_model().eval(): cannot tell which, assume it is this one
-    return (
-        subject == model
-        or model.startswith(subject + ".")
-        or subject.startswith(model + ".")
-        or (subject == "self" and model.startswith("self."))
-    )
-
-
-def _mode_before(
-    a: Analysis, func: FunctionInfo | None, node: cst.CSTNode, model: str | None
-) -> tuple[str, cst.CSTNode, str | None] | None:
-    """What last happened to the model's mode in ``func`` before ``node``, as (kind,
-    call, subject): kind "eval", "train" (train mode asked for on purpose: BatchNorm
-    recalibration, MC dropout) or "backward" (it was trained since), directly or in a
-    helper defined in this file (call is then the helper's call). None when nothing
-    did. ``model=None`` accepts any model."""
-    order = a.order(func)
-    here = order.get(id(node))
-    if here is None:
-        return None
-    latest: tuple[int, tuple[str, cst.CSTNode, str | None]] | None = None
-
-    def relevant(kind: str, subject: str | None) -> bool:
-        return kind == "backward" or (kind in ("eval", "train") and (model is None or _matches(subject or "", model)))
-
-    for c in a.calls_in(func):
-        pos = order.get(id(c))
-        if pos is None or pos >= here or (latest is not None and pos < latest[0]):
-            continue
-        found = None
-        kind = a.classify(c)
-        if kind is not None and relevant(*kind):
-            found = (kind[0], c, kind[1])
-        callee = a.resolve_local(c, func)
-        if callee is not None and callee is not func:
-            for e in a.facts(callee.node.body, callee).events:
-                if relevant(e.kind, e.subject):
-                    found = (e.kind, c, e.subject)
-        if found is not None:
-            latest = (pos, found)
-    return latest[1] if latest is not None else None
-
-
-def _eval_in_scope_before(a: Analysis, func: FunctionInfo | None, node: cst.CSTNode, model: str | None) -> bool:
-    mode = _mode_before(a, func, node, model)
-    return mode is not None and mode[0] in ("eval", "train")
-
-
-def _params(func: FunctionInfo) -> set[str]:
-    p = func.node.params
-    return {x.name.value for x in [*p.posonly_params, *p.params, *p.kwonly_params]}
-
-
-def _eval_before(a: Analysis, model: str, call: cst.Call, func: FunctionInfo | None) -> tuple[bool, cst.Call | None]:
-    """(eval() ran before ``call``, a call site of the evaluation function that lacks it)."""
-    mode = _mode_before(a, func, call, model)
-    if mode is not None and mode[0] in ("eval", "train"):
-        return True, None
-    if func is None or mode is not None:
-        return _compiled_for_inference(a, model), None
-    if _compiled_for_inference(a, model):
-        return True, None
-    sites = a.call_sites(func)
-    missing = next((c for c, f in sites if not _eval_in_scope_before(a, f, c, None)), None)
-    if sites and missing is None:
-        return True, None
-    if root(model).split(".")[0] not in _params(func) or root(model).startswith("self."):
-        # a global model or an attribute: set to eval elsewhere in the file counts
-        for c, f in a.ctx.calls:
-            if f is func:
-                continue
-            kind = a.classify(c)
-            if kind is not None and kind[0] == "eval" and kind[1] and _matches(kind[1], model):
-                return True, None
-    return False, missing
-
-
-def _compiled_for_inference(a: Analysis, model: str) -> bool:
-    """A TorchScript / exported program keeps the mode it was saved in (eval, as a rule)."""
-    for v in a.values_of(root(model)):
-        q = a.ctx.qualname(v) if isinstance(v, cst.Call) else None
-        if q and q.startswith(("torch.jit.", "torch.export.", "torch._export.")):
-            return True
-    return False
-
-
-def _may_be_trained(a: Analysis, subject: str, trained: set[str]) -> bool:
-    """Is ``subject`` (switched to eval mode) the whole model being trained? A frozen
-    teacher, an EMA copy, a perceptual-loss network, or a submodule frozen on purpose
-    (`model.backbone.eval()` to keep its BatchNorm statistics) stay in eval mode by design."""
-    if not subject or subject == "self":
-        return True
-    if trained:
-        return any(subject in (t, t + ".module") or t == subject + ".module" for t in trained)
-    if "." in subject and not subject.startswith("self.") or subject.count(".") > 1:
-        return False
-    return a.is_model_like(subject, None) and not AUX_MODEL_NAME.search(snake(last_part(subject)))

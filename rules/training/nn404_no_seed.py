@@ -4,8 +4,8 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import Analysis, analysis, is_backward, last_part

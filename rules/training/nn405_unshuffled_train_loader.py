@@ -6,18 +6,16 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.syntax import call_arg, has_star
+from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
+from nnlint.vocab import DATALOADER_CLASSES, ITERABLE_DATASETS
 
 from ._loops import (
-    DATALOADERS,
-    ITERABLE_DATASETS,
     Analysis,
     analysis,
-    arg,
     first_line,
-    has_star_args,
     is_eval_function_name,
     last_part,
     literal_bool,
@@ -228,18 +226,18 @@ class UnshuffledTrainLoader(SourceRule):
             return
         a = None
         for call, func in ctx.calls:
-            if ctx.qualname(call) not in DATALOADERS or has_star_args(call):
+            if ctx.qualname(call) not in DATALOADER_CLASSES or has_star(call):
                 continue
-            shuffle = arg(call, "shuffle", 2)
+            shuffle = call_arg(call, 2, "shuffle")
             if shuffle is not None and literal_bool(shuffle.value) is not False:
                 continue
             if any(
-                (s := arg(call, kw, pos)) is not None
+                (s := call_arg(call, pos, kw)) is not None
                 and not (isinstance(s.value, cst.Name) and s.value.value == "None")
                 for kw, pos in (("sampler", 3), ("batch_sampler", 4))
             ):
                 continue
-            dataset = arg(call, "dataset", 0)
+            dataset = call_arg(call, 0, "dataset")
             if dataset is None:
                 continue
             a = a or analysis(ctx)
@@ -302,13 +300,13 @@ def _training_reason(a: Analysis, call: cst.Call, func: FunctionInfo | None, dat
             continue
         callee = dotted(v.func) or ""
         if _is_iterable_class(ctx, callee) or (
-            (streaming := arg(v, "streaming")) is not None and literal_bool(streaming.value)
+            (streaming := call_arg(v, None, "streaming")) is not None and literal_bool(streaming.value)
         ):
             return None
-        train_kw = arg(v, "train")
+        train_kw = call_arg(v, None, "train")
         if train_kw is not None and literal_bool(train_kw.value) is not None:
             split = "train=True" if literal_bool(train_kw.value) else "held-out"
-        split_kw = arg(v, "split")
+        split_kw = call_arg(v, None, "split")
         if split_kw is not None and isinstance(split_kw.value, cst.SimpleString):
             s = split_kw.value.evaluated_value
             if isinstance(s, str):

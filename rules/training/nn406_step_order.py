@@ -6,17 +6,16 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.syntax import call_arg
+from nnlint.contexts.source import FunctionInfo, SourceContext, child_nodes, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import (
     Analysis,
     analysis,
-    arg,
     first_line,
     is_grad_reset,
-    kids,
     method_name,
     optimizer_name,
     receiver_name,
@@ -337,7 +336,7 @@ class _Walker:
                 self._compound(st, here)
 
     def _compound(self, st: cst.CSTNode, here: list) -> None:
-        for child in kids(st):
+        for child in child_nodes(st):
             if isinstance(child, cst.BaseSuite):
                 self.block(list(child.body), st, here)
             elif isinstance(
@@ -453,7 +452,7 @@ def _measures_only(call: cst.CSTNode) -> bool:
     """``clip_grad_norm_(params, float("inf"))`` only measures the norm (for logging)."""
     if not isinstance(call, cst.Call):
         return False
-    limit = arg(call, "max_norm", 1) or arg(call, "clip_value", 1)
+    limit = call_arg(call, 1, "max_norm") or call_arg(call, 1, "clip_value")
     if limit is None:
         return False
     v = limit.value

@@ -4,11 +4,12 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.syntax import call_arg, has_star
+from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import Analysis, analysis, arg, first_line, has_star_args, method_name, number, walk
+from ._loops import Analysis, analysis, first_line, method_name, number, walk
 
 ADAM = {
     "torch.optim.Adam": "Adam",
@@ -193,7 +194,7 @@ class SuspiciousLearningRate(SourceRule):
         for call, func in ctx.calls:
             q = ctx.qualname(call) or ""
             kind = ADAM.get(q) or SGD.get(q)
-            if kind is None or has_star_args(call):
+            if kind is None or has_star(call):
                 continue
             a = a or analysis(ctx)
             if _lr_overridden(ctx):
@@ -202,10 +203,10 @@ class SuspiciousLearningRate(SourceRule):
                 continue  # Adam([image], lr=0.1): optimizing an input, not network weights
             limit = self.t["sgd_max_lr"] if kind == "SGD" else self.t["adam_max_lr"]
             candidates: list[cst.BaseExpression] = []
-            lr = arg(call, "lr", 1)
+            lr = call_arg(call, 1, "lr")
             if lr is not None:
                 candidates.append(lr.value)
-            params = arg(call, "params", 0)
+            params = call_arg(call, 0, "params")
             if params is not None and isinstance(params.value, (cst.List, cst.Tuple)):
                 for el in params.value.elements:  # param groups with their own lr
                     if isinstance(el.value, cst.Dict):
@@ -253,7 +254,7 @@ def _constant(
 def _optimizes_weights(a: Analysis, call: cst.Call) -> bool:
     """The optimizer gets a module's ``.parameters()`` (directly, in param groups, or
     through a name assigned from them)."""
-    params = arg(call, "params", 0)
+    params = call_arg(call, 0, "params")
     if params is None:
         return False
     exprs = [params.value]

@@ -6,8 +6,8 @@ from typing import Any
 
 import libcst as cst
 
+from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
-from nnlint.passes.source import FunctionInfo, SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import Analysis, Assignment, analysis, first_line, method_name, receiver_name, walk

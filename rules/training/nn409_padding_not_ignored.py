@@ -7,11 +7,12 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.syntax import call_arg
+from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Fix, Severity
-from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import analysis, arg, first_line, walk
+from ._loops import analysis, first_line, walk
 
 CE_MODULES = {"torch.nn.CrossEntropyLoss", "torch.nn.modules.loss.CrossEntropyLoss"}
 CE_FUNCS = {"torch.nn.functional.cross_entropy"}
@@ -256,13 +257,13 @@ class PaddingNotIgnored(SourceRule):
             else:
                 continue
             where = call
-            if (reduction := arg(call, "reduction")) is not None and _string(reduction.value) == "none":
+            if (reduction := call_arg(call, None, "reduction")) is not None and _string(reduction.value) == "none":
                 continue
             if not uses or not any(_token_level(ctx, u) for u in uses):
                 continue
             if any(_masked(u) for u in uses):
                 continue
-            ignore = arg(call, "ignore_index")
+            ignore = call_arg(call, None, "ignore_index")
             if ignore is None:
                 if relabelled or pad.value == -100:
                     continue
@@ -310,7 +311,7 @@ def _padding(ctx: SourceContext) -> _Pad | None:
     tokenizer's ``pad_token_id``."""
     for call, _ in ctx.calls:
         if ctx.qualname(call) in PAD_SEQUENCE:
-            pv = arg(call, "padding_value", 2)
+            pv = call_arg(call, 2, "padding_value")
             if pv is None:
                 return _Pad("0", 0, call, "with pad_sequence's default padding_value=0")
             return _Pad(ctx.code(pv.value), _value(ctx, pv.value), call)
@@ -321,7 +322,7 @@ def _padding(ctx: SourceContext) -> _Pad | None:
                 if item.value is not None and _value(ctx, item.value) is not None:
                     return _Pad(name, _value(ctx, item.value), item.node)
     for call, _ in ctx.calls:
-        pi = arg(call, "padding_idx")
+        pi = call_arg(call, None, "padding_idx")
         if pi is not None:
             return _Pad(ctx.code(pi.value), _value(ctx, pi.value), pi.value)
     for node in walk(ctx.module, cst.Attribute, into_defs=True):

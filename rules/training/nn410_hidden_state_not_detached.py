@@ -5,8 +5,8 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Fix, Severity
-from nnlint.passes.source import SourceContext, dotted
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
 from ._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk

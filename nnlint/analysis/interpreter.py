@@ -1,444 +1,54 @@
-"""A small value-flow analysis shared by the output-head and loss rules (NN103-NN108, NN113).
-
-Each function body is walked once in statement order; every name (and every ``self.x``
-attribute) maps to a ``Val`` that says what is known about the value:
-
-- ``tag``: the last thing that shaped it: ``softmax``, ``log_softmax``, ``sigmoid``, ``act``
-  (any other non-identity activation: relu, gelu, tanh...), ``logits`` (the output of an
-  affine layer, Linear/Conv, with nothing after it) or ``None`` (unknown);
-- ``k``: the head width (out_features/out_channels of the affine layer that made it);
-- ``batched``: ``"yes"`` when dim 0 is known to be the batch (a DataLoader batch, a
-  ``x.view(x.size(0), -1)`` flatten, BatchNorm2d, a model's output on a batch...),
-  ``"input"`` inside ``forward`` when dim 0 is the batch iff the caller passed a batch,
-  ``"maybe"`` for a 2-D/4-D random tensor, which counts as a batch once fed to a model;
-- ``target``: for loss targets, ``index`` (class indices), ``float``, ``onehot``;
-- ``obj``: for non-tensors: a torch layer built in the file, an ``nn.Sequential``, an
-  instance of a model class of the file, a loss module, a DataLoader.
-
-Calling a model instance yields what its ``forward`` returns (analysed once per class);
-calling a Sequential folds its layers; functions of the file are bound from their call
-sites. Branches merge (a value that differs between branches becomes unknown) and loops
-are walked twice, so that a value from a previous iteration is never taken for certain.
-Unknown is the default everywhere: the rules only fire on positive evidence.
-
-What the rules read is a ``Flow``: the loss calls with their input and target values,
-argmax predictions, and softmax calls over ``dim=0``. It is computed once per file.
-"""
+"""The value-flow interpreter: walks each function body in statement order over ``Val``s and records what the rules read."""
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Literal, TypeGuard
 
 import libcst as cst
 
-from nnlint.passes.source import ClassInfo, SourceContext, dotted, iter_nodes, normalize_torch_name
+from nnlint.analysis.flow_records import EMPTY, DimUse, Flow, LossUse, PredUse, Records, Result
+from nnlint.analysis.syntax import (
+    arg_expr,
+    has_star,
+    int_value,
+    is_bare_slice,
+    is_number_literal,
+    keyword_arg,
+    positional_args,
+    positional_params,
+)
+from nnlint.analysis.values import UNKNOWN, Obj, Val, merge, merge_env
+from nnlint.contexts.source import ClassInfo, SourceContext, dotted, iter_nodes, normalize_torch_name
+from nnlint.vocab import (
+    ACTIVATION_METHODS,
+    ACTIVATION_MODULES_TAG,
+    AFFINE_FUNCTIONS,
+    AFFINE_MODULES_WIDTH,
+    CONTAINER_MUTATOR_METHODS,
+    DATALOADER_CLASSES,
+    DROPOUT_FUNCTIONS,
+    DROPOUT_OR_IDENTITY_MODULES,
+    FLOAT_DTYPES,
+    INDEX_DTYPES,
+    LOSS_FUNCTIONS_KIND,
+    LOSS_MODULES_KIND,
+    MODEL_WRAPPERS,
+    NORM_MODULES_BATCHED,
+    OTHER_ACTIVATION_FUNCTIONS,
+    POOL_MODULE_PREFIXES,
+    RESAMPLE_FUNCTIONS,
+    RETURNS_SELF_MODULE_METHODS,
+    SIGMOID_FUNCTIONS,
+    SOFTMAX_FUNCTIONS_KIND,
+    SOFTMAX_MODULES,
+    TORCH_FUNCTION_PREFIXES,
+    UPSAMPLE_MODULES,
+    VALUE_PRESERVING_METHODS,
+)
 
-# --------------------------------------------------------------------------------------
-# torch vocabulary (full names after import resolution)
-
-FUNC_PREFIXES = ("torch.nn.functional.", "torch.special.", "torch.")
-SOFTMAX_NAMES = {"softmax": "softmax", "softmin": "softmax", "log_softmax": "log_softmax"}
-SIGMOID_NAMES = {"sigmoid", "expit"}
-ACT_NAMES = {
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "elu",
-    "selu",
-    "celu",
-    "gelu",
-    "silu",
-    "mish",
-    "softplus",
-    "tanh",
-    "hardtanh",
-    "hardswish",
-    "hardsigmoid",
-    "prelu",
-    "rrelu",
-    "softsign",
-    "tanhshrink",
-    "threshold",
-    "glu",
-    "hardshrink",
-    "softshrink",
-}
-TENSOR_ACT_METHODS = {"softmax", "log_softmax", "sigmoid", "relu", "tanh", "sigmoid_", "relu_", "tanh_"}
-
-MODULE_ACTS = {
-    "Softmax": "softmax",
-    "Softmin": "softmax",
-    "LogSoftmax": "log_softmax",
-    "Sigmoid": "sigmoid",
-    "ReLU": "act",
-    "ReLU6": "act",
-    "LeakyReLU": "act",
-    "ELU": "act",
-    "SELU": "act",
-    "CELU": "act",
-    "GELU": "act",
-    "SiLU": "act",
-    "Mish": "act",
-    "Softplus": "act",
-    "Tanh": "act",
-    "Hardtanh": "act",
-    "Hardswish": "act",
-    "Hardsigmoid": "act",
-    "PReLU": "act",
-    "RReLU": "act",
-    "Softsign": "act",
-    "Tanhshrink": "act",
-    "Threshold": "act",
-    "GLU": "act",
-    "Hardshrink": "act",
-    "Softshrink": "act",
-}
-SOFTMAX_MODULES = {"Softmax", "Softmin", "LogSoftmax"}
-# module name -> (index of the width argument, its keyword, which dim it sizes)
-AFFINE_MODULES = {
-    "Linear": (1, "out_features", "last"),
-    "LazyLinear": (0, "out_features", "last"),
-    "Bilinear": (2, "out_features", "last"),
-    **{f"Conv{d}d": (1, "out_channels", "chan") for d in (1, 2, 3)},
-    **{f"ConvTranspose{d}d": (1, "out_channels", "chan") for d in (1, 2, 3)},
-    **{f"LazyConv{d}d": (0, "out_channels", "chan") for d in (1, 2, 3)},
-    **{f"LazyConvTranspose{d}d": (0, "out_channels", "chan") for d in (1, 2, 3)},
-}
-AFFINE_FUNCS = {
-    "linear",
-    "bilinear",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "conv_transpose1d",
-    "conv_transpose2d",
-    "conv_transpose3d",
-}
-PASS_MODULES = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity"}
-PASS_FUNCS = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"}
-NORM_MODULES = {
-    "BatchNorm1d": None,
-    "BatchNorm2d": "yes",
-    "BatchNorm3d": "yes",
-    "SyncBatchNorm": None,
-    "LayerNorm": None,
-    "GroupNorm": None,
-    "InstanceNorm1d": None,
-    "InstanceNorm2d": None,
-    "InstanceNorm3d": None,
-    "LocalResponseNorm": None,
-    "RMSNorm": None,
-}
-POOL_PREFIXES = ("MaxPool", "AvgPool", "AdaptiveAvgPool", "AdaptiveMaxPool", "LPPool")
-UPSAMPLE_MODULES = {"Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"}
-#: functional resampling: the values keep what made them (logits stay logits)
-RESAMPLE_FUNCS = {
-    "interpolate",
-    "upsample",
-    "upsample_nearest",
-    "upsample_bilinear",
-    *(
-        f"{p}{d}d"
-        for p in ("avg_pool", "max_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool")
-        for d in (1, 2, 3)
-    ),
-}
-LOSS_MODULES = {
-    "CrossEntropyLoss": "ce",
-    "NLLLoss": "nll",
-    "NLLLoss2d": "nll",
-    "BCELoss": "bce",
-    "BCEWithLogitsLoss": "bcewl",
-    "MSELoss": "mse",
-}
-LOSS_FUNCS = {
-    "cross_entropy": "ce",
-    "nll_loss": "nll",
-    "binary_cross_entropy": "bce",
-    "binary_cross_entropy_with_logits": "bcewl",
-    "mse_loss": "mse",
-}
-LOADERS = {"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"}
-WRAPPERS = {
-    "torch.compile",
-    "torch.nn.DataParallel",
-    "torch.nn.parallel.DataParallel",
-    "torch.nn.parallel.DistributedDataParallel",
-    "torch.nn.parallel.distributed.DistributedDataParallel",
-    "torch.jit.script",
-}
-INDEX_DTYPES = {"torch.long", "torch.int64", "torch.int", "torch.int32", "torch.LongTensor", "torch.cuda.LongTensor"}
-FLOAT_DTYPES = {
-    "torch.float",
-    "torch.float32",
-    "torch.float64",
-    "torch.double",
-    "torch.half",
-    "torch.float16",
-    "torch.bfloat16",
-    "torch.FloatTensor",
-    "torch.cuda.FloatTensor",
-}
-
-TRANSPARENT_METHODS = {"contiguous", "clone", "detach", "cpu", "cuda", "requires_grad_", "type_as", "detach_"}
-MODULE_SELF_METHODS = {
-    "to",
-    "cuda",
-    "cpu",
-    "train",
-    "eval",
-    "double",
-    "float",
-    "half",
-    "bfloat16",
-    "requires_grad_",
-    "share_memory",
-    "type",
-}
-MUTATORS = {
-    "append",
-    "extend",
-    "insert",
-    "add_module",
-    "register_module",
-    "pop",
-    "__setitem__",
-    "__delitem__",
-    "update",
-    "register_forward_hook",
-    "register_forward_pre_hook",
-}
 MODEL_PARAM_WORDS = ("model", "net", "classifier", "clf")
-
-LOSS_DISPLAY = {
-    "ce": "CrossEntropyLoss",
-    "nll": "NLLLoss",
-    "bce": "BCELoss",
-    "bcewl": "BCEWithLogitsLoss",
-    "mse": "MSELoss",
-}
-
-
-# --------------------------------------------------------------------------------------
-# values
-
-
-@dataclass(frozen=True)
-class Obj:
-    """A non-tensor value: a layer, Sequential, model instance, loss, loader, class, function."""
-
-    kind: str  # act affine pass norm flatten pool seq inst self loss loader batch class func
-    name: str = ""
-    node: Any = None  # the constructing call (or def) in the user's file
-    tag: str | None = None  # act layers
-    k: int | None = None  # affine layers
-    kdim: str | None = None
-    dim0: bool = False  # a softmax-family module built with dim=0
-    loss: str | None = None
-    layers: tuple = ()  # seq: tuple[Val, ...]
-    batch: str | None = None
-
-
-@dataclass(frozen=True)
-class Val:
-    tag: str | None = None
-    act: str | None = None  # display name of the op that set ``tag``
-    at: Any = None  # the node that set ``tag``
-    k: int | None = None
-    kdim: str | None = None
-    head: Any = None  # the constructor call of the layer that set ``k`` (nn.Linear(128, 10))
-    batched: str | None = None
-    model: str | None = None  # the model (class name / "nn.Sequential") whose output this is
-    target: str | None = None
-    const: Any = None  # int, or "N" (a batch size), or "shape" (x.size() / x.shape)
-    obj: Obj | None = None
-    items: tuple | None = None
-
-
-UNKNOWN = Val()
-
-
-def merge(a: Val | None, b: Val | None) -> Val:
-    """What is certain about a value that is ``a`` on one path and ``b`` on another."""
-    if a is None:
-        return b if b is not None else UNKNOWN
-    if b is None or a is b or a == b:
-        return a
-    same_tag = a.tag == b.tag
-    items = None
-    if a.items is not None and b.items is not None and len(a.items) == len(b.items):
-        items = tuple(merge(x, y) for x, y in zip(a.items, b.items))
-    return Val(
-        tag=a.tag if same_tag else None,
-        act=a.act if same_tag else None,
-        at=a.at if same_tag else None,
-        k=a.k if a.k == b.k else None,
-        kdim=a.kdim if a.kdim == b.kdim else None,
-        head=a.head if a.k == b.k else None,
-        batched=a.batched if a.batched == b.batched else None,
-        model=a.model if a.model == b.model else None,
-        target=a.target if a.target == b.target else None,
-        const=a.const if a.const == b.const else None,
-        obj=a.obj if a.obj == b.obj else None,
-        items=items,
-    )
-
-
-def merge_env(*envs: dict[str, Val]) -> dict[str, Val]:
-    if len(envs) == 1:
-        return dict(envs[0])
-    out: dict[str, Val] = {}
-    for env in envs:
-        for key, val in env.items():
-            out[key] = merge(out[key], val) if key in out else val
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# what the rules read
-
-
-@dataclass(eq=False)
-class LossUse:
-    kind: str  # ce nll bce bcewl mse
-    display: str  # how the user spelled it: "CrossEntropyLoss", "F.cross_entropy"
-    call: cst.Call
-    input_expr: cst.BaseExpression
-    input: Val
-    target_expr: cst.BaseExpression | None
-    target: Val
-    ctor: Any = None  # a loss module: the call that built it (nn.BCELoss()), for fixes
-
-
-@dataclass(eq=False)
-class PredUse:
-    """An argmax-style prediction (``out.argmax(1)``, ``torch.max(out, 1)``) on ``val``;
-    ``compared``: the predicted indices are compared with something (``pred == y``,
-    ``pred.eq(target)``, ``accuracy(pred, y)``), i.e. used as single-label predictions."""
-
-    val: Val
-    node: cst.Call
-    compared: bool = False
-
-
-@dataclass(eq=False)
-class DimUse:
-    """A softmax over ``dim=0``: ``node`` is where dim=0 is written, ``val`` its input,
-    ``cls`` the class whose ``forward`` applies it (for ``batched == "input"``)."""
-
-    node: cst.CSTNode
-    val: Val
-    cls: str | None
-    display: str
-
-
-@dataclass(eq=False)
-class Records:
-    losses: list[LossUse] = field(default_factory=list)
-    preds: list[PredUse] = field(default_factory=list)
-    dims: list[DimUse] = field(default_factory=list)
-    batched_calls: set[str] = field(default_factory=set)
-    edges: set[tuple[str, str]] = field(default_factory=set)
-    compared: set[int] = field(default_factory=set)  # ids of argmax calls whose result is compared
-    callsites: list[tuple[cst.FunctionDef, dict[str, Val]]] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class Flow:
-    losses: list[LossUse]
-    preds: list[PredUse]
-    dims: list[DimUse]
-    batched_classes: set[str]
-
-    def dim0_on_batch(self, d: DimUse) -> bool:
-        return d.val.batched == "yes" or (d.val.batched == "input" and d.cls in self.batched_classes)
-
-
-EMPTY = Flow([], [], [], set())
-
-
-@dataclass(eq=False)
-class Result:
-    ret: Val
-    records: Records
-    nested: list[tuple[cst.FunctionDef, dict[str, Val]]]
-
-
-_CACHE: weakref.WeakKeyDictionary[SourceContext, Flow] = weakref.WeakKeyDictionary()
-
-
-def flow(ctx: SourceContext) -> Flow:
-    """The file's value flow, computed on first use and shared by every rule."""
-    got = _CACHE.get(ctx)
-    if got is None:
-        got = _Analyzer(ctx).run()
-        _CACHE[ctx] = got
-    return got
-
-
-# --------------------------------------------------------------------------------------
-# small syntactic helpers
-
-
-def _int(e: cst.Integer) -> int | None:
-    try:
-        return int(e.value.replace("_", ""), 0)
-    except ValueError:
-        return None
-
-
-def _num_literal(e: cst.BaseExpression) -> bool:
-    if isinstance(e, cst.UnaryOperation) and isinstance(e.operator, cst.Minus):
-        e = e.expression
-    return isinstance(e, (cst.Integer, cst.Float))
-
-
-def _bare_slice(e: cst.BaseSlice | None) -> bool:
-    return isinstance(e, cst.Slice) and e.lower is None and e.upper is None and e.step is None
-
-
-def _positional(call: cst.Call) -> list[cst.Arg]:
-    return [a for a in call.args if a.keyword is None and not a.star]
-
-
-def _kw(call: cst.Call, name: str) -> cst.Arg | None:
-    for a in call.args:
-        if a.keyword is not None and a.keyword.value == name:
-            return a
-    return None
-
-
-def _has_star(call: cst.Call) -> bool:
-    return any(a.star for a in call.args)
-
-
-def arg_expr(call: cst.Call, index: int | None, keyword: str | None) -> cst.BaseExpression | None:
-    """The expression passed as positional ``index`` or as ``keyword``."""
-    if keyword is not None:
-        a = _kw(call, keyword)
-        if a is not None:
-            return a.value
-    pos = _positional(call)
-    if index is not None and index < len(pos):
-        return pos[index].value
-    return None
-
-
-def _params(fn: cst.FunctionDef) -> list[cst.Param]:
-    p = fn.params
-    return [*p.posonly_params, *p.params]
-
-
-def short_expr(ctx: SourceContext, node: cst.CSTNode, limit: int = 40) -> str:
-    text = " ".join(ctx.code(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# --------------------------------------------------------------------------------------
-# the analysis
 
 
 class _Frame:
@@ -500,7 +110,7 @@ def small_statements(body: Any, into_defs: bool = False) -> Iterable[tuple[cst.B
             stack.append((node.body, owner))
 
 
-class _Analyzer:
+class Interpreter:
     def __init__(self, ctx: SourceContext) -> None:
         self.ctx = ctx
         self.mod: _Frame | None = None
@@ -603,7 +213,7 @@ class _Analyzer:
         out = {}
         for fn, calls in sites.items():
             bound: dict[str, Val] = {}
-            for p in _params(fn):
+            for p in positional_params(fn):
                 name = p.name.value
                 found = [c.get(name) for c in calls]
                 vals = [v for v in found if v is not None]
@@ -642,7 +252,7 @@ class _Analyzer:
         self.fwd_memo[cls] = None  # recursion guard
         try:
             fr = _Frame(cls=cls, forward=True)
-            params = _params(fn)
+            params = positional_params(fn)
             for i, p in enumerate(params):
                 if i == 0:
                     fr.self_name = p.name.value
@@ -662,7 +272,7 @@ class _Analyzer:
         key = (cls, id(fn))
         if key not in self.method_memo:
             fr = _Frame(cls=cls)
-            params = _params(fn)
+            params = positional_params(fn)
             is_static = any(dotted(d.decorator) in ("staticmethod", "classmethod") for d in fn.decorators)
             for i, p in enumerate(params):
                 name = p.name.value
@@ -692,7 +302,7 @@ class _Analyzer:
     def _analyze_function(self, fn: cst.FunctionDef, bkey: tuple, closure: dict[str, Val] | None = None) -> Result:
         fr = _Frame(closure=closure)
         bound = dict(bkey)
-        for p in _params(fn):
+        for p in positional_params(fn):
             name = p.name.value
             if name in bound:
                 fr.env[name] = bound[name]
@@ -786,7 +396,7 @@ class _Analyzer:
         out: set[str] = set()
         for info in self._mro(cls):
             for name, fn in info.methods.items():
-                params = _params(fn)
+                params = positional_params(fn)
                 selfname = params[0].name.value if params else "self"
                 for small, _ in small_statements(fn.body):
                     targets: list[cst.BaseExpression]
@@ -820,7 +430,7 @@ class _Analyzer:
                             if isinstance(first, cst.SimpleString):
                                 out.add(str(first.evaluated_value))
                         continue
-                    if f.attr.value in MUTATORS and _is_self_attr(f.value, selfname):
+                    if f.attr.value in CONTAINER_MUTATOR_METHODS and _is_self_attr(f.value, selfname):
                         out.add(f.value.attr.value)
                     if (
                         f.attr.value in ("add_module", "register_module")
@@ -854,7 +464,7 @@ class _Analyzer:
     def _init_params(self, info: ClassInfo, init: cst.FunctionDef) -> list[tuple[str, Val]]:
         """``__init__``'s parameters: a default is trusted only where no instantiation in
         the file passes that argument (or all of them pass the same integer)."""
-        params = _params(init)
+        params = positional_params(init)
         out = [(params[0].name.value, UNKNOWN)] if params else []
         sites = self._instantiations().get(info.name, [])
         subclassed = info.name in self._subclassed
@@ -867,7 +477,7 @@ class _Analyzer:
             ):
                 out.append((name, mp))  # class Trainer: def __init__(self, model): self.model = model
                 continue
-            if subclassed or any(_has_star(c) for c in sites):
+            if subclassed or any(has_star(c) for c in sites):
                 out.append((name, UNKNOWN))
                 continue
             consts = set()
@@ -897,13 +507,13 @@ class _Analyzer:
         if e is None:
             return None
         if isinstance(e, cst.Integer):
-            return _int(e)
+            return int_value(e)
         if (
             isinstance(e, cst.UnaryOperation)
             and isinstance(e.operator, cst.Minus)
             and isinstance(e.expression, cst.Integer)
         ):
-            v = _int(e.expression)
+            v = int_value(e.expression)
             return -v if v is not None else None
         if isinstance(e, cst.Name) and self.mod is not None:
             val = self.mod.env.get(e.value)
@@ -1120,7 +730,7 @@ class _Analyzer:
     def _custom_collate(self) -> bool:
         if self._collate is None:
             self._collate = any(
-                _kw(call, "collate_fn") is not None and self._torch_name(call.func) in LOADERS
+                keyword_arg(call, "collate_fn") is not None and self._torch_name(call.func) in DATALOADER_CLASSES
                 for call, _ in self.ctx.calls
             )
         return self._collate
@@ -1254,7 +864,7 @@ class _Analyzer:
         if isinstance(e, cst.Subscript):
             return self._subscript(fr, e)
         if isinstance(e, cst.Integer):
-            return Val(const=_int(e))
+            return Val(const=int_value(e))
         if isinstance(e, cst.UnaryOperation):
             v = self._eval(fr, e.expression)
             if isinstance(e.operator, cst.Minus) and isinstance(v.const, int):
@@ -1380,11 +990,11 @@ class _Analyzer:
         if v.tag is None and v.k is None and v.batched is None and v.target is None:
             return UNKNOWN
         last = elems[-1].slice
-        batched = v.batched if first is not None and _bare_slice(first) and len(elems) >= 2 else None
+        batched = v.batched if first is not None and is_bare_slice(first) and len(elems) >= 2 else None
         k = None
-        if v.kdim == "last" and (len(elems) == 1 or _bare_slice(last)):
+        if v.kdim == "last" and (len(elems) == 1 or is_bare_slice(last)):
             k = v.k
-        elif v.kdim == "chan" and len(elems) >= 2 and _bare_slice(first) and _bare_slice(elems[1].slice):
+        elif v.kdim == "chan" and len(elems) >= 2 and is_bare_slice(first) and is_bare_slice(elems[1].slice):
             k = v.k
         return replace(v, batched=batched, k=k, kdim=v.kdim if k is not None else None, items=None)
 
@@ -1403,7 +1013,7 @@ class _Analyzer:
             if isinstance(op, cst.FloorDivide) and b:
                 return Val(const=a // b)
             return UNKNOWN
-        lit_left, lit_right = _num_literal(e.left), _num_literal(e.right)
+        lit_left, lit_right = is_number_literal(e.left), is_number_literal(e.right)
         if isinstance(op, (cst.Add, cst.Subtract)):
             # probs + eps, logits - 1.0: the same kind of value
             if lit_right:
@@ -1471,40 +1081,40 @@ class _Analyzer:
         return kw.get(name, UNKNOWN)
 
     def _torch_call(self, fr: _Frame, e: cst.Call, q: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
-        if q in LOADERS:
+        if q in DATALOADER_CLASSES:
             return Val(obj=Obj("loader"))
-        if q in WRAPPERS:
+        if q in MODEL_WRAPPERS:
             return self._first(pos, kw, "model") if not star else UNKNOWN
         if q.startswith("torch.nn.") and q.count(".") == 2 and q[9:10].isupper():
             return self._module(fr, e, q[9:], pos, kw, star)
         short = None
-        for prefix in FUNC_PREFIXES:
+        for prefix in TORCH_FUNCTION_PREFIXES:
             if q.startswith(prefix) and "." not in q[len(prefix) :]:
                 short = q[len(prefix) :]
                 break
         if short is None:
             return UNKNOWN
         functional = q.startswith("torch.nn.functional.")
-        if functional and short in LOSS_FUNCS:
+        if functional and short in LOSS_FUNCTIONS_KIND:
             if not star:
-                self._loss(fr, e, LOSS_FUNCS[short], short, pos, kw)
+                self._loss(fr, e, LOSS_FUNCTIONS_KIND[short], short, pos, kw)
             return UNKNOWN
         x = self._first(pos, kw)
         if x.obj is not None and x.obj.kind == "batch":
             x = Val(batched="yes")
         base = short[:-1] if short.endswith("_") and not short.endswith("__") else short
-        if base in SOFTMAX_NAMES and (functional or short in ("softmax", "log_softmax")):
+        if base in SOFTMAX_FUNCTIONS_KIND and (functional or short in ("softmax", "log_softmax")):
             self._dim0(fr, e, arg_expr(e, 1, "dim"), x, short)
-            return self._tagged(x, SOFTMAX_NAMES[base], short, e)
-        if base in SIGMOID_NAMES:
+            return self._tagged(x, SOFTMAX_FUNCTIONS_KIND[base], short, e)
+        if base in SIGMOID_FUNCTIONS:
             return self._tagged(x, "sigmoid", short, e)
-        if base in ACT_NAMES:
+        if base in OTHER_ACTIVATION_FUNCTIONS:
             return self._tagged(x, "act", short, e, keep_k=base != "glu")
-        if functional and short in AFFINE_FUNCS:
+        if functional and short in AFFINE_FUNCTIONS:
             return Val(tag="logits", act=short, at=e, batched=x.batched)
-        if functional and short in PASS_FUNCS:
+        if functional and short in DROPOUT_FUNCTIONS:
             return x
-        if functional and short in RESAMPLE_FUNCS:
+        if functional and short in RESAMPLE_FUNCTIONS:
             if x.tag is None and x.k is None:
                 return Val(batched=x.batched) if x.batched else UNKNOWN
             return (
@@ -1533,10 +1143,10 @@ class _Analyzer:
 
     def _creator(self, e: cst.Call, short: str, pos: list[Val], kw: dict[str, Val]) -> Val:
         """Tensors built in the file: their layout (batched) and what targets they make."""
-        dtype = self._torch_name(kw_arg.value) if (kw_arg := _kw(e, "dtype")) is not None else None
+        dtype = self._torch_name(kw_arg.value) if (kw_arg := keyword_arg(e, "dtype")) is not None else None
         if short == "randint":
-            size_kw = _kw(e, "size")
-            size = size_kw.value if size_kw is not None else arg_expr(e, len(_positional(e)) - 1, None)
+            size_kw = keyword_arg(e, "size")
+            size = size_kw.value if size_kw is not None else arg_expr(e, len(positional_args(e)) - 1, None)
             if isinstance(size, (cst.Tuple, cst.List)) and len(size.elements) == 1 and dtype not in FLOAT_DTYPES:
                 return Val(target="index")
             return UNKNOWN
@@ -1570,7 +1180,7 @@ class _Analyzer:
             target = "index" if dtype in INDEX_DTYPES else "float"
             if short.endswith("_like") or short == "full":
                 return Val(target=target)
-            pos_args = _positional(e)
+            pos_args = positional_args(e)
             dims: list | None = None
             if len(pos_args) == 1 and isinstance(pos_args[0].value, (cst.Tuple, cst.List)):
                 dims = list(pos_args[0].value.elements)
@@ -1585,29 +1195,29 @@ class _Analyzer:
         """``nn.X(...)``: a layer object."""
         if star and name != "Sequential":
             return UNKNOWN
-        if name in MODULE_ACTS:
+        if name in ACTIVATION_MODULES_TAG:
             dim0 = False
             if name in SOFTMAX_MODULES:
                 dim0 = self._const(arg_expr(e, 0, "dim")) == 0
-            return Val(obj=Obj("act", name, node=e, tag=MODULE_ACTS[name], dim0=dim0))
-        if name in AFFINE_MODULES:
-            idx, kwname, kdim = AFFINE_MODULES[name]
+            return Val(obj=Obj("act", name, node=e, tag=ACTIVATION_MODULES_TAG[name], dim0=dim0))
+        if name in AFFINE_MODULES_WIDTH:
+            idx, kwname, kdim = AFFINE_MODULES_WIDTH[name]
             kv = kw[kwname] if kwname in kw else (pos[idx] if idx < len(pos) else UNKNOWN)
             k = kv.const if isinstance(kv.const, int) else None
             return Val(obj=Obj("affine", name, node=e, k=k, kdim=kdim))
-        if name in PASS_MODULES:
+        if name in DROPOUT_OR_IDENTITY_MODULES:
             return Val(obj=Obj("pass", name, node=e))
-        if name in NORM_MODULES:
-            return Val(obj=Obj("norm", name, node=e, batch=NORM_MODULES[name]))
+        if name in NORM_MODULES_BATCHED:
+            return Val(obj=Obj("norm", name, node=e, batch=NORM_MODULES_BATCHED[name]))
         if name == "Flatten":
             start = arg_expr(e, 0, "start_dim")
             return Val(
                 obj=Obj("flatten", name, node=e, batch="yes" if start is None or self._const(start) == 1 else None)
             )
-        if name.startswith(POOL_PREFIXES) or name in UPSAMPLE_MODULES:
+        if name.startswith(POOL_MODULE_PREFIXES) or name in UPSAMPLE_MODULES:
             return Val(obj=Obj("pool", name, node=e))
-        if name in LOSS_MODULES:
-            return Val(obj=Obj("loss", name, node=e, loss=LOSS_MODULES[name]))
+        if name in LOSS_MODULES_KIND:
+            return Val(obj=Obj("loss", name, node=e, loss=LOSS_MODULES_KIND[name]))
         if name == "Sequential":
             if star:
                 return UNKNOWN
@@ -1643,16 +1253,16 @@ class _Analyzer:
                 "loss",
             ):
                 return self._apply(fr, e, recv, pos, kw, star)
-            if m in MODULE_SELF_METHODS:
+            if m in RETURNS_SELF_MODULE_METHODS:
                 return recv
-            if m in MUTATORS and isinstance(e.func, cst.Attribute):  # a method call: recv.m(...)
+            if m in CONTAINER_MUTATOR_METHODS and isinstance(e.func, cst.Attribute):  # a method call: recv.m(...)
                 self._invalidate(fr, e.func.value)
             return UNKNOWN
         base = m[:-1] if m.endswith("_") else m
-        if m in TENSOR_ACT_METHODS:
-            if base in SOFTMAX_NAMES:
+        if m in ACTIVATION_METHODS:
+            if base in SOFTMAX_FUNCTIONS_KIND:
                 self._dim0(fr, e, arg_expr(e, 0, "dim"), recv, m)
-                out = self._tagged(recv, SOFTMAX_NAMES[base], m, e)
+                out = self._tagged(recv, SOFTMAX_FUNCTIONS_KIND[base], m, e)
             elif base == "sigmoid":
                 out = self._tagged(recv, "sigmoid", m, e)
             else:
@@ -1660,7 +1270,7 @@ class _Analyzer:
             if m.endswith("_") and isinstance(e.func, cst.Attribute) and isinstance(e.func.value, cst.Name):
                 fr.env[e.func.value.value] = out
             return out
-        if m in TRANSPARENT_METHODS:
+        if m in VALUE_PRESERVING_METHODS:
             return recv
         if m in ("long", "int"):
             return replace(recv, target="index", const=None)
@@ -1747,7 +1357,7 @@ class _Analyzer:
         return replace(v, batched=None, kdim=None)
 
     def _shape_args(self, e: cst.Call, offset: int) -> list[cst.BaseExpression]:
-        pos = [a.value for a in _positional(e)][offset:]
+        pos = [a.value for a in positional_args(e)][offset:]
         if len(pos) == 1 and isinstance(pos[0], (cst.Tuple, cst.List)):
             return [el.value for el in pos[0].elements]
         return pos
@@ -1906,7 +1516,7 @@ class _Analyzer:
             return UNKNOWN
         if not fr.mute:
             args: dict[str, Val] = {}
-            params = _params(fn)
+            params = positional_params(fn)
             if star:
                 args = {p.name.value: UNKNOWN for p in params}
             else:
@@ -1918,31 +1528,3 @@ class _Analyzer:
         if fn.name.value in self.top_funcs and self.top_funcs[fn.name.value] is fn:
             return self._func_result(fn, ()).ret
         return UNKNOWN
-
-
-# --------------------------------------------------------------------------------------
-# message helpers shared by the rules
-
-
-def line_of(ctx: SourceContext, node: cst.CSTNode | None) -> int | None:
-    return ctx.position(node)[0] if node is not None else None
-
-
-def act_name(v: Val) -> str:
-    """How the op that made ``v`` reads in a message: `F.softmax` -> softmax, nn.Softmax -> Softmax."""
-    return v.act or v.tag or "?"
-
-
-def describe(ctx: SourceContext, expr: cst.BaseExpression, v: Val, verb: str = "went through") -> str:
-    """ "`probs` went through softmax (line 12)" / "`out` (the output of Net) went
-    through Softmax (line 20)"."""
-    name = f"`{short_expr(ctx, expr)}`"
-    if v.model and v.model != short_expr(ctx, expr):
-        name += f" (the output of {v.model})"
-    line = line_of(ctx, v.at)
-    where = f" (line {line})" if line is not None else ""
-    return f"{name} {verb} {act_name(v)}{where}"
-
-
-def loss_name(u: LossUse) -> str:
-    return u.display if u.display[:1].isupper() else f"F.{u.display}"

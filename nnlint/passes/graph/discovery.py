@@ -42,7 +42,7 @@ _NOT_FACTORIES = slicing.WORK_FUNCTIONS | {
 }
 
 
-def _methods_that_build(cls_node: ast.ClassDef) -> list[ast.AST]:
+def methods_that_build(cls_node: ast.ClassDef) -> list[ast.AST]:
     """What building and running a class reads: its class body, ``__init__``, ``forward``
     (and the helpers they call, through ``slicing.names_needed_by``)."""
     out: list[ast.AST] = []
@@ -77,7 +77,7 @@ def needed_unavailable(body: list[ast.stmt], roots: list[ast.AST], sl: Any) -> l
             if name in funcs:
                 todo.append(funcs[name])
             elif name in defs:
-                todo.extend(_methods_that_build(defs[name]))
+                todo.extend(methods_that_build(defs[name]))
     return sl.missing_for(names)
 
 
@@ -103,7 +103,7 @@ def _returns_module_statically(fn: ast.FunctionDef, body_classes: set[str], judg
             v = n.value
             if isinstance(v, ast.Name) and v.id in local:
                 v = local[v.id]
-            if isinstance(v, ast.Call) and slicing._model_like(v, judge):
+            if isinstance(v, ast.Call) and slicing.model_like(v, judge):
                 return True
     return False
 
@@ -115,7 +115,7 @@ def factories(module: Any, text: str) -> list[tuple[str, Any, int]]:
         tree = ast.parse(text)
     except SyntaxError:
         return []
-    judge = slicing._Judge(tree.body)
+    judge = slicing.Judge(tree.body)
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
     out = []
     for node in tree.body:

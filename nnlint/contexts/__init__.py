@@ -1,0 +1,1 @@
+"""The public, typed contexts each pass hands its rules."""
