@@ -19,7 +19,9 @@ AREA = [
 
 
 def imports(path: Path) -> list[ast.ImportFrom | ast.Import]:
-    return [n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return [
+        n for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, (ast.Import, ast.ImportFrom))
+    ]
 
 
 @pytest.mark.parametrize("path", AREA, ids=lambda p: str(p.relative_to(ROOT)))
