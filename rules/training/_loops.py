@@ -18,7 +18,7 @@ from typing import TypeVar, overload
 
 import libcst as cst
 
-from nnlint.analysis.syntax import call_arg
+from nnlint.analysis.syntax import call_arg, short_expr
 from nnlint.contexts.source import ClassInfo, FunctionInfo, SourceContext, child_nodes, dotted
 from nnlint.vocab import DATALOADER_CLASSES, NO_GRAD_CONTEXTS, OPTIMIZER_CLASSES, SET_GRAD_ENABLED
 
@@ -119,8 +119,9 @@ def literal_bool(expr: cst.BaseExpression) -> bool | None:
     return None
 
 
-def number(expr: cst.BaseExpression) -> float | None:
-    """The value of a numeric literal (``0.1``, ``1e-3``, ``2``), else None."""
+def unsigned_number(expr: cst.BaseExpression) -> float | None:
+    """The value of an unsigned numeric literal (``0.1``, ``1e-3``, ``2``), else None
+    (``syntax.number`` also reads signs)."""
     if isinstance(expr, cst.Float):
         return float(expr.value.replace("_", ""))
     if isinstance(expr, cst.Integer):
@@ -153,13 +154,9 @@ def names_in(expr: cst.CSTNode) -> Iterator[str]:
         stack.extend(child_nodes(n))
 
 
-def first_line(ctx: SourceContext, node: cst.CSTNode) -> int:
-    return ctx.position(node)[0]
-
-
 def short(ctx: SourceContext, node: cst.CSTNode, limit: int = 60) -> str:
-    text = " ".join(ctx.code(node).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """How the training-script messages quote code: ``short_expr`` with room for 60 characters."""
+    return short_expr(ctx, node, limit)
 
 
 # call classification ---------------------------------------------------------------------
