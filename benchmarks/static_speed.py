@@ -81,7 +81,7 @@ def ensure_torchfix(venv: Path) -> Path | None:
 
 
 def run_nnlint(targets: list[Path], jobs: int, repeat: int = 1) -> dict:
-    cmd = [*nnlint_command(), "--static", "--isolated", "--exit-zero", "--format", "json", "-j", str(jobs),
+    cmd = [*nnlint_command(), "--static", "--no-cache", "--isolated", "--exit-zero", "--format", "json", "-j", str(jobs),
            *map(str, targets)]
     times, doc = [], None
     for _ in range(repeat):
@@ -234,12 +234,12 @@ def main() -> None:
             print(f"  note: TorchFix reports checking {tf['files']} files, nnlint {nn['files']}")
 
     one = generated[len(generated) // 2]
-    cold = cold_start([*nnlint_command(), "--static", "--isolated", "--exit-zero", str(one)], args.cold_runs)
+    cold = cold_start([*nnlint_command(), "--static", "--no-cache", "--isolated", "--exit-zero", str(one)], args.cold_runs)
     print(f"nnlint cold start on one file ({one.name}, {count_lines([one])} lines): median {cold:.3f} s of "
           f"{args.cold_runs}  target < 0.5 s: {'met' if cold < 0.5 else 'MISSED'}")
     tiny = CACHE / "tiny.py"
     tiny.write_text("import torch.nn as nn\n\nlayer = nn.Linear(2, 2)\n")
-    cold_tiny = cold_start([*nnlint_command(), "--static", "--isolated", "--exit-zero", str(tiny)], args.cold_runs)
+    cold_tiny = cold_start([*nnlint_command(), "--static", "--no-cache", "--isolated", "--exit-zero", str(tiny)], args.cold_runs)
     print(f"nnlint cold start on a 3-line file (start-up cost alone): median {cold_tiny:.3f} s")
     if tf is not None:
         tf_cold = cold_start([str(CACHE / "torchfix-venv" / "bin" / "torchfix"), str(one)], max(3, args.cold_runs // 2))

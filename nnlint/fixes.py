@@ -16,6 +16,7 @@ notebooks keep their JSON byte-for-byte apart from the edited cells' ``source``.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
 import re
@@ -432,7 +433,7 @@ def _parses(path: str, text: str) -> bool:
 
             text = notebook.parse(path, text).program
         cst.parse_module(text)
-        compile(text, path, "exec", dont_inherit=True, flags=0x400)
+        compile(text, path, "exec", dont_inherit=True, flags=ast.PyCF_ONLY_AST)
     except Exception:
         return False
     return True

@@ -11,7 +11,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from nnlint import registry  # noqa: E402
-from nnlint.passes import capture_export, graph, loader  # noqa: E402
+from nnlint.passes import graph, loader  # noqa: E402
+from nnlint.passes.graph import capture_export  # noqa: E402
 from tests.test_graph_pass import BUGGY, BUGGY_FINDINGS  # noqa: E402
 
 

@@ -55,6 +55,11 @@ _WRITE_EVENTS = {
 }
 
 
+def active() -> bool:
+    """Is the sandbox refusing writes and network access now?"""
+    return bool(_state.get("active"))
+
+
 def blocked() -> list[str]:
     """What was refused so far: ['network: socket.connect ...', 'write: /home/u/x.ckpt']."""
     return list(_state["blocked"])

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from nnlint.rule import Rule
 
+from nnlint.passes.sizes import gb
+
 PROBE_PASSES = ("probe", "data")
 #: models up to this size (weights) are traced on real CPU tensors: the meta device's
 #: first pointwise op imports torch._dynamo (~2.5 s per process), more than building and
@@ -243,6 +245,8 @@ class Worker:
 
     # one declared/discovered model --------------------------------------------------------
     def check_candidate(self, cand: Any) -> None:
+        import torch
+
         loader = self.loader
         batch = int(self.req.get("batch_size") or 8)
         if cand.problem:
@@ -272,7 +276,7 @@ class Worker:
                     break
                 errors.append((f"{desc} raised {_exc_text(exc)}" if cand.origin == "auto" else _exc_text(exc), exc))
                 continue
-            if not isinstance(meta_model, self.graph.nn.Module):
+            if not isinstance(meta_model, torch.nn.Module):
                 errors.append((f"{desc} returned a {type(meta_model).__name__}, not an nn.Module", None))
                 continue
             build = fn
@@ -347,7 +351,7 @@ class Worker:
                     "NN006",
                     f"{name} cannot be shape-checked on the meta device ({ctx.failure.exc_type}: "
                     f"{_first_line(ctx.failure.message)}) and is too large to run for real "
-                    f"({_gb(info['param_bytes'])} of weights > budget {_gb(budget)}); graph and "
+                    f"({gb(info['param_bytes'])} of weights > budget {gb(budget)}); graph and "
                     "probe checks skipped",
                     line,
                     model=name,
@@ -422,12 +426,7 @@ class Worker:
         diags, crashes = graph.run_rules(ctx, self.graph_rules)
         self.diagnostics(diags, guesses.describe(cand, spec, real_example))
         for c in crashes:
-            self.send(
-                "error",
-                text=f"{self.path}: internal error: rule {c.code} crashed on {name} "
-                f"({type(c.exc).__name__}: {c.exc} at {_where(c.exc)}); other rules ran. "
-                "Please report this.",
-            )
+            self.send("error", text=c.describe(self.path, name))
         if ctx.fallback and failure is None:
             self.tool(
                 "NN004",
@@ -511,9 +510,9 @@ class Worker:
             frac = float(self.req.get("probe_memory_fraction") or 0.25)
             self.tool(
                 "NN006",
-                f"{name} has {_count(info['parameters'])} parameters ({_gb(info['param_bytes'])} of "
-                f"weights, ~{_gb(info['estimated_bytes'])} for one forward+backward); the probe budget "
-                f"is {_gb(budget)} ({frac:.0%} of free memory), so probe rules did not run; graph "
+                f"{name} has {_count(info['parameters'])} parameters ({gb(info['param_bytes'])} of "
+                f"weights, ~{gb(info['estimated_bytes'])} for one forward+backward); the probe budget "
+                f"is {gb(budget)} ({frac:.0%} of free memory), so probe rules did not run; graph "
                 "findings stand. Probe a smaller configuration via nnlint_examples(), or raise "
                 "probe-memory-fraction",
                 line,
@@ -859,12 +858,6 @@ def _exc_text(exc: BaseException) -> str:
 def _where(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     return f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
-
-
-def _gb(n: float) -> str:
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.1f} GiB"
-    return f"{n / (1 << 20):.0f} MiB"
 
 
 def _count(n: int) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nnlint.contexts.graph import GraphContext
 
 
-def dead_regions(ctx: Any) -> list[list[Any]]:
+def dead_regions(ctx: GraphContext) -> list[list[Any]]:
     """Groups (weakly connected) of computation nodes whose values never reach the output
     nor a side effect, in execution order. Empty when the forward failed."""
     if ctx.failure is not None or ctx.output is None:
@@ -26,7 +29,7 @@ def dead_regions(ctx: Any) -> list[list[Any]]:
     return [[ctx.nodes[i] for i in comp] for comp in regions]
 
 
-def region_exempt(ctx: Any, region: list[Any]) -> bool:
+def region_exempt(ctx: GraphContext, region: list[Any]) -> bool:
     """Dead on purpose: a side-effect statement (stored on self, logged, appended,
     asserted) or a value used only under a condition the constructor or caller chose."""
     lines = {n.line for n in region if n.line}
@@ -38,7 +41,7 @@ def region_exempt(ctx: Any, region: list[Any]) -> bool:
     return any(ctx.source.used_only_conditionally(l) for l in sorted(lines)) or ctx.source.used_only_conditionally(last)
 
 
-def data_dependent(ctx: Any) -> set[int]:
+def data_dependent(ctx: GraphContext) -> set[int]:
     import networkx as nx
 
     out: set[int] = set()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GraphContext, describe_module, expected_input, short_shape
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -124,9 +125,7 @@ class ShapeMismatch(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
-        from nnlint.passes.graph import describe_module, expected_input, short_shape
-
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         f = ctx.failure
         if f is None or f.kind != "shape":
             return

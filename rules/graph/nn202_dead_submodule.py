@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GraphContext, is_leaf
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -181,13 +182,13 @@ class DeadSubmodule(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None:
             return
         yield from self._never_run(ctx)
         yield from self._discarded(ctx)
 
-    def _never_run(self, ctx) -> Iterator[Finding]:
+    def _never_run(self, ctx: GraphContext) -> Iterator[Finding]:
         executed = ctx.executed
         used_params = ctx.params_read
         reported: list[str] = []
@@ -240,8 +241,8 @@ class DeadSubmodule(GraphRule):
             owner = q.rsplit(".", 1)[0] if "." in q else ""
             if q in used_params or owner not in executed or any(q.startswith(r + ".") for r in reported):
                 continue
-            mod = ctx.modules.get(owner)
-            if mod is None or _is_leaf_with(mod, q):
+            owner_mod = ctx.modules.get(owner)
+            if owner_mod is None or _is_leaf_with(owner_mod, q):
                 continue
             why = self._exempt(ctx, q.rsplit(".", 1)[-1])
             if why is None:
@@ -253,7 +254,7 @@ class DeadSubmodule(GraphRule):
             )
 
     @staticmethod
-    def _exempt(ctx, attr: str) -> str | None:
+    def _exempt(ctx: GraphContext, attr: str) -> str | None:
         """None when the source shows the module is unused on purpose; else a remark for
         the message."""
         refs = [r for r in ctx.source.refs.get(attr, []) if r.function != "__init__"]
@@ -265,7 +266,7 @@ class DeadSubmodule(GraphRule):
             return None  # behind a flag
         return f" although forward refers to it at line {refs[0].line} (an early return?)"
 
-    def _discarded(self, ctx) -> Iterator[Finding]:
+    def _discarded(self, ctx: GraphContext) -> Iterator[Finding]:
         for region in dead_regions(ctx):
             mods = [n for n in region if n.op == "call_module"]
             if not mods or region_exempt(ctx, region):
@@ -316,12 +317,10 @@ def _is_layer(mod) -> bool:
 
 
 def _is_leaf_with(mod, q: str) -> bool:
-    from nnlint.passes.graph import is_leaf
-
     return is_leaf(mod)
 
 
-def _loop_exits_early(ctx, container: str) -> tuple[int, str] | None:
+def _loop_exits_early(ctx: GraphContext, container: str) -> tuple[int, str] | None:
     """(line, 'return'|'break') when a ``for … in self.<container>`` loop in the file has an
     unconditional return/break directly in its body: only the first item ever runs."""
     import ast

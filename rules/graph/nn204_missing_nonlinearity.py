@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -176,7 +177,7 @@ class MissingNonlinearity(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None:
             return
         for n in ctx.nodes:
@@ -209,7 +210,7 @@ class MissingNonlinearity(GraphRule):
             )
 
 
-def _affine(ctx, n) -> bool:
+def _affine(ctx: GraphContext, n) -> bool:
     if n.op == "call_module":
         return ctx.kind(n) == "affine"
     return n.op in ("call_function", "call_method") and n.target in AFFINE_FUNCTIONS
@@ -235,7 +236,7 @@ def _grouped(b) -> bool:
     return isinstance(b, nn.modules.conv._ConvNd) and b.groups > 1
 
 
-def _feeds_other_path(ctx, prev, between, n) -> bool:
+def _feeds_other_path(ctx: GraphContext, prev, between, n) -> bool:
     """The first layer's output also feeds a skip/residual path (ESRGAN's first conv, whose
     output is also added back after the trunk): it is a feature extractor by design."""
     chain = [prev, *reversed(between)]
@@ -246,7 +247,7 @@ def _feeds_other_path(ctx, prev, between, n) -> bool:
     return False
 
 
-def _projection_shortcut(ctx, n, b) -> bool:
+def _projection_shortcut(ctx: GraphContext, n, b) -> bool:
     """A 1×1 (or Linear) projection whose output is summed with another path: a linear
     projection shortcut (ResNet's downsample) is linear on purpose."""
     import torch.nn as nn

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -85,7 +86,7 @@ class DoubleActivation(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None:
             return
         for n in ctx.nodes:
@@ -116,13 +117,13 @@ class DoubleActivation(GraphRule):
             )
 
 
-def _dim(ctx, n):
+def _dim(ctx: GraphContext, n):
     if n.op == "call_module":
         return getattr(ctx.module(n.target), "dim", None)
     return n.args.get("dim")
 
 
-def _name(ctx, n) -> str:
+def _name(ctx: GraphContext, n) -> str:
     if n.op == "call_module":
         return f"{n.target} ({n.module_type})"
     return f"{n.target}() at line {n.line}" if n.line else f"{n.target}()"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GNode, GraphContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -95,7 +96,7 @@ class ExtremeFanRatio(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None:
             return
         import torch.nn as nn
@@ -127,13 +128,13 @@ class ExtremeFanRatio(GraphRule):
             )
 
 
-def _heads(ctx) -> set[str]:
+def _heads(ctx: GraphContext) -> set[str]:
     """Modules whose output is the model's output (through reshapes only)."""
     out: set[str] = set()
     if ctx.output is None:
         return out
     for n in ctx.tensor_inputs(ctx.nodes[ctx.output]) if ctx.nodes[ctx.output].inputs else []:
-        node = n
+        node: GNode | None = n
         while node is not None and ctx.kind(node) == "pass":
             ins = ctx.tensor_inputs(node)
             node = ins[0] if len(ins) == 1 else None
@@ -145,7 +146,7 @@ def _heads(ctx) -> set[str]:
 FLATTENS = {"flatten", "view", "reshape", "Flatten"}
 
 
-def _flattens_feature_map(ctx, q: str, in_features: int) -> bool:
+def _flattens_feature_map(ctx: GraphContext, q: str, in_features: int) -> bool:
     """The Linear reads a flatten of the previous feature map and its in_features is that
     map's size (``Linear(1000·7·7 → 10)`` after a 1000×7×7 map): the width is right by
     construction, the classifier head of a CNN."""
@@ -168,7 +169,7 @@ def _flattens_feature_map(ctx, q: str, in_features: int) -> bool:
     return False
 
 
-def _downsampled(ctx, shape) -> bool:
+def _downsampled(ctx: GraphContext, shape) -> bool:
     """The flattened map is smaller, spatially, than the model's input (the network pooled
     or strided down to it, as a CNN's classifier head does); a full-resolution map
     flattened straight into a few units is still flagged."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -77,7 +78,7 @@ class UnusedForwardInput(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None or ctx.output is None:
             return
         live = ctx.live

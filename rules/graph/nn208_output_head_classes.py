@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -71,7 +72,7 @@ class OutputHeadClasses(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None or not ctx.output_shapes:
             return
         shapes = ", ".join("(" + ", ".join(map(str, s)) + ")" for s in ctx.output_shapes)

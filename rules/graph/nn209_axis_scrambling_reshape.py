@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from itertools import permutations
 from math import prod
 
+from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
 
@@ -262,7 +263,7 @@ class AxisScramblingReshape(GraphRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: GraphContext) -> Iterator[Finding]:
         if ctx.failure is not None:
             return
         seen: set[int | None] = set()

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import Extra, JacobianDim, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt
+from .common import fmt
 
 
 class BatchMixing(ProbeRule):
@@ -53,7 +54,7 @@ class BatchMixing(ProbeRule):
     name = "batch-mixing"
     severity = Severity.ERROR
     supersedes = ("NN209",)  # at a view/reshape line both describe the same scrambled axes
-    needs = frozenset({"batch_jacobian"})
+    needs = frozenset({Extra.BATCH_JACOBIAN})
     thresholds = {"rtol": 1e-6}
 
     VALID = [
@@ -273,7 +274,7 @@ class BatchMixing(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         jac = ctx.batch_jacobian
         if not jac or not jac.get("measured") or ctx.batch_stat_layers:
             return  # BatchNorm without running stats normalizes over the batch even in eval mode
@@ -281,7 +282,7 @@ class BatchMixing(ProbeRule):
         if not dims:
             return
 
-        def mixes(r: dict) -> bool:
+        def mixes(r: JacobianDim) -> bool:
             return r["other_grad"] > self.t["rtol"] * max(r["self_grad"], 0.0) and r["other_grad"] > 0
 
         if not all(mixes(r) for r in dims):

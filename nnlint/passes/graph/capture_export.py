@@ -34,7 +34,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from nnlint.passes import graph as G
+from nnlint.contexts.graph import GNode, Trace, is_inplace, is_leaf
+from nnlint.passes.graph.inputs import bind_inputs
+from nnlint.passes.graph.lines import UserFile
+from nnlint.passes.graph.tensors import nbytes_of, scalar_args, shape_of
+from nnlint.vocab import CONTROL_FUNCTIONS, SIDE_EFFECT_FUNCTIONS
 
 _FRAMES = re.compile(r'File "([^"]+)", line (\d+)')
 _LIB_WRAPPERS = ("/torch/", "/nnlint/passes/")
@@ -55,7 +59,7 @@ def _inductor_cache_in_temp() -> None:
     try:
         from nnlint.passes import sandbox
 
-        if not sandbox._state.get("active"):
+        if not sandbox.active():
             return
     except Exception:
         return
@@ -115,7 +119,7 @@ def _stack(n: Any) -> list[tuple[str, str, str]]:
     return out
 
 
-def _line_and_direct(user: G.UserFile, text: str | None) -> tuple[int | None, bool]:
+def _line_and_direct(user: UserFile, text: str | None) -> tuple[int | None, bool]:
     if not text:
         return None, True
     frames = _FRAMES.findall(text)
@@ -159,7 +163,7 @@ def _val_tensors(val: Any) -> list[Any]:
     return []
 
 
-def trace_export(model: nn.Module, args: tuple, kwargs: dict, user: G.UserFile) -> tuple[G.Trace | None, str | None]:
+def trace_export(model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> tuple[Trace | None, str | None]:
     """Export ``model`` and convert its graph; (None, why) when export fails."""
     ep, kw, why = export_program(model, args, kwargs)
     if ep is None:
@@ -170,7 +174,7 @@ def trace_export(model: nn.Module, args: tuple, kwargs: dict, user: G.UserFile) 
         return None, f"converting the exported graph failed ({_short(exc)})"
 
 
-def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFile) -> G.Trace:
+def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: UserFile) -> Trace:
     sig = ep.graph_signature
     p_of = {
         **dict(sig.inputs_to_parameters),
@@ -178,19 +182,19 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
         **dict(getattr(sig, "inputs_to_lifted_tensor_constants", {}) or {}),
     }
     user_inputs = list(sig.user_inputs)
-    given, _, _ = G._bind(model, args, kwargs)
+    given, _, _ = bind_inputs(model, args, kwargs)
     # export names user placeholders after the flattened (args, kwargs) leaves
     modules = dict(model.named_modules())
     leaf_cache: dict[str, bool] = {}
 
-    def is_leaf(path: str) -> bool:
+    def leaf_at(path: str) -> bool:
         hit = leaf_cache.get(path)
         if hit is None:
             mod = modules.get(path)
-            hit = leaf_cache[path] = mod is not None and mod is not model and G.is_leaf(mod)
+            hit = leaf_cache[path] = mod is not None and mod is not model and is_leaf(mod)
         return hit
 
-    nodes: list[G.GNode] = []
+    nodes: list[GNode] = []
     of: dict[Any, int] = {}  # fx node -> GNode index
     param_nodes: dict[str, int] = {}
     executed: set[str] = set()
@@ -207,7 +211,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
         ts = _val_tensors(n.meta.get("val"))
         if not ts:
             return None, None, 0
-        return G._shape(ts[0]), str(ts[0].dtype).replace("torch.", ""), sum(G._nbytes(t) for t in ts)
+        return shape_of(ts[0]), str(ts[0].dtype).replace("torch.", ""), sum(nbytes_of(t) for t in ts)
 
     def input_index(a: Any, leaf_path: str | None) -> int | None:
         if a in of:
@@ -220,7 +224,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
         idx = param_nodes.get(q)
         if idx is None:
             idx = len(nodes)
-            nodes.append(G.GNode(idx=idx, op="get_attr", target=q, shape=value_shape(a)[0]))
+            nodes.append(GNode(idx=idx, op="get_attr", target=q, shape=value_shape(a)[0]))
             param_nodes[q] = idx
         params_read.add(q)
         return idx
@@ -237,7 +241,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
             ph_i += 1
             shape, dtype, _ = value_shape(n)
             idx = len(nodes)
-            nodes.append(G.GNode(idx=idx, op="placeholder", target=name, shape=shape, dtype=dtype))
+            nodes.append(GNode(idx=idx, op="placeholder", target=name, shape=shape, dtype=dtype))
             of[n] = idx
             if name in given and shape is not None:
                 placeholders.append(idx)
@@ -250,7 +254,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
             ins = [of[a] for a in flat if a in of]
             idx = len(nodes)
             nodes.append(
-                G.GNode(idx=idx, op="output", target="output", inputs=list(dict.fromkeys(ins)), tensor_out=False)
+                GNode(idx=idx, op="output", target="output", inputs=list(dict.fromkeys(ins)), tensor_out=False)
             )
             output = idx
             for a in flat:
@@ -264,7 +268,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
         stack = _stack(n)
         for _, path, _ in stack:
             executed.add(path)
-        leaf = next(((k, p) for k, p, _ in stack if is_leaf(p)), None)
+        leaf = next(((k, p) for k, p, _ in stack if leaf_at(p)), None)
         line, direct = _line_and_direct(user, n.meta.get("stack_trace"))
         shape, dtype, nbytes = value_shape(n)
         ins_fx = list(n.all_input_nodes)
@@ -298,10 +302,10 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
                     s = value_shape(a)[0]
                     if s is not None:
                         in_shapes.append(s)
-            parent = next((p for _, p, _ in reversed(stack) if not is_leaf(p)), "")
+            parent = next((p for _, p, _ in reversed(stack) if not leaf_at(p)), "")
             idx = len(nodes)
             nodes.append(
-                G.GNode(
+                GNode(
                     idx=idx,
                     op="call_module",
                     target=path,
@@ -332,7 +336,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
                 if s is not None:
                     in_shapes.append(s)
         scope = stack[-1][1] if stack else ""
-        g = G.GNode(
+        g = GNode(
             idx=len(nodes),
             op="call_function",
             target=name,
@@ -346,7 +350,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
             tensor_out=shape is not None,
             direct=direct,
         )
-        g.args = G._scalar_args(dict(n.kwargs))
+        g.args = scalar_args(dict(n.kwargs))
         if (
             name in ("softmax", "log_softmax")
             and "dim" not in g.args
@@ -356,14 +360,14 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: G.UserFi
             g.args["dim"] = n.args[1]
         nums = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
         g.scalar_operand = len(n.all_input_nodes) == 1 and bool(nums)
-        if name in G.SIDE_EFFECT_FUNCTIONS or G._is_inplace(name) or name in G.CONTROL_FUNCTIONS:
+        if name in SIDE_EFFECT_FUNCTIONS or is_inplace(name) or name in CONTROL_FUNCTIONS:
             g.sink = True
         if shape is None and name != "getitem":
             g.sink = True
         nodes.append(g)
         of[n] = g.idx
     executed.discard("")
-    return G.Trace(
+    return Trace(
         nodes=nodes,
         output=output,
         placeholders=placeholders,

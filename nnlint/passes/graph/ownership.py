@@ -4,9 +4,8 @@ actionable: the user cannot edit ``site-packages``. Such findings are dropped; f
 about the user's own classes — including a library model the user's class holds and
 never calls — stay.
 
-Also: a module or parameter registered under several names (weight tying, T5's
-``shared`` embedding registered again as ``encoder.embed_tokens``) is one object: it ran
-when any of its names ran.
+(A module or parameter registered under several names is one object: see
+``nnlint.contexts.graph.alias_groups``.)
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from functools import cache, lru_cache
 from typing import Any
 
 from torch import nn
+
+from nnlint.contexts.graph import is_leaf
 
 #: codes about the structure of a forward (which modules/ops run, what reaches the output)
 STRUCTURAL = {"NN202", "NN203", "NN204", "NN205", "NN206", "NN207"}
@@ -69,7 +70,7 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
         cls: type = type(ctx.model)  # type[Any] is not Hashable to mypy, a plain type is
         return line is None and library_class(cls)
     mod = modules.get(module)
-    submodule = code in ("NN202", "NN206") or (mod is not None and _is_torch_leaf(mod))
+    submodule = code in ("NN202", "NN206") or (mod is not None and is_leaf(mod))
     owner = owner_path(modules, module, submodule)
     if owner is None:
         return False
@@ -87,26 +88,3 @@ def is_library_finding(ctx: Any, code: str, module: str | None, line: int | None
 
 
 CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.ParameterList, nn.ParameterDict)
-
-
-def _is_torch_leaf(mod: nn.Module) -> bool:
-    m = type(mod).__module__
-    return (m.startswith("torch.nn") or m.startswith("torch.ao.nn")) and not isinstance(mod, nn.Sequential)
-
-
-def alias_groups(model: nn.Module) -> list[set[str]]:
-    """Names that are one object: [{'shared', 'encoder.embed_tokens', 'decoder.embed_tokens'}, ...]."""
-    by_id: dict[int, set[str]] = {}
-    for q, m in model.named_modules(remove_duplicate=False):
-        by_id.setdefault(id(m), set()).add(q)
-    for q, p in model.named_parameters(remove_duplicate=False):
-        by_id.setdefault(id(p), set()).add(q)
-    return [names for names in by_id.values() if len(names) > 1]
-
-
-def with_aliases(names: set[str], groups: list[set[str]]) -> set[str]:
-    out = set(names)
-    for g in groups:
-        if g & names:
-            out |= g
-    return out
