@@ -1,5 +1,8 @@
-"""The value-flow interpreter's model of the file's classes: attributes, methods through the in-file
-bases, instantiations, and which model class a `model` parameter most likely is."""
+"""The value-flow interpreter's view of the file's classes (``ClassModel``).
+
+Attributes, methods through the in-file bases, instantiations, and which model class a
+`model` parameter most likely is.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The value-flow interpreter's shared state: one function's frame (``Frame``), and the fields and
-cross-part methods of the interpreter (``InterpreterBase``) that its parts (nnlint/analysis/interpreter.py,
-flow_classes.py, torch_semantics.py) share."""
+"""What the value-flow interpreter's parts share: the frame of one function and the interpreter's fields.
+
+``Frame`` is one function's state; ``InterpreterBase`` declares the fields of ``Interpreter`` and
+the methods one part (interpreter.py, flow_classes.py, torch_semantics.py) calls on another.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Torch semantics for the value-flow interpreter: what a torch function, layer, tensor method, loss
-or argmax call does to the values it is given."""
+"""Torch semantics for the value-flow interpreter: what a torch call does to the values it is given.
+
+Torch functions, layers, tensor methods, losses and argmax calls (``TorchSemantics``).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Ordering queries on a training script's model mode (NN403): what last set a model's mode before a
-call, whether eval() ran before an evaluation loop, and which models are the ones being trained."""
+"""Ordering queries on a training script's model mode (NN403): what last set a model's mode before a call.
+
+Also whether eval() ran before an evaluation loop, and which models are the ones being trained.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Which models compute the same in train and eval mode (NN403): built-in layers without dropout or
-BatchNorm, classes of the file built only from them, and TorchScript/exported programs."""
+"""Which models compute the same in train and eval mode (NN403's mode analysis).
+
+Built-in layers without dropout or BatchNorm, classes of the file built only from them, and
+TorchScript/exported programs.
+"""
 
 from __future__ import annotations
 
