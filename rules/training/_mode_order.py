@@ -9,7 +9,8 @@ import libcst as cst
 
 from nnlint.contexts.source import FunctionInfo
 
-from ._loops import AUX_MODEL_NAME, Analysis, last_part, root, snake
+from ._calls import last_part, root, snake
+from ._loops import AUX_MODEL_NAME, Analysis
 from ._modes import compiled_for_inference
 
 

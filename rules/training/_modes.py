@@ -12,7 +12,8 @@ from nnlint.analysis.syntax import arg_expr, has_star
 from nnlint.contexts.source import SourceContext
 from nnlint.vocab import MODE_FREE_MODULES, RNN_CELL_MODULES, RNN_MODULES
 
-from ._loops import Analysis, root, walk
+from ._calls import root, walk
+from ._loops import Analysis
 
 _HARMLESS_BUILTINS = {
     "super",

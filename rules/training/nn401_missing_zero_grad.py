@@ -10,7 +10,8 @@ from nnlint.contexts.source import SourceContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import analysis, optimizer_name, short
+from ._calls import optimizer_name, short
+from ._loops import analysis
 
 
 class MissingZeroGrad(SourceRule):

@@ -11,18 +11,8 @@ from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import (
-    Analysis,
-    analysis,
-    is_backward,
-    iter_statements,
-    last_part,
-    method_name,
-    names_in,
-    receiver_name,
-    root,
-    short,
-)
+from ._calls import is_backward, last_part, method_name, names_in, receiver_name, root, short
+from ._loops import Analysis, analysis, iter_statements
 
 FUNCTIONAL_LOSSES = {
     "cross_entropy",

@@ -9,14 +9,8 @@ from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import (
-    Analysis,
-    analysis,
-    is_eval_function_name,
-    root,
-    short,
-    walk,
-)
+from ._calls import is_eval_function_name, root, short, walk
+from ._loops import Analysis, analysis
 from ._mode_order import eval_before, may_be_trained, mode_before
 from ._modes import mode_free
 

@@ -12,16 +12,8 @@ from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 from nnlint.vocab import DATALOADER_CLASSES, ITERABLE_DATASETS
 
-from ._loops import (
-    Analysis,
-    analysis,
-    is_eval_function_name,
-    last_part,
-    literal_bool,
-    short,
-    snake,
-    unwrap_iter,
-)
+from ._calls import is_eval_function_name, last_part, literal_bool, short, snake, unwrap_iter
+from ._loops import Analysis, analysis
 
 TRAIN_NAME = re.compile(r"(?<![a-z])train")
 HELD_OUT_NAME = re.compile(

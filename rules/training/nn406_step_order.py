@@ -11,16 +11,8 @@ from nnlint.contexts.source import FunctionInfo, SourceContext, child_nodes, dot
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import (
-    Analysis,
-    analysis,
-    is_grad_reset,
-    method_name,
-    optimizer_name,
-    receiver_name,
-    short,
-    walk,
-)
+from ._calls import is_grad_reset, method_name, optimizer_name, receiver_name, short, walk
+from ._loops import Analysis, analysis
 
 KINDS = ("backward", "step", "zero", "clip")
 

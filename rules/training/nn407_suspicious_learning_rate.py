@@ -9,7 +9,8 @@ from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import Analysis, analysis, method_name, unsigned_number, walk
+from ._calls import method_name, unsigned_number, walk
+from ._loops import Analysis, analysis
 
 ADAM = {
     "torch.optim.Adam": "Adam",

@@ -11,7 +11,8 @@ from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import Analysis, Assignment, analysis, method_name, receiver_name, walk
+from ._calls import method_name, receiver_name, walk
+from ._loops import Analysis, Assignment, analysis
 
 #: torch.nn classes that own no parameters: replacing a layer by one of them leaves the
 #: optimizer nothing to miss

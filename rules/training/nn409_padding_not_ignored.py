@@ -12,7 +12,8 @@ from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Fix, Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import analysis, walk
+from ._calls import walk
+from ._loops import analysis
 
 CE_MODULES = {"torch.nn.CrossEntropyLoss", "torch.nn.modules.loss.CrossEntropyLoss"}
 CE_FUNCS = {"torch.nn.functional.cross_entropy"}
