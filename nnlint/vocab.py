@@ -757,9 +757,14 @@ OPTIMIZER_CLASSES = {
     "FusedLAMB",
     "DeepSpeedCPUAdam",
 }
+#: distributed autograd: gradients live in a per-``with`` context, not in ``.grad`` (NN401)
+DIST_AUTOGRAD_CONTEXTS = {"torch.distributed.autograd.context"}
+DIST_AUTOGRAD_BACKWARD = {"torch.distributed.autograd.backward"}
 ITERABLE_DATASETS = {
     "torch.utils.data.IterableDataset",
     "torch.utils.data.dataset.IterableDataset",
     "torch.utils.data.IterDataPipe",
     "torchdata.datapipes.iter.IterDataPipe",
 }
+#: packages whose datasets are iterable pipes (the DataLoader cannot shuffle them)
+ITERABLE_DATASET_PACKAGES = ("torchtext.datasets.", "torchdata.")
