@@ -69,19 +69,19 @@ class ClassModel(InterpreterBase):
         if init is None:
             attrs = dict(base_attrs)
         else:
-            fr = Frame(cls=cls)
-            fr.mute += 1  # records of __init__ are taken from its own analysis (_method_result)
+            frame = Frame(cls=cls)
+            frame.mute += 1  # records of __init__ are taken from its own analysis (_method_result)
             for key, val in base_attrs.items():
-                fr.env["self." + key] = val
+                frame.env["self." + key] = val
             for i, (p, val) in enumerate(self._init_params(info, init)):
                 if i == 0:
-                    fr.self_name = p
-                    fr.env[p] = Val(obj=Obj("self", cls))
+                    frame.self_name = p
+                    frame.env[p] = Val(obj=Obj("self", cls))
                 else:
-                    fr.env[p] = val
-            self._bind_other_params(fr, init)
-            self._block(fr, init.body)
-            attrs = {k[5:]: v for k, v in fr.env.items() if k.startswith("self.")}
+                    frame.env[p] = val
+            self._bind_other_params(frame, init)
+            self._block(frame, init.body)
+            attrs = {k[5:]: v for k, v in frame.env.items() if k.startswith("self.")}
         for name in self._mutated(cls):
             attrs[name] = UNKNOWN
         self.attr_memo[cls] = attrs

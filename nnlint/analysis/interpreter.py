@@ -155,10 +155,10 @@ class Interpreter(ClassModel, TorchSemantics):
     # results ---------------------------------------------------------------------
     def _module_result(self) -> Result:
         if self.mod_result is None:
-            fr = Frame()
-            self.mod = fr
-            self._block(fr, self.ctx.module.body)
-            self.mod_result = Result(UNKNOWN, fr.rec, fr.nested)
+            frame = Frame()
+            self.mod = frame
+            self._block(frame, self.ctx.module.body)
+            self.mod_result = Result(UNKNOWN, frame.rec, frame.nested)
         return self.mod_result
 
     def _forward_result(self, cls: str) -> Result | None:
@@ -170,18 +170,18 @@ class Interpreter(ClassModel, TorchSemantics):
         self.in_progress.add(("fwd", cls))
         self.fwd_memo[cls] = None  # recursion guard
         try:
-            fr = Frame(cls=cls, forward=True)
+            frame = Frame(cls=cls, forward=True)
             params = positional_params(fn)
             for i, p in enumerate(params):
                 if i == 0:
-                    fr.self_name = p.name.value
-                    fr.env[p.name.value] = Val(obj=Obj("self", cls))
+                    frame.self_name = p.name.value
+                    frame.env[p.name.value] = Val(obj=Obj("self", cls))
                 elif i == 1:
-                    fr.env[p.name.value] = Val(batched="input")
+                    frame.env[p.name.value] = Val(batched="input")
                 else:
-                    fr.env[p.name.value] = UNKNOWN
-            self._bind_other_params(fr, fn)
-            res = self._walk(fr, fn)
+                    frame.env[p.name.value] = UNKNOWN
+            self._bind_other_params(frame, fn)
+            res = self._walk(frame, fn)
         finally:
             self.in_progress.discard(("fwd", cls))
         self.fwd_memo[cls] = res
@@ -190,20 +190,20 @@ class Interpreter(ClassModel, TorchSemantics):
     def _method_result(self, cls: str, fn: cst.FunctionDef) -> Result:
         key = (cls, id(fn))
         if key not in self.method_memo:
-            fr = Frame(cls=cls)
+            frame = Frame(cls=cls)
             params = positional_params(fn)
             is_static = any(dotted(d.decorator) in ("staticmethod", "classmethod") for d in fn.decorators)
             for i, p in enumerate(params):
                 name = p.name.value
                 if i == 0 and not is_static:
-                    fr.self_name = name
-                    fr.env[name] = Val(obj=Obj("self", cls))
+                    frame.self_name = name
+                    frame.env[name] = Val(obj=Obj("self", cls))
                 elif name == "batch" and fn.name.value.endswith("_step"):
-                    fr.env[name] = Val(obj=Obj("batch"))  # Lightning: a collated batch
+                    frame.env[name] = Val(obj=Obj("batch"))  # Lightning: a collated batch
                 else:
-                    fr.env[name] = self._model_param(fn, name) or UNKNOWN
-            self._bind_other_params(fr, fn)
-            self.method_memo[key] = self._walk(fr, fn)
+                    frame.env[name] = self._model_param(fn, name) or UNKNOWN
+            self._bind_other_params(frame, fn)
+            self.method_memo[key] = self._walk(frame, fn)
         return self.method_memo[key]
 
     def _func_result(self, fn: cst.FunctionDef, bkey: tuple) -> Result:
@@ -219,137 +219,137 @@ class Interpreter(ClassModel, TorchSemantics):
         return self.func_memo[key]
 
     def _analyze_function(self, fn: cst.FunctionDef, bkey: tuple, closure: dict[str, Val] | None = None) -> Result:
-        fr = Frame(closure=closure)
+        frame = Frame(closure=closure)
         bound = dict(bkey)
         for p in positional_params(fn):
             name = p.name.value
             if name in bound:
-                fr.env[name] = bound[name]
+                frame.env[name] = bound[name]
             elif fn not in self.has_sites and (mp := self._model_param(fn, name)) is not None:
-                fr.env[name] = mp
+                frame.env[name] = mp
             else:
-                fr.env[name] = UNKNOWN
-        self._bind_other_params(fr, fn)
-        return self._walk(fr, fn)
+                frame.env[name] = UNKNOWN
+        self._bind_other_params(frame, fn)
+        return self._walk(frame, fn)
 
-    def _bind_other_params(self, fr: Frame, fn: cst.FunctionDef) -> None:
+    def _bind_other_params(self, frame: Frame, fn: cst.FunctionDef) -> None:
         p = fn.params
         for param in (*p.kwonly_params,):
-            fr.env[param.name.value] = UNKNOWN
+            frame.env[param.name.value] = UNKNOWN
         for star in (p.star_arg, p.star_kwarg):
             if isinstance(star, cst.Param):
-                fr.env[star.name.value] = UNKNOWN
+                frame.env[star.name.value] = UNKNOWN
 
-    def _walk(self, fr: Frame, fn: cst.FunctionDef) -> Result:
-        self._block(fr, fn.body)
-        if fr.generator:
-            return Result(UNKNOWN, fr.rec, [(f, merge_env(snap, fr.env)) for f, snap in fr.nested])
+    def _walk(self, frame: Frame, fn: cst.FunctionDef) -> Result:
+        self._block(frame, fn.body)
+        if frame.generator:
+            return Result(UNKNOWN, frame.rec, [(f, merge_env(snap, frame.env)) for f, snap in frame.nested])
         ret = None
-        for v in fr.returns:
+        for v in frame.returns:
             ret = merge(ret, v) if ret is not None else v
-        nested = [(f, merge_env(snap, fr.env)) for f, snap in fr.nested]
-        return Result(ret or UNKNOWN, fr.rec, nested)
+        nested = [(f, merge_env(snap, frame.env)) for f, snap in frame.nested]
+        return Result(ret or UNKNOWN, frame.rec, nested)
 
     # statements -------------------------------------------------------------------
-    def _block(self, fr: Frame, body: Any) -> bool:
+    def _block(self, frame: Frame, body: Any) -> bool:
         """Walk statements; True when the block always leaves (return/raise/break/continue)."""
         if isinstance(body, (cst.IndentedBlock, cst.Module)):
             stmts = body.body
         elif isinstance(body, cst.SimpleStatementSuite):
-            return self._smalls(fr, body.body)
+            return self._smalls(frame, body.body)
         else:
             stmts = body
         for st in stmts:
-            if self._stmt(fr, st):
+            if self._stmt(frame, st):
                 return True
         return False
 
-    def _smalls(self, fr: Frame, smalls: Iterable[cst.BaseSmallStatement]) -> bool:
+    def _smalls(self, frame: Frame, smalls: Iterable[cst.BaseSmallStatement]) -> bool:
         for s in smalls:
-            if self._small(fr, s):
+            if self._small(frame, s):
                 return True
         return False
 
-    def _stmt(self, fr: Frame, st: cst.CSTNode) -> bool:
+    def _stmt(self, frame: Frame, st: cst.CSTNode) -> bool:
         if isinstance(st, cst.SimpleStatementLine):
-            return self._smalls(fr, st.body)
+            return self._smalls(frame, st.body)
         if isinstance(st, cst.If):
-            return self._if(fr, st)
+            return self._if(frame, st)
         if isinstance(st, (cst.For, cst.While)):
-            self._loop(fr, st)
+            self._loop(frame, st)
             return False
         if isinstance(st, (cst.Try, cst.TryStar)):
-            return self._try(fr, st)
+            return self._try(frame, st)
         if isinstance(st, cst.With):
             for item in st.items:
-                self._eval(fr, item.item)
+                self._eval(frame, item.item)
                 if item.asname is not None:
-                    self._bind(fr, item.asname.name, UNKNOWN)
-            return self._block(fr, st.body)
+                    self._bind(frame, item.asname.name, UNKNOWN)
+            return self._block(frame, st.body)
         if isinstance(st, cst.FunctionDef):
-            fr.env[st.name.value] = Val(obj=Obj("func", st.name.value, node=st))
-            if fr is not self.mod and not fr.mute:
-                fr.nested.append((st, dict(fr.env)))
+            frame.env[st.name.value] = Val(obj=Obj("func", st.name.value, node=st))
+            if frame is not self.mod and not frame.mute:
+                frame.nested.append((st, dict(frame.env)))
             return False
         if isinstance(st, cst.ClassDef):
-            fr.env[st.name.value] = Val(obj=Obj("class", st.name.value))
+            frame.env[st.name.value] = Val(obj=Obj("class", st.name.value))
             return False
         if isinstance(st, cst.Match):
-            self._eval(fr, st.subject)
-            pre = fr.env
+            self._eval(frame, st.subject)
+            pre = frame.env
             outs = [pre]
             for case in st.cases:
-                fr.env = dict(pre)
-                if not self._block(fr, case.body):
-                    outs.append(fr.env)
-            fr.env = merge_env(*outs)
+                frame.env = dict(pre)
+                if not self._block(frame, case.body):
+                    outs.append(frame.env)
+            frame.env = merge_env(*outs)
             return False
         return False
 
-    def _if(self, fr: Frame, node: cst.If) -> bool:
-        self._eval(fr, node.test)
-        pre = fr.env
-        fr.env = dict(pre)
-        t1 = self._block(fr, node.body)
-        e1 = fr.env
-        fr.env = dict(pre)
+    def _if(self, frame: Frame, node: cst.If) -> bool:
+        self._eval(frame, node.test)
+        pre = frame.env
+        frame.env = dict(pre)
+        t1 = self._block(frame, node.body)
+        e1 = frame.env
+        frame.env = dict(pre)
         if node.orelse is None:
             t2 = False
         elif isinstance(node.orelse, cst.If):
-            t2 = self._if(fr, node.orelse)
+            t2 = self._if(frame, node.orelse)
         else:
-            t2 = self._block(fr, node.orelse.body)
-        e2 = fr.env
+            t2 = self._block(frame, node.orelse.body)
+        e2 = frame.env
         live = [e for e, t in ((e1, t1), (e2, t2)) if not t]
-        fr.env = merge_env(*live) if live else merge_env(e1, e2)
+        frame.env = merge_env(*live) if live else merge_env(e1, e2)
         return not live
 
-    def _loop(self, fr: Frame, node: cst.For | cst.While) -> None:
+    def _loop(self, frame: Frame, node: cst.For | cst.While) -> None:
         if isinstance(node, cst.For):
-            it = self._eval(fr, node.iter)
-            item = self._iter_item(fr, node.iter, it)
+            it = self._eval(frame, node.iter)
+            item = self._iter_item(frame, node.iter, it)
         else:
-            self._eval(fr, node.test)
-        pre = fr.env
-        passes = 1 if fr.mute else 2
+            self._eval(frame, node.test)
+        pre = frame.env
+        passes = 1 if frame.mute else 2
         for i in range(passes):
             if i < passes - 1:
-                fr.mute += 1
-            fr.env = dict(fr.env)
+                frame.mute += 1
+            frame.env = dict(frame.env)
             if isinstance(node, cst.For):
-                self._bind(fr, node.target, item)
-            self._block(fr, node.body)
+                self._bind(frame, node.target, item)
+            self._block(frame, node.body)
             if i < passes - 1:
-                fr.mute -= 1
-            fr.env = merge_env(pre, fr.env)
+                frame.mute -= 1
+            frame.env = merge_env(pre, frame.env)
         if node.orelse is not None:
-            self._block(fr, node.orelse.body)
+            self._block(frame, node.orelse.body)
 
-    def _iter_item(self, fr: Frame, expr: cst.BaseExpression, it: Val) -> Val:
+    def _iter_item(self, frame: Frame, expr: cst.BaseExpression, it: Val) -> Val:
         """What one iteration of ``for ... in expr`` binds: a batch for a DataLoader."""
         if isinstance(expr, cst.Call) and dotted(expr.func) in ("enumerate", "tqdm", "tqdm.tqdm", "iter") and expr.args:
             inner = expr.args[0].value
-            item = self._iter_item(fr, inner, self._peek(fr, inner))
+            item = self._iter_item(frame, inner, self._peek(frame, inner))
             if dotted(expr.func) == "enumerate":
                 return Val(items=(UNKNOWN, item))
             return item
@@ -370,107 +370,109 @@ class Interpreter(ClassModel, TorchSemantics):
             )
         return self._collate
 
-    def _peek(self, fr: Frame, expr: cst.BaseExpression) -> Val:
+    def _peek(self, frame: Frame, expr: cst.BaseExpression) -> Val:
         if isinstance(expr, cst.Name):
-            return self._lookup(fr, expr.value)
+            return self._lookup(frame, expr.value)
         return UNKNOWN
 
-    def _try(self, fr: Frame, node: cst.Try | cst.TryStar) -> bool:
-        pre = fr.env
-        fr.env = dict(pre)
-        t = self._block(fr, node.body)
-        after = fr.env
+    def _try(self, frame: Frame, node: cst.Try | cst.TryStar) -> bool:
+        pre = frame.env
+        frame.env = dict(pre)
+        t = self._block(frame, node.body)
+        after = frame.env
         if not t and node.orelse is not None:
-            t = self._block(fr, node.orelse.body)
-        outs = [] if t else [fr.env]
+            t = self._block(frame, node.orelse.body)
+        outs = [] if t else [frame.env]
         for h in node.handlers:
-            fr.env = merge_env(pre, after)
+            frame.env = merge_env(pre, after)
             if h.name is not None:
-                self._bind(fr, h.name.name, UNKNOWN)
-            if not self._block(fr, h.body):
-                outs.append(fr.env)
-        fr.env = merge_env(*outs) if outs else merge_env(pre, after)
+                self._bind(frame, h.name.name, UNKNOWN)
+            if not self._block(frame, h.body):
+                outs.append(frame.env)
+        frame.env = merge_env(*outs) if outs else merge_env(pre, after)
         if node.finalbody is not None:
-            self._block(fr, node.finalbody.body)
+            self._block(frame, node.finalbody.body)
         return not outs
 
-    def _small(self, fr: Frame, s: cst.BaseSmallStatement) -> bool:
+    def _small(self, frame: Frame, s: cst.BaseSmallStatement) -> bool:
         if isinstance(s, cst.Assign):
-            v = self._eval(fr, s.value)
+            v = self._eval(frame, s.value)
             for t in s.targets:
-                self._bind(fr, t.target, v)
+                self._bind(frame, t.target, v)
         elif isinstance(s, cst.AnnAssign):
             if s.value is not None:
-                self._bind(fr, s.target, self._eval(fr, s.value))
+                self._bind(frame, s.target, self._eval(frame, s.value))
         elif isinstance(s, cst.AugAssign):
-            self._eval(fr, s.value)
-            self._bind(fr, s.target, UNKNOWN)
+            self._eval(frame, s.value)
+            self._bind(frame, s.target, UNKNOWN)
         elif isinstance(s, cst.Expr):
-            self._eval(fr, s.value)
+            self._eval(frame, s.value)
         elif isinstance(s, cst.Return):
-            v = self._eval(fr, s.value) if s.value is not None else UNKNOWN
-            if not fr.mute:
-                fr.returns.append(v)
+            v = self._eval(frame, s.value) if s.value is not None else UNKNOWN
+            if not frame.mute:
+                frame.returns.append(v)
             return True
         elif isinstance(s, cst.Raise):
             return True
         elif isinstance(s, (cst.Break, cst.Continue)):
             return True
         elif isinstance(s, cst.Assert):
-            self._eval(fr, s.test)
+            self._eval(frame, s.test)
         elif isinstance(s, cst.Del):
             for deleted in iter_nodes(s):
                 if isinstance(deleted, cst.Name):
-                    fr.env[deleted.value] = UNKNOWN
+                    frame.env[deleted.value] = UNKNOWN
         return False
 
-    def _bind(self, fr: Frame, target: cst.BaseExpression, v: Val) -> None:
+    def _bind(self, frame: Frame, target: cst.BaseExpression, v: Val) -> None:
         if isinstance(target, cst.Name):
-            fr.env[target.value] = v
+            frame.env[target.value] = v
         elif isinstance(target, (cst.Tuple, cst.List)):
             elems = target.elements
             starred = any(isinstance(e, cst.StarredElement) for e in elems)
             for i, e in enumerate(elems):
                 if isinstance(e, cst.StarredElement):
-                    self._bind(fr, e.value, UNKNOWN)
+                    self._bind(frame, e.value, UNKNOWN)
                 elif v.items is not None and not starred and len(v.items) == len(elems):
-                    self._bind(fr, e.value, v.items[i])
+                    self._bind(frame, e.value, v.items[i])
                 elif v.obj is not None and v.obj.kind == "batch":
-                    self._bind(fr, e.value, Val(batched="yes"))
+                    self._bind(frame, e.value, Val(batched="yes"))
                 elif v.const == "shape" and i == 0 and not starred:
-                    self._bind(fr, e.value, Val(const="N"))
+                    self._bind(frame, e.value, Val(const="N"))
                 else:
-                    self._bind(fr, e.value, UNKNOWN)
+                    self._bind(frame, e.value, UNKNOWN)
         elif isinstance(target, cst.Attribute):
             base = target.value
-            if isinstance(base, cst.Name) and base.value == fr.self_name:
-                fr.env["self." + target.attr.value] = v
+            if isinstance(base, cst.Name) and base.value == frame.self_name:
+                frame.env["self." + target.attr.value] = v
             else:
-                self._invalidate(fr, base)
+                self._invalidate(frame, base)
         elif isinstance(target, cst.Subscript):
-            self._invalidate(fr, target.value)
+            self._invalidate(frame, target.value)
         elif isinstance(target, cst.StarredElement):
-            self._bind(fr, target.value, UNKNOWN)
+            self._bind(frame, target.value, UNKNOWN)
 
-    def _invalidate(self, fr: Frame, base: cst.BaseExpression) -> None:
+    def _invalidate(self, frame: Frame, base: cst.BaseExpression) -> None:
         """``model.fc = ...`` / ``model[-1] = ...``: the model is no longer what we knew."""
         if isinstance(base, cst.Name):
             if (
-                base.value in fr.env
-                or base.value in fr.closure
+                base.value in frame.env
+                or base.value in frame.closure
                 or (self.mod is not None and base.value in self.mod.env)
             ):
-                fr.env[base.value] = UNKNOWN
-        elif isinstance(base, cst.Attribute) and isinstance(base.value, cst.Name) and base.value.value == fr.self_name:
-            fr.env["self." + base.attr.value] = UNKNOWN
+                frame.env[base.value] = UNKNOWN
+        elif (
+            isinstance(base, cst.Attribute) and isinstance(base.value, cst.Name) and base.value.value == frame.self_name
+        ):
+            frame.env["self." + base.attr.value] = UNKNOWN
 
     # expressions ------------------------------------------------------------------
-    def _lookup(self, fr: Frame, name: str) -> Val:
-        if name in fr.env:
-            return fr.env[name]
-        if name in fr.closure:
-            return fr.closure[name]
-        if self.mod is not None and fr is not self.mod and name in self.mod.env:
+    def _lookup(self, frame: Frame, name: str) -> Val:
+        if name in frame.env:
+            return frame.env[name]
+        if name in frame.closure:
+            return frame.closure[name]
+        if self.mod is not None and frame is not self.mod and name in self.mod.env:
             return self.mod.env[name]
         if name in self.ctx.class_by_name:
             return Val(obj=Obj("class", name))
@@ -487,110 +489,110 @@ class Interpreter(ClassModel, TorchSemantics):
             return None
         return normalize_torch_name(q)
 
-    def _eval(self, fr: Frame, e: cst.BaseExpression | None) -> Val:
+    def _eval(self, frame: Frame, e: cst.BaseExpression | None) -> Val:
         if e is None:
             return UNKNOWN
         if isinstance(e, cst.Name):
-            return self._lookup(fr, e.value)
+            return self._lookup(frame, e.value)
         if isinstance(e, cst.Attribute):
-            return self._attribute(fr, e)
+            return self._attribute(frame, e)
         if isinstance(e, cst.Call):
-            return self._call(fr, e)
+            return self._call(frame, e)
         if isinstance(e, cst.Subscript):
-            return self._subscript(fr, e)
+            return self._subscript(frame, e)
         if isinstance(e, cst.Integer):
             return Val(const=int_value(e))
         if isinstance(e, cst.UnaryOperation):
-            v = self._eval(fr, e.expression)
+            v = self._eval(frame, e.expression)
             if isinstance(e.operator, cst.Minus) and isinstance(v.const, int):
                 return Val(const=-v.const)
             return UNKNOWN
         if isinstance(e, cst.BinaryOperation):
-            return self._binop(fr, e)
+            return self._binop(frame, e)
         if isinstance(e, (cst.Tuple, cst.List)):
-            vals = [self._eval(fr, el.value) for el in e.elements]
+            vals = [self._eval(frame, el.value) for el in e.elements]
             if any(isinstance(el, cst.StarredElement) for el in e.elements):
                 return UNKNOWN
             return Val(items=tuple(vals))
         if isinstance(e, cst.IfExp):
-            self._eval(fr, e.test)
-            return merge(self._eval(fr, e.body), self._eval(fr, e.orelse))
+            self._eval(frame, e.test)
+            return merge(self._eval(frame, e.body), self._eval(frame, e.orelse))
         if isinstance(e, cst.NamedExpr):
-            v = self._eval(fr, e.value)
-            self._bind(fr, e.target, v)
+            v = self._eval(frame, e.value)
+            self._bind(frame, e.target, v)
             return v
         if isinstance(e, cst.Dict):
             for el in e.elements:
                 if isinstance(el, cst.DictElement):
-                    self._eval(fr, el.key)
-                self._eval(fr, el.value)
+                    self._eval(frame, el.key)
+                self._eval(frame, el.value)
             return UNKNOWN
         if isinstance(e, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
-            self._comprehension(fr, e)
+            self._comprehension(frame, e)
             return UNKNOWN
         if isinstance(e, cst.Comparison):
-            vals = [self._eval(fr, e.left)]
+            vals = [self._eval(frame, e.left)]
             for c in e.comparisons:
-                vals.append(self._eval(fr, c.comparator))
+                vals.append(self._eval(frame, c.comparator))
             if any(isinstance(c.operator, (cst.Equal, cst.NotEqual)) for c in e.comparisons):
-                self._compared(fr, *vals)
+                self._compared(frame, *vals)
             return UNKNOWN
         if isinstance(e, cst.BooleanOperation):
-            self._eval(fr, e.left)
-            self._eval(fr, e.right)
+            self._eval(frame, e.left)
+            self._eval(frame, e.right)
             return UNKNOWN
         if isinstance(e, cst.Await):
-            self._eval(fr, e.expression)
+            self._eval(frame, e.expression)
             return UNKNOWN
         if isinstance(e, cst.Yield):
-            fr.generator = True
+            frame.generator = True
             if isinstance(e.value, cst.BaseExpression):
-                self._eval(fr, e.value)
+                self._eval(frame, e.value)
             return UNKNOWN
         return UNKNOWN
 
-    def _comprehension(self, fr: Frame, e: Any) -> None:
-        saved = fr.env
-        fr.env = dict(saved)
-        fr.mute += 1  # values bound per element are not followed; do not report inside
+    def _comprehension(self, frame: Frame, e: Any) -> None:
+        saved = frame.env
+        frame.env = dict(saved)
+        frame.mute += 1  # values bound per element are not followed; do not report inside
         try:
             comp = e.for_in
             while comp is not None:
-                self._eval(fr, comp.iter)
-                self._bind(fr, comp.target, UNKNOWN)
+                self._eval(frame, comp.iter)
+                self._bind(frame, comp.target, UNKNOWN)
                 for cond in comp.ifs:
-                    self._eval(fr, cond.test)
+                    self._eval(frame, cond.test)
                 comp = comp.inner_for_in
             if isinstance(e, cst.DictComp):
-                self._eval(fr, e.key)
-                self._eval(fr, e.value)
+                self._eval(frame, e.key)
+                self._eval(frame, e.value)
             else:
-                self._eval(fr, e.elt)
+                self._eval(frame, e.elt)
         finally:
-            fr.mute -= 1
-            fr.env = saved
+            frame.mute -= 1
+            frame.env = saved
 
-    def _member(self, fr: Frame, e: cst.Attribute, recv: Val) -> Val:
+    def _member(self, frame: Frame, e: cst.Attribute, recv: Val) -> Val:
         """``self.x`` / ``model.x`` on a class of the file."""
         attr = e.attr.value
-        if isinstance(e.value, cst.Name) and e.value.value == fr.self_name:
+        if isinstance(e.value, cst.Name) and e.value.value == frame.self_name:
             key = "self." + attr
-            if key in fr.env:
-                return fr.env[key]
+            if key in frame.env:
+                return frame.env[key]
         if attr == "module":  # DataParallel(model).module
             return recv
         if recv.obj is None:  # callers pass an instance of a class of the file
             return UNKNOWN
         return self._attrs(recv.obj.name).get(attr, UNKNOWN)
 
-    def _attribute(self, fr: Frame, e: cst.Attribute) -> Val:
+    def _attribute(self, frame: Frame, e: cst.Attribute) -> Val:
         attr = e.attr.value
         if self._torch_name(e) is not None:
             return UNKNOWN
-        v = self._eval(fr, e.value)
+        v = self._eval(frame, e.value)
         if v.obj is not None:
             if v.obj.kind in ("inst", "self"):
-                return self._member(fr, e, v)
+                return self._member(frame, e, v)
             return UNKNOWN
         if attr == "data":
             return v
@@ -602,13 +604,13 @@ class Interpreter(ClassModel, TorchSemantics):
             return Val(const="shape")
         return UNKNOWN
 
-    def _subscript(self, fr: Frame, e: cst.Subscript) -> Val:
-        v = self._eval(fr, e.value)
+    def _subscript(self, frame: Frame, e: cst.Subscript) -> Val:
+        v = self._eval(frame, e.value)
         elems = e.slice
         for el in elems:
             s = el.slice
             if isinstance(s, cst.Index):
-                self._eval(fr, s.value)
+                self._eval(frame, s.value)
         if v.obj is not None:
             if v.obj.kind == "batch":
                 return Val(batched="yes")
@@ -633,9 +635,9 @@ class Interpreter(ClassModel, TorchSemantics):
             k = v.k
         return replace(v, batched=batched, k=k, kdim=v.kdim if k is not None else None, items=None)
 
-    def _binop(self, fr: Frame, e: cst.BinaryOperation) -> Val:
-        left = self._eval(fr, e.left)
-        right = self._eval(fr, e.right)
+    def _binop(self, frame: Frame, e: cst.BinaryOperation) -> Val:
+        left = self._eval(frame, e.left)
+        right = self._eval(frame, e.right)
         op = e.operator
         if isinstance(left.const, int) and isinstance(right.const, int):
             a, b = left.const, right.const
@@ -671,12 +673,12 @@ class Interpreter(ClassModel, TorchSemantics):
         return UNKNOWN
 
     # calls -------------------------------------------------------------------------
-    def _args(self, fr: Frame, e: cst.Call) -> tuple[list[Val], dict[str, Val], bool]:
+    def _args(self, frame: Frame, e: cst.Call) -> tuple[list[Val], dict[str, Val], bool]:
         pos: list[Val] = []
         kw: dict[str, Val] = {}
         star = False
         for a in e.args:
-            v = self._eval(fr, a.value)
+            v = self._eval(frame, a.value)
             if a.star:
                 star = True
             elif a.keyword is not None:
@@ -685,60 +687,60 @@ class Interpreter(ClassModel, TorchSemantics):
                 pos.append(v)
         return pos, kw, star
 
-    def _call(self, fr: Frame, e: cst.Call) -> Val:
+    def _call(self, frame: Frame, e: cst.Call) -> Val:
         q = self._torch_name(e.func)
         if q is not None:
-            pos, kw, star = self._args(fr, e)
-            return self._torch_call(fr, e, q, pos, kw, star)
+            pos, kw, star = self._args(frame, e)
+            return self._torch_call(frame, e, q, pos, kw, star)
         if isinstance(e.func, cst.Attribute):
-            recv = self._eval(fr, e.func.value)
+            recv = self._eval(frame, e.func.value)
             if recv.obj is not None and recv.obj.kind in ("self", "inst"):
-                member = self._member(fr, e.func, recv)
+                member = self._member(frame, e.func, recv)
                 if member.obj is not None:  # self.fc(x), model.head(x), self.criterion(out, y)
-                    pos, kw, star = self._args(fr, e)
-                    return self._apply(fr, e, member, pos, kw, star)
-            pos, kw, star = self._args(fr, e)
-            self._metric_call(fr, e.func.attr.value, pos, kw)
+                    pos, kw, star = self._args(frame, e)
+                    return self._apply(frame, e, member, pos, kw, star)
+            pos, kw, star = self._args(frame, e)
+            self._metric_call(frame, e.func.attr.value, pos, kw)
             head = (dotted(e.func.value) or "").split(".")[0]
-            if head in self.ctx.aliases and head not in fr.env and head not in fr.closure:
+            if head in self.ctx.aliases and head not in frame.env and head not in frame.closure:
                 return UNKNOWN  # a library function (torch_geometric.utils.softmax), not a tensor method
-            return self._method(fr, e, recv, e.func.attr.value, pos, kw, star)
-        callee = self._eval(fr, e.func)
-        pos, kw, star = self._args(fr, e)
-        self._metric_call(fr, (dotted(e.func) or "").split(".")[-1], pos, kw)
+            return self._method(frame, e, recv, e.func.attr.value, pos, kw, star)
+        callee = self._eval(frame, e.func)
+        pos, kw, star = self._args(frame, e)
+        self._metric_call(frame, (dotted(e.func) or "").split(".")[-1], pos, kw)
         if (dotted(e.func) or "").split(".")[-1] == "OrderedDict" and len(pos) == 1:
             return pos[0]
-        return self._apply(fr, e, callee, pos, kw, star)
+        return self._apply(frame, e, callee, pos, kw, star)
 
     def _first(self, pos: list[Val], kw: dict[str, Val], name: str = "input") -> Val:
         if pos:
             return pos[0]
         return kw.get(name, UNKNOWN)
 
-    def _apply(self, fr: Frame, e: cst.Call, callee: Val, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
+    def _apply(self, frame: Frame, e: cst.Call, callee: Val, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
         o = callee.obj
         if o is None:
             return UNKNOWN
         if o.kind == "class":
             return Val(obj=Obj("inst", o.name)) if o.name in self.ctx.class_by_name else UNKNOWN
         if o.kind == "func":
-            return self._call_function(fr, e, o, pos, kw, star)
+            return self._call_function(frame, e, o, pos, kw, star)
         if o.kind == "loss":
             if not star and o.loss is not None:  # a loss Obj always names its kind
-                self._loss(fr, e, o.loss, o.name, pos, kw, o.node)
+                self._loss(frame, e, o.loss, o.name, pos, kw, o.node)
             return UNKNOWN
         if star:
             return UNKNOWN
         x = self._first(pos, kw)
         if x.obj is not None and x.obj.kind == "batch":
             x = Val(batched="yes")
-        return self._apply_layer(fr, o, x, e, in_seq=False)
+        return self._apply_layer(frame, o, x, e, in_seq=False)
 
-    def _apply_layer(self, fr: Frame, o: Obj, x: Val, call: cst.Call, in_seq: bool) -> Val:
+    def _apply_layer(self, frame: Frame, o: Obj, x: Val, call: cst.Call, in_seq: bool) -> Val:
         at = o.node if in_seq else call
         if o.kind == "act":
-            if o.dim0 and not fr.mute:
-                fr.rec.dims.append(DimUse(o.node, x, fr.cls if fr.forward else None, o.name))
+            if o.dim0 and not frame.mute:
+                frame.rec.dims.append(DimUse(o.node, x, frame.cls if frame.forward else None, o.name))
             if o.name == "GLU":
                 return Val(tag=o.tag, act=o.name, at=at, batched=x.batched)
             return Val(tag=o.tag, act=o.name, at=at, k=x.k, kdim=x.kdim, head=x.head, batched=x.batched)
@@ -758,27 +760,27 @@ class Interpreter(ClassModel, TorchSemantics):
             return Val(tag=x.tag, act=x.act, at=x.at, batched=x.batched)
         if o.kind == "seq":
             v = x
-            if v.batched == "maybe" and not fr.forward:
+            if v.batched == "maybe" and not frame.forward:
                 v = replace(v, batched="yes")  # a Sequential model run on an (N, F) tensor
             for layer in o.layers:
                 if layer.obj is None or layer.obj.kind in ("loss", "class", "func", "loader", "batch"):
                     v = UNKNOWN
                 else:
-                    v = self._apply_layer(fr, layer.obj, v, call, in_seq=layer.obj.kind != "inst")
+                    v = self._apply_layer(frame, layer.obj, v, call, in_seq=layer.obj.kind != "inst")
             return replace(v, model="nn.Sequential") if v.tag is not None else v
         if o.kind in ("inst", "self"):
-            return self._call_model(fr, o.name, x)
+            return self._call_model(frame, o.name, x)
         return UNKNOWN
 
-    def _call_model(self, fr: Frame, cls: str, x: Val) -> Val:
+    def _call_model(self, frame: Frame, cls: str, x: Val) -> Val:
         if not self._is_module(cls):
             return UNKNOWN
         res = self._forward_result(cls)
-        if not fr.mute:
+        if not frame.mute:
             if x.batched in ("yes", "maybe"):
-                fr.rec.batched_calls.add(cls)
-            elif x.batched == "input" and fr.forward and fr.cls is not None:
-                fr.rec.edges.add((fr.cls, cls))
+                frame.rec.batched_calls.add(cls)
+            elif x.batched == "input" and frame.forward and frame.cls is not None:
+                frame.rec.edges.add((frame.cls, cls))
         if res is None:
             return UNKNOWN
         return self._as_output(res.ret, x, cls)
@@ -793,11 +795,11 @@ class Interpreter(ClassModel, TorchSemantics):
             batched = "yes"
         return replace(r, batched=batched, model=cls if r.tag is not None else None)
 
-    def _call_function(self, fr: Frame, e: cst.Call, o: Obj, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
+    def _call_function(self, frame: Frame, e: cst.Call, o: Obj, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
         fn = o.node
         if not isinstance(fn, cst.FunctionDef):
             return UNKNOWN
-        if not fr.mute:
+        if not frame.mute:
             args: dict[str, Val] = {}
             params = positional_params(fn)
             if star:
@@ -807,7 +809,7 @@ class Interpreter(ClassModel, TorchSemantics):
                     args[p.name.value] = v
                 for name, v in kw.items():
                     args[name] = v
-            fr.rec.callsites.append((fn, args))
+            frame.rec.callsites.append((fn, args))
         if fn.name.value in self.top_funcs and self.top_funcs[fn.name.value] is fn:
             return self._func_result(fn, ()).ret
         return UNKNOWN

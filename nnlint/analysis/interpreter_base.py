@@ -57,19 +57,19 @@ class InterpreterBase:
     def _top_statements(self) -> Iterable[tuple[cst.CSTNode, None]]:
         raise NotImplementedError
 
-    def _bind_other_params(self, fr: Frame, fn: cst.FunctionDef) -> None:
+    def _bind_other_params(self, frame: Frame, fn: cst.FunctionDef) -> None:
         raise NotImplementedError
 
     def _const(self, e: cst.BaseExpression | None) -> int | None:
         raise NotImplementedError
 
-    def _block(self, fr: Frame, body: Any) -> bool:
+    def _block(self, frame: Frame, body: Any) -> bool:
         raise NotImplementedError
 
-    def _invalidate(self, fr: Frame, base: cst.BaseExpression) -> None:
+    def _invalidate(self, frame: Frame, base: cst.BaseExpression) -> None:
         raise NotImplementedError
 
-    def _lookup(self, fr: Frame, name: str) -> Val:
+    def _lookup(self, frame: Frame, name: str) -> Val:
         raise NotImplementedError
 
     def _torch_name(self, e: cst.BaseExpression) -> str | None:
@@ -78,5 +78,5 @@ class InterpreterBase:
     def _first(self, pos: list[Val], kw: dict[str, Val], name: str = "input") -> Val:
         raise NotImplementedError
 
-    def _apply(self, fr: Frame, e: cst.Call, callee: Val, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
+    def _apply(self, frame: Frame, e: cst.Call, callee: Val, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
         raise NotImplementedError

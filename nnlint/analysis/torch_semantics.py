@@ -49,13 +49,13 @@ from nnlint.vocab import (
 class TorchSemantics(InterpreterBase):
     """What torch calls do to ``Val``s (and what they record: losses, predictions, dim=0 softmaxes)."""
 
-    def _torch_call(self, fr: Frame, e: cst.Call, q: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
+    def _torch_call(self, frame: Frame, e: cst.Call, q: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
         if q in DATALOADER_CLASSES:
             return Val(obj=Obj("loader"))
         if q in MODEL_WRAPPERS:
             return self._first(pos, kw, "model") if not star else UNKNOWN
         if q.startswith("torch.nn.") and q.count(".") == 2 and q[9:10].isupper():
-            return self._module(fr, e, q[9:], pos, kw, star)
+            return self._module(frame, e, q[9:], pos, kw, star)
         short = None
         for prefix in TORCH_FUNCTION_PREFIXES:
             if q.startswith(prefix) and "." not in q[len(prefix) :]:
@@ -66,14 +66,14 @@ class TorchSemantics(InterpreterBase):
         functional = q.startswith("torch.nn.functional.")
         if functional and short in LOSS_FUNCTIONS_KIND:
             if not star:
-                self._loss(fr, e, LOSS_FUNCTIONS_KIND[short], short, pos, kw)
+                self._loss(frame, e, LOSS_FUNCTIONS_KIND[short], short, pos, kw)
             return UNKNOWN
         x = self._first(pos, kw)
         if x.obj is not None and x.obj.kind == "batch":
             x = Val(batched="yes")
         base = short[:-1] if short.endswith("_") and not short.endswith("__") else short
         if base in SOFTMAX_FUNCTIONS_KIND and (functional or short in ("softmax", "log_softmax")):
-            self._dim0(fr, e, arg_expr(e, 1, "dim"), x, short)
+            self._dim0(frame, e, arg_expr(e, 1, "dim"), x, short)
             return self._tagged(x, SOFTMAX_FUNCTIONS_KIND[base], short, e)
         if base in SIGMOID_FUNCTIONS:
             return self._tagged(x, "sigmoid", short, e)
@@ -94,7 +94,7 @@ class TorchSemantics(InterpreterBase):
         if functional and short == "one_hot":
             return Val(target="onehot")
         if short in ("argmax",) or (short == "max" and (len(pos) >= 2 or "dim" in kw)):
-            return self._prediction(fr, e, x, short)
+            return self._prediction(frame, e, x, short)
         if short in ("log",):
             return self._log(x, e)
         if short in ("exp",):
@@ -107,7 +107,7 @@ class TorchSemantics(InterpreterBase):
                 return replace(x, batched="yes" if start == 1 else None, k=None, kdim=None, items=None, const=None)
             return Val(batched="yes") if start == 1 else UNKNOWN
         if short in ("squeeze", "unsqueeze", "transpose", "permute", "reshape"):
-            return self._shape_method(fr, e, x, short, args_offset=1)
+            return self._shape_method(frame, e, x, short, args_offset=1)
         return self._creator(e, short, pos, kw)
 
     def _creator(self, e: cst.Call, short: str, pos: list[Val], kw: dict[str, Val]) -> Val:
@@ -160,7 +160,7 @@ class TorchSemantics(InterpreterBase):
             return Val(target=target, batched=batched)
         return UNKNOWN
 
-    def _module(self, fr: Frame, e: cst.Call, name: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
+    def _module(self, frame: Frame, e: cst.Call, name: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
         """``nn.X(...)``: a layer object."""
         if star and name != "Sequential":
             return UNKNOWN
@@ -200,7 +200,9 @@ class TorchSemantics(InterpreterBase):
             return Val(obj=Obj("seq", "Sequential", node=e, layers=tuple(layers)))
         return UNKNOWN
 
-    def _method(self, fr: Frame, e: cst.Call, recv: Val, m: str, pos: list[Val], kw: dict[str, Val], star: bool) -> Val:
+    def _method(
+        self, frame: Frame, e: cst.Call, recv: Val, m: str, pos: list[Val], kw: dict[str, Val], star: bool
+    ) -> Val:
         o = recv.obj
         if o is not None and o.kind == "batch":
             if m in ("to", "cuda", "cpu"):
@@ -219,23 +221,23 @@ class TorchSemantics(InterpreterBase):
                 "pool",
                 "loss",
             ):
-                return self._apply(fr, e, recv, pos, kw, star)
+                return self._apply(frame, e, recv, pos, kw, star)
             if m in RETURNS_SELF_MODULE_METHODS:
                 return recv
             if m in CONTAINER_MUTATOR_METHODS and isinstance(e.func, cst.Attribute):  # a method call: recv.m(...)
-                self._invalidate(fr, e.func.value)
+                self._invalidate(frame, e.func.value)
             return UNKNOWN
         base = m[:-1] if m.endswith("_") else m
         if m in ACTIVATION_METHODS:
             if base in SOFTMAX_FUNCTIONS_KIND:
-                self._dim0(fr, e, arg_expr(e, 0, "dim"), recv, m)
+                self._dim0(frame, e, arg_expr(e, 0, "dim"), recv, m)
                 out = self._tagged(recv, SOFTMAX_FUNCTIONS_KIND[base], m, e)
             elif base == "sigmoid":
                 out = self._tagged(recv, "sigmoid", m, e)
             else:
                 out = self._tagged(recv, "act", m, e)
             if m.endswith("_") and isinstance(e.func, cst.Attribute) and isinstance(e.func.value, cst.Name):
-                fr.env[e.func.value.value] = out
+                frame.env[e.func.value.value] = out
             return out
         if m in VALUE_PRESERVING_METHODS:
             return recv
@@ -255,9 +257,9 @@ class TorchSemantics(InterpreterBase):
                 return Val(const="shape")
             return Val(const="N") if self._const(arg_expr(e, 0, "dim")) == 0 else UNKNOWN
         if m in ("argmax",) or (m == "max" and (pos or "dim" in kw)):
-            return self._prediction(fr, e, recv, m)
+            return self._prediction(frame, e, recv, m)
         if m in ("eq", "__eq__") and recv.tag == "pred":
-            self._compared(fr, recv)
+            self._compared(frame, recv)
             return UNKNOWN
         if m == "log":
             return self._log(recv, e)
@@ -279,12 +281,12 @@ class TorchSemantics(InterpreterBase):
             "reshape_as",
             "t",
         ):
-            return self._shape_method(fr, e, recv, m, args_offset=0)
+            return self._shape_method(frame, e, recv, m, args_offset=0)
         if m == "item":
             return UNKNOWN
         return UNKNOWN
 
-    def _shape_method(self, fr: Frame, e: cst.Call, v: Val, m: str, args_offset: int) -> Val:
+    def _shape_method(self, frame: Frame, e: cst.Call, v: Val, m: str, args_offset: int) -> Val:
         """Reshaping keeps what made the values (softmax stays softmax); whether dim 0 is
         still the batch and how wide the class dim is are re-derived."""
         if v.tag is None and v.k is None and v.batched is None and v.target is None:
@@ -292,14 +294,14 @@ class TorchSemantics(InterpreterBase):
                 return Val(batched="yes")
             if m in ("view", "reshape"):
                 args = self._shape_args(e, args_offset)
-                if len(args) == 2 and self._is_batch_size(fr, args[0]) and self._const(args[1]) == -1:
+                if len(args) == 2 and self._is_batch_size(frame, args[0]) and self._const(args[1]) == -1:
                     return Val(batched="yes")
             return UNKNOWN
         batched, k = None, None
         if m in ("view", "reshape"):
             args = self._shape_args(e, args_offset)
             if len(args) >= 2:
-                if len(args) == 2 and self._is_batch_size(fr, args[0]) and self._const(args[1]) == -1:
+                if len(args) == 2 and self._is_batch_size(frame, args[0]) and self._const(args[1]) == -1:
                     batched = "yes"
                 elif self._const(args[0]) == -1:
                     batched = v.batched
@@ -329,9 +331,9 @@ class TorchSemantics(InterpreterBase):
             return [el.value for el in pos[0].elements]
         return pos
 
-    def _is_batch_size(self, fr: Frame, e: cst.BaseExpression) -> bool:
+    def _is_batch_size(self, frame: Frame, e: cst.BaseExpression) -> bool:
         if isinstance(e, cst.Name):
-            return self._lookup(fr, e.value).const == "N"
+            return self._lookup(frame, e.value).const == "N"
         if isinstance(e, cst.Call) and isinstance(e.func, cst.Attribute) and e.func.attr.value == "size":
             return self._const(arg_expr(e, 0, "dim")) == 0
         if isinstance(e, cst.Subscript) and isinstance(e.value, cst.Attribute) and e.value.attr.value == "shape":
@@ -352,24 +354,24 @@ class TorchSemantics(InterpreterBase):
             return Val(tag=tag, act=act, at=at, batched=x.batched)
         return Val(tag=tag, act=act, at=at, k=x.k, kdim=x.kdim, head=x.head, batched=x.batched)
 
-    def _prediction(self, fr: Frame, e: cst.Call, x: Val, how: str) -> Val:
+    def _prediction(self, frame: Frame, e: cst.Call, x: Val, how: str) -> Val:
         """``x.argmax(1)`` -> the indices; ``torch.max(x, 1)`` -> (values, indices)."""
-        if not fr.mute:
-            fr.rec.preds.append(PredUse(x, e))
+        if not frame.mute:
+            frame.rec.preds.append(PredUse(x, e))
         pred = Val(tag="pred", at=e)
         return pred if how == "argmax" else Val(items=(UNKNOWN, pred))
 
-    def _metric_call(self, fr: Frame, name: str, pos: list[Val], kw: dict[str, Val]) -> None:
+    def _metric_call(self, frame: Frame, name: str, pos: list[Val], kw: dict[str, Val]) -> None:
         """Predictions handed to an accuracy-style metric are single-label predictions."""
         low = name.lower()
         tokens = set(low.replace(".", "_").split("_"))
         if "accuracy" in low or tokens & {"acc", "f1", "confusion", "precision", "recall", "top1"}:
-            self._compared(fr, *pos, *kw.values())
+            self._compared(frame, *pos, *kw.values())
 
-    def _compared(self, fr: Frame, *vals: Val) -> None:
+    def _compared(self, frame: Frame, *vals: Val) -> None:
         for v in vals:
-            if v.tag == "pred" and v.at is not None and not fr.mute:
-                fr.rec.compared.add(id(v.at))
+            if v.tag == "pred" and v.at is not None and not frame.mute:
+                frame.rec.compared.add(id(v.at))
 
     def _log(self, x: Val, e: cst.Call) -> Val:
         if x.tag == "softmax":
@@ -381,15 +383,15 @@ class TorchSemantics(InterpreterBase):
             return replace(x, tag="softmax", act="exp(log_softmax)", at=e, model=None)
         return UNKNOWN
 
-    def _dim0(self, fr: Frame, e: cst.Call, dim: cst.BaseExpression | None, x: Val, display: str) -> None:
-        if fr.mute or dim is None or self._const(dim) != 0:
+    def _dim0(self, frame: Frame, e: cst.Call, dim: cst.BaseExpression | None, x: Val, display: str) -> None:
+        if frame.mute or dim is None or self._const(dim) != 0:
             return
-        fr.rec.dims.append(DimUse(e, x, fr.cls if fr.forward else None, display))
+        frame.rec.dims.append(DimUse(e, x, frame.cls if frame.forward else None, display))
 
     def _loss(
-        self, fr: Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val], ctor: Any = None
+        self, frame: Frame, e: cst.Call, kind: str, display: str, pos: list[Val], kw: dict[str, Val], ctor: Any = None
     ) -> None:
-        if fr.mute:
+        if frame.mute:
             return
         inp = arg_expr(e, 0, "input")
         tgt = arg_expr(e, 1, "target")
@@ -397,4 +399,4 @@ class TorchSemantics(InterpreterBase):
             return
         inp_val = kw["input"] if "input" in kw else (pos[0] if pos else UNKNOWN)
         tgt_val = kw["target"] if "target" in kw else (pos[1] if len(pos) > 1 else UNKNOWN)
-        fr.rec.losses.append(LossUse(kind, display, e, inp, inp_val, tgt, tgt_val, ctor))
+        frame.rec.losses.append(LossUse(kind, display, e, inp, inp_val, tgt, tgt_val, ctor))
