@@ -370,6 +370,18 @@ ACTIVATION_FUNCTION_KIND = {
 
 # --- source side (losses, resampling, dtypes, call helpers' tables) -------------------------
 
+#: bases that make a class of the file an nn.Module (SourceContext.is_module_class)
+TORCH_MODULE_BASES = {
+    "torch.nn.Module",
+    "torch.nn.modules.module.Module",
+    "pytorch_lightning.LightningModule",
+    "lightning.LightningModule",
+    "lightning.pytorch.LightningModule",
+    "torch.nn.Sequential",
+    "torch.nn.ModuleList",
+    "torch.nn.ModuleDict",
+}
+
 # layer kinds of the in-file class model (nnlint/analysis/torch_kinds.py: module_kind)
 LINEAR_MODULES = {"Linear", "LazyLinear"}
 CONV_MODULES = {

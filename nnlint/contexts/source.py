@@ -19,16 +19,7 @@ from typing import Any, TypeVar, cast, overload
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-TORCH_MODULE_BASES = {
-    "torch.nn.Module",
-    "torch.nn.modules.module.Module",
-    "pytorch_lightning.LightningModule",
-    "lightning.LightningModule",
-    "lightning.pytorch.LightningModule",
-    "torch.nn.Sequential",
-    "torch.nn.ModuleList",
-    "torch.nn.ModuleDict",
-}
+from nnlint.vocab import TORCH_MODULE_BASES
 
 
 @dataclass
