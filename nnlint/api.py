@@ -166,7 +166,8 @@ def _optimizer_checks(
     text: str | None,
 ) -> list[Diagnostic]:
     """Rules with a ``check_optimizer(model, optimizers)`` hook, on the user's optimizer."""
-    from nnlint.passes.probe import to_diagnostic
+    from nnlint import findings
+    from nnlint.passes.probe import span_of
 
     out: list[Diagnostic] = []
     lines = text.splitlines() if text is not None else None
@@ -177,7 +178,7 @@ def _optimizer_checks(
         # Any: check_optimizer is an optional hook (found by getattr above), not part of Rule
         r: Any = rule((thresholds or {}).get(rule.code))
         for f in r.check_optimizer(model, optimizer):
-            out.append(to_diagnostic(r, f, model, path, name, lines=lines))
+            out.append(findings.to_diagnostic(r, f, path, span_of(f, model, path, lines), model=name))
     return out
 
 
@@ -245,30 +246,24 @@ def check(
         except ImportError:
             run_graph = None
         if run_graph is not None:
-            from nnlint.passes.probe import _rng, _Saved, resolve_device
+            from nnlint.passes.probe import resolve_device
+            from nnlint.passes.state import ModelState, seeded_rng
 
-            saved = _Saved(model)
-            rng = _rng(resolve_device("cpu")[0])
-            rng.__enter__()
-            try:
-                ex = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, classes=classes)
-                g_diags, info = run_graph(
-                    ex,
-                    graph_rules,
-                    path,
-                    name,
-                    {"source_text": text, "classes": classes} if text else {"classes": classes},
-                )
-                diags.extend(g_diags)
-                errors.extend(info.get("crashes") or [])
-                unused = info.get("unused_modules") or []
-            except Exception as exc:  # the probe still runs; say what failed
-                errors.append(f"graph pass failed: {type(exc).__name__}: {exc}")
-            finally:
+            with seeded_rng(resolve_device("cpu")[0]), ModelState(model):
                 try:
-                    saved.restore()
-                finally:
-                    rng.__exit__(None, None, None)
+                    ex = Example(model=model, inputs=inputs, loss=loss, target=target, name=name, classes=classes)
+                    g_diags, info = run_graph(
+                        ex,
+                        graph_rules,
+                        path,
+                        name,
+                        {"source_text": text, "classes": classes} if text else {"classes": classes},
+                    )
+                    diags.extend(g_diags)
+                    errors.extend(info.get("crashes") or [])
+                    unused = info.get("unused_modules") or []
+                except Exception as exc:  # the probe still runs; say what failed
+                    errors.append(f"graph pass failed: {type(exc).__name__}: {exc}")
 
     if probe_rules:
         n = _batch(inputs)

@@ -8,6 +8,7 @@ import pkgutil
 import re
 from functools import lru_cache
 
+from nnlint.contexts.probe import Extra
 from nnlint.rule import DOC_HEADINGS, Rule
 
 CODE_RE = re.compile(r"^NN[0-9]{3}$")
@@ -76,6 +77,9 @@ def check_invariants(rules: dict[str, type[Rule]]) -> list[str]:
         for heading in DOC_HEADINGS:
             if f"## {heading}" not in doc:
                 problems.append(f"{code}: docstring lacks '## {heading}'")
+        for need in rule.needs:
+            if not isinstance(need, Extra):
+                problems.append(f"{code}: needs {need!r}, not a member of nnlint.contexts.probe.Extra")
         if rule.pass_ != "tool" and not rule.INVALID:
             problems.append(f"{code}: no INVALID examples")
         if rule.pass_ != "tool" and not rule.VALID:

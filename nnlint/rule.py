@@ -5,6 +5,7 @@ context and turns the ``Finding`` objects it yields into ``Diagnostic`` values.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import re
 import textwrap
@@ -70,8 +71,9 @@ class Rule:
     pass_: ClassVar[str] = ""
     #: default thresholds, overridable under [tool.nnlint.thresholds.CODE]
     thresholds: ClassVar[dict[str, float]] = {}
-    #: measurements this rule needs from its pass (probe: e.g. {"batch_jacobian"})
-    needs: ClassVar[frozenset[str]] = frozenset()
+    #: extra measurements this rule needs from its pass (probe: ``Extra`` members of
+    #: nnlint.contexts.probe, e.g. ``frozenset({Extra.BATCH_JACOBIAN})``)
+    needs: ClassVar[frozenset[enum.Enum]] = frozenset()
     #: rules that are off unless selected by exact code or an opt-in flag
     opt_in: ClassVar[bool] = False
     #: "safe" or "unsafe" when the rule offers a fix (``yield Finding(..., fix=self.make_fix(...))``)

@@ -258,9 +258,114 @@ PURE_FUNCTIONS = (ACTIVATION_FUNCTIONS | PASS_THROUGH_FUNCTIONS | NORM_FUNCTIONS
 
 #: losses whose use says the model is a classifier (its head's width is the class count)
 CLASSIFIER_LOSSES = {"CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss"}
+#: torch functions and tensor classes a file calls to make an example input tensor
+TENSOR_FACTORIES = {
+    "randn",
+    "rand",
+    "zeros",
+    "ones",
+    "empty",
+    "randint",
+    "full",
+    "randn_like",
+    "tensor",
+    "arange",
+    "FloatTensor",
+    "LongTensor",
+    "randperm",
+}
+#: a loss as the file names it (class or function) -> its torch.nn class, in order of preference
+LOSS_CLASS_OF_NAME = {
+    "CrossEntropyLoss": "CrossEntropyLoss",
+    "cross_entropy": "CrossEntropyLoss",
+    "NLLLoss": "NLLLoss",
+    "nll_loss": "NLLLoss",
+    "BCEWithLogitsLoss": "BCEWithLogitsLoss",
+    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+    "BCELoss": "BCELoss",
+    "binary_cross_entropy": "BCELoss",
+    "MultiLabelSoftMarginLoss": "MultiLabelSoftMarginLoss",
+    "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
+    "MSELoss": "MSELoss",
+    "mse_loss": "MSELoss",
+    "L1Loss": "L1Loss",
+    "l1_loss": "L1Loss",
+    "SmoothL1Loss": "SmoothL1Loss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "HuberLoss": "HuberLoss",
+    "huber_loss": "HuberLoss",
+    "KLDivLoss": "KLDivLoss",
+    "kl_div": "KLDivLoss",
+    "CTCLoss": "CTCLoss",
+    "ctc_loss": "CTCLoss",
+}
 
 
 # --- activations, norms, dropout (probe side) ---------------------------------------------
+
+#: weight-bearing layers the probe measures (names under ``torch.nn``; a dotted name is a
+#: path below it, for base classes ``torch.nn`` does not export)
+WEIGHT_LAYER_MODULES = ("Linear", "Bilinear", "modules.conv._ConvNd", "RNNBase", "Embedding", "EmbeddingBag")
+#: activation modules: a functional activation called inside one is attributed to it
+ACTIVATION_MODULES = (
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "Sigmoid",
+    "Tanh",
+    "Hardtanh",
+    "PReLU",
+    "Softplus",
+)
+#: base classes: normalisations with running statistics, and the instance norms among them
+NORM_BASE_MODULE = "modules.batchnorm._NormBase"
+INSTANCE_NORM_BASE_MODULE = "modules.instancenorm._InstanceNorm"
+#: tensor methods that reshape (where a batch dimension can be folded away)
+VIEW_METHODS = frozenset({"view", "reshape", "flatten", "unflatten", "view_as", "reshape_as"})
+#: activation functions, functional and tensor-method forms, by dotted name -> activation kind
+#: (``torch.nn.functional.X``, ``torch.X``, ``torch.Tensor.X``); names absent in a torch
+#: version are skipped
+ACTIVATION_FUNCTION_KIND = {
+    **dict.fromkeys(
+        (
+            "torch.nn.functional.relu",
+            "torch.nn.functional.relu_",
+            "torch.relu",
+            "torch.relu_",
+            "torch.Tensor.relu",
+            "torch.Tensor.relu_",
+        ),
+        "relu",
+    ),
+    **dict.fromkeys(
+        ("torch.nn.functional.leaky_relu", "torch.nn.functional.leaky_relu_", "torch.nn.functional.rrelu"),
+        "leaky_relu",
+    ),
+    **dict.fromkeys(("torch.nn.functional.elu", "torch.nn.functional.elu_", "torch.nn.functional.celu"), "elu"),
+    **dict.fromkeys(("torch.nn.functional.selu", "torch.selu", "torch.selu_"), "selu"),
+    "torch.nn.functional.gelu": "gelu",
+    **dict.fromkeys(("torch.nn.functional.silu", "torch.nn.functional.mish"), "silu"),
+    **dict.fromkeys(
+        (
+            "torch.nn.functional.sigmoid",
+            "torch.sigmoid",
+            "torch.sigmoid_",
+            "torch.Tensor.sigmoid",
+            "torch.Tensor.sigmoid_",
+        ),
+        "sigmoid",
+    ),
+    **dict.fromkeys(
+        ("torch.nn.functional.tanh", "torch.tanh", "torch.tanh_", "torch.Tensor.tanh", "torch.Tensor.tanh_"), "tanh"
+    ),
+    **dict.fromkeys(("torch.nn.functional.hardtanh", "torch.nn.functional.hardtanh_"), "hardtanh"),
+}
 
 
 # --- source side (losses, resampling, dtypes, call helpers' tables) -------------------------
@@ -720,9 +825,14 @@ OPTIMIZER_CLASSES = {
     "FusedLAMB",
     "DeepSpeedCPUAdam",
 }
+#: distributed autograd: gradients live in a per-``with`` context, not in ``.grad`` (NN401)
+DIST_AUTOGRAD_CONTEXTS = {"torch.distributed.autograd.context"}
+DIST_AUTOGRAD_BACKWARD = {"torch.distributed.autograd.backward"}
 ITERABLE_DATASETS = {
     "torch.utils.data.IterableDataset",
     "torch.utils.data.dataset.IterableDataset",
     "torch.utils.data.IterDataPipe",
     "torchdata.datapipes.iter.IterDataPipe",
 }
+#: packages whose datasets are iterable pipes (the DataLoader cannot shuffle them)
+ITERABLE_DATASET_PACKAGES = ("torchtext.datasets.", "torchdata.")

@@ -1,4 +1,4 @@
-"""The probe pass (nnlint/passes/probe.py) and the NN3/NN5 rules, run in-process.
+"""The probe pass (nnlint/passes/probe/) and the NN3/NN5 rules, run in-process.
 
 `tests/test_rule_examples.py` runs the same VALID/INVALID examples through the whole
 engine (a child process per file); here they run straight through `run_probe`, which is

@@ -251,9 +251,9 @@ def _out_batch(model: Any, spec: Any, device: str) -> int | None:
             out = model(*args, **kwargs)
     except (Exception, SystemExit):
         return None
-    from nnlint.passes.probe import _first_tensor
+    from nnlint.passes.probe.tensors import first_tensor
 
-    t = _first_tensor(out)
+    t = first_tensor(out)
     return int(t.shape[0]) if t is not None and t.ndim >= 1 else None
 
 

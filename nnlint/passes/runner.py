@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nnlint.diagnostics import Diagnostic
+from nnlint.passes.sizes import gb
 
 if TYPE_CHECKING:
     from nnlint.passes.zygote import ForkedProc
@@ -383,10 +384,6 @@ def _user_line_from_fault(child: Child) -> int | None:
     return None
 
 
-def _gb(n: float) -> str:
-    return f"{n / (1 << 30):.1f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MiB"
-
-
 def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], text: str | None = None) -> None:
     events = _read_events(child)
     if child.program:  # a notebook's program: report at the notebook (lines map to cells later)
@@ -433,7 +430,7 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
         evidence = {"reason": "timeout", "timeout_s": child.timeout, "step": step}
     elif child.killed_for == "memory":
         what = (
-            f"used more than the memory limit of {_gb(child.memory_limit)} (peak {_gb(child.peak_rss)}) {where}{at} "
+            f"used more than the memory limit of {gb(child.memory_limit)} (peak {gb(child.peak_rss)}) {where}{at} "
             f"and was killed; set memory-limit-mb in [tool.nnlint] if the model needs more"
         )
         evidence = {
@@ -443,7 +440,7 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             "step": step,
         }
     elif child.killed_for == "system-memory":
-        what = f"was killed because the machine ran out of available memory (peak {_gb(child.peak_rss)}) {where}{at}"
+        what = f"was killed because the machine ran out of available memory (peak {gb(child.peak_rss)}) {where}{at}"
         evidence = {"reason": "system-memory", "peak_rss_bytes": child.peak_rss, "step": step}
     elif rc is not None and rc < 0:
         sig = -rc

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from nnlint.rule import Rule
 
+from nnlint.passes.sizes import gb
+
 PROBE_PASSES = ("probe", "data")
 #: models up to this size (weights) are traced on real CPU tensors: the meta device's
 #: first pointwise op imports torch._dynamo (~2.5 s per process), more than building and
@@ -349,7 +351,7 @@ class Worker:
                     "NN006",
                     f"{name} cannot be shape-checked on the meta device ({ctx.failure.exc_type}: "
                     f"{_first_line(ctx.failure.message)}) and is too large to run for real "
-                    f"({_gb(info['param_bytes'])} of weights > budget {_gb(budget)}); graph and "
+                    f"({gb(info['param_bytes'])} of weights > budget {gb(budget)}); graph and "
                     "probe checks skipped",
                     line,
                     model=name,
@@ -508,9 +510,9 @@ class Worker:
             frac = float(self.req.get("probe_memory_fraction") or 0.25)
             self.tool(
                 "NN006",
-                f"{name} has {_count(info['parameters'])} parameters ({_gb(info['param_bytes'])} of "
-                f"weights, ~{_gb(info['estimated_bytes'])} for one forward+backward); the probe budget "
-                f"is {_gb(budget)} ({frac:.0%} of free memory), so probe rules did not run; graph "
+                f"{name} has {_count(info['parameters'])} parameters ({gb(info['param_bytes'])} of "
+                f"weights, ~{gb(info['estimated_bytes'])} for one forward+backward); the probe budget "
+                f"is {gb(budget)} ({frac:.0%} of free memory), so probe rules did not run; graph "
                 "findings stand. Probe a smaller configuration via nnlint_examples(), or raise "
                 "probe-memory-fraction",
                 line,
@@ -832,10 +834,10 @@ def _classes(ctx: Any) -> int | None:
 def _loss_name(loss: Any) -> str | None:
     if loss is None:
         return None
-    from nnlint.passes.loader import LOSSES
+    from nnlint.vocab import LOSS_CLASS_OF_NAME
 
     name = getattr(loss, "__name__", None) or type(loss).__name__
-    return LOSSES.get(name, name)
+    return LOSS_CLASS_OF_NAME.get(name, name)
 
 
 def _inputs_desc(spec: Any) -> str:
@@ -856,12 +858,6 @@ def _exc_text(exc: BaseException) -> str:
 def _where(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     return f"{tb[-1].filename}:{tb[-1].lineno}" if tb else "?"
-
-
-def _gb(n: float) -> str:
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.1f} GiB"
-    return f"{n / (1 << 20):.0f} MiB"
 
 
 def _count(n: int) -> str:

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.data import DataContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
 
-from ..probe._common import fmt
+from ..probe.common import fmt
 
 
 class UnnormalizedInput(DataRule):
@@ -135,7 +136,7 @@ class UnnormalizedInput(DataRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: DataContext) -> Iterator[Finding]:
         for s in ctx.inputs:
             if s.mean is None or s.std is None or s.dtype.startswith(("int", "uint", "bool", "long")):
                 continue

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.data import DataContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
 
@@ -88,7 +89,7 @@ class LabelOutOfRange(DataRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: DataContext) -> Iterator[Finding]:
         t = ctx.target
         if t is None or not ctx.target_integer or t.min is None or t.max is None:
             return
@@ -101,7 +102,7 @@ class LabelOutOfRange(DataRule):
         parts = []
         if negative:
             parts.append(f"negative labels {sorted(negative)[:5]} ({sum(negative.values())} target(s))")
-        if too_big:
+        if too_big and k is not None:
             over = [v for v in values if v >= k]
             parts.append(
                 f"labels up to {int(t.max)} for {ctx.classes_source} (valid: 0..{k - 1}; "

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.data import DataContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
 
-from ..probe._common import fmt
+from ..probe.common import fmt
 
 
 class ClassImbalance(DataRule):
@@ -86,12 +87,12 @@ class ClassImbalance(DataRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: DataContext) -> Iterator[Finding]:
         counts = ctx.class_counts
         if not ctx.target_integer or len(counts) < 2:
             return
-        top = max(counts, key=counts.get)
-        low = min(counts, key=counts.get)
+        top = max(counts, key=counts.__getitem__)
+        low = min(counts, key=counts.__getitem__)
         ratio = counts[top] / counts[low]
         if ratio < self.t["ratio"]:
             return

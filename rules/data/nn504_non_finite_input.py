@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.data import DataContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import DataRule, Finding, Invalid, Valid
 
@@ -81,7 +82,7 @@ class NonFiniteInput(DataRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: DataContext) -> Iterator[Finding]:
         bad = [(s.position, s.nonfinite, s.count) for s in ctx.inputs if s.nonfinite]
         if ctx.target is not None and ctx.target.nonfinite:
             bad.append(("target", ctx.target.nonfinite, ctx.target.count))

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt, name
+from .common import fmt, name
 
 
 class InitialLossOffChance(ProbeRule):
@@ -151,7 +152,7 @@ class InitialLossOffChance(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         loss = ctx.loss
         if loss is None or loss.kind not in ("cross_entropy", "nll") or not loss.classes or loss.classes < 2:
             return
@@ -162,7 +163,7 @@ class InitialLossOffChance(ProbeRule):
         # random targets are a guess: judge the loss averaged over every target (what the
         # draw estimates, noisily on a small batch), never one draw
         guessed = loss.expected is not None and loss.expected == loss.expected
-        if guessed:
+        if guessed and loss.expected is not None:
             value = loss.expected
         lo, hi = self.t["low"] * chance, self.t["high"] * chance
         if lo <= value <= hi:

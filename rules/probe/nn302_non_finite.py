@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import Extra, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import layer_norms, name
+from .common import layer_norms, name
 
 
 class NonFinite(ProbeRule):
@@ -44,7 +45,7 @@ class NonFinite(ProbeRule):
     code = "NN302"
     name = "non-finite"
     severity = Severity.ERROR
-    needs = frozenset({"nonfinite_origin"})
+    needs = frozenset({Extra.NONFINITE_ORIGIN})
 
     VALID = [
         Valid(
@@ -137,11 +138,11 @@ class NonFinite(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         nf = ctx.nonfinite
         if not nf:
             return
-        phase = nf.get("phase")
+        phase = nf.get("phase", "")
         module = nf.get("module")
         line = nf.get("line")
         op = nf.get("op")

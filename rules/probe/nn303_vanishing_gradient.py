@@ -4,10 +4,11 @@ import math
 import statistics
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt, gradient_layers, layer_norms
+from .common import fmt, gradient_layers, layer_norms
 
 
 class VanishingGradient(ProbeRule):
@@ -198,7 +199,7 @@ class VanishingGradient(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         if not ctx.grads_available:
             return
         layers = gradient_layers(ctx)

@@ -4,10 +4,11 @@ import math
 import statistics
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt, gradient_layers, layer_norms
+from .common import fmt, gradient_layers, layer_norms
 
 
 class ExplodingGradient(ProbeRule):
@@ -125,7 +126,7 @@ class ExplodingGradient(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         if not ctx.grads_available:
             return
         big = [
@@ -136,7 +137,7 @@ class ExplodingGradient(ProbeRule):
         evidence = {"grad_norms": layer_norms(ctx), "max_norm": self.t["max_norm"]}
         if big:
             first = big[0]  # in execution order: the explosion reaches furthest back here
-            top = max(big, key=lambda l: l.grad_norm)
+            top = max(big, key=lambda l: l.grad_norm or 0.0)  # every grad_norm in big is a float
             others = ", ".join(f"{l.module} {fmt(l.grad_norm)}" for l in ctx.layers[:6] if l.grad_norm is not None)
             yield Finding(
                 f"exploding gradients: {first.module}'s gradient norm is {fmt(first.grad_norm)} "

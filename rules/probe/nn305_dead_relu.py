@@ -4,10 +4,11 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import activation_site
+from .common import activation_site
 
 
 def chance_of_dead(act) -> float:
@@ -216,7 +217,7 @@ class DeadRelu(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         worst: dict[tuple, Any] = {}  # the probe's activation records, by site
         for act in ctx.activations:
             if act.kind not in ("relu", "relu6") or act.dead_frac is None:

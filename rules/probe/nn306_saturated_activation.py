@@ -3,10 +3,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import activation_site
+from .common import activation_site
 
 
 class SaturatedActivation(ProbeRule):
@@ -157,7 +158,7 @@ class SaturatedActivation(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         worst: dict[tuple, Any] = {}  # the probe's activation records, by site
         for act in ctx.activations:
             if act.kind not in ("sigmoid", "tanh") or act.saturated_frac is None:

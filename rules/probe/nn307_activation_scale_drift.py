@@ -3,10 +3,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt
+from .common import fmt
 
 
 class ActivationScaleDrift(ProbeRule):
@@ -131,11 +132,11 @@ class ActivationScaleDrift(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         layers = [l for l in ctx.layers if not l.embedding and l.in_std is not None]
         if len(layers) < 3:
             return
-        stds = [l.in_std for l in layers]
+        stds = [l.in_std for l in layers if l.in_std is not None]
         if any(not (math.isfinite(s) and s > 0) for s in stds):
             return
         ref, last = stds[0], stds[-1]

@@ -3,10 +3,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt
+from .common import fmt
 
 HE = {"relu", "relu6", "leaky_relu", "elu"}
 GLOROT = {"tanh", "sigmoid"}
@@ -285,7 +286,7 @@ class InitScaleMismatch(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         limit = self.t["max_ratio"]
         normalized = any(m.type.endswith(NORMS) for m in ctx.modules.values())
         last = max((lay.order for lay in ctx.layers if not lay.embedding), default=None)

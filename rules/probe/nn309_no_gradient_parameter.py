@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import Extra, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
@@ -47,7 +48,7 @@ class NoGradientParameter(ProbeRule):
     code = "NN309"
     name = "no-gradient-parameter"
     severity = Severity.ERROR
-    needs = frozenset({"zero_init_check"})
+    needs = frozenset({Extra.ZERO_INIT_CHECK})
 
     VALID = [
         Valid(
@@ -256,7 +257,7 @@ class NoGradientParameter(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         by_module: dict[str, list] = {}
         for p in ctx.params.values():
             # `used`: the forward passed it (or its .data) to an op; parameters it never

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt, name
+from .common import fmt, name
 
 
 class OutputCollapse(ProbeRule):
@@ -131,7 +132,7 @@ class OutputCollapse(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         out = ctx.output
         if out is None or out.nonfinite:
             return

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import Extra, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt
+from .common import fmt
 
 
 class CannotOverfitBatch(ProbeRule):
@@ -43,7 +44,7 @@ class CannotOverfitBatch(ProbeRule):
     name = "cannot-overfit-batch"
     severity = Severity.WARNING
     opt_in = True
-    needs = frozenset({"overfit"})
+    needs = frozenset({Extra.OVERFIT})
     thresholds = {"max_final_ratio": 0.25}
 
     VALID = [
@@ -92,7 +93,7 @@ class CannotOverfitBatch(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         of = ctx.overfit
         if not of or of.get("initial") is None or of.get("final") is None:
             return

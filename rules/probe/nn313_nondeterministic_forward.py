@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from nnlint.contexts.probe import Extra, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt
+from .common import fmt
 
 
 class NondeterministicForward(ProbeRule):
@@ -42,7 +43,7 @@ class NondeterministicForward(ProbeRule):
     code = "NN313"
     name = "nondeterministic-forward"
     severity = Severity.INFO
-    needs = frozenset({"second_forward"})
+    needs = frozenset({Extra.SECOND_FORWARD})
     thresholds = {"rtol": 1e-6}
 
     VALID = [
@@ -97,7 +98,7 @@ class NondeterministicForward(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         sf = ctx.second_forward
         if not sf or not sf.get("compared"):
             return

@@ -6,10 +6,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from nnlint.contexts.probe import Extra, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
-from ._common import fmt
+from .common import fmt
 
 #: class names of autoregressive models
 _CAUSAL_CLASS = re.compile(r"CausalLM|LMHead|GPT|Autoregressive|NextToken|CharLM|WordLM", re.IGNORECASE)
@@ -68,7 +69,7 @@ class CausalLeak(ProbeRule):
     code = "NN314"
     name = "causal-leak"
     severity = Severity.ERROR
-    needs = frozenset({"causal_jacobian"})
+    needs = frozenset({Extra.CAUSAL_JACOBIAN})
     thresholds = {"rtol": 1e-5, "autoregressive": 0.0}
 
     VALID = [
@@ -268,7 +269,7 @@ class CausalLeak(ProbeRule):
         ),
     ]
 
-    def check(self, ctx) -> Iterator[Finding]:
+    def check(self, ctx: ProbeContext) -> Iterator[Finding]:
         res = ctx.causal_jacobian
         if not res or not res.get("measured") or res.get("leak") is None:
             return

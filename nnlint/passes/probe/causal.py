@@ -4,8 +4,8 @@ output for token inputs), backpropagate one output position and see which input
 positions along the sequence axis it depends on. A causal model's position t depends on
 positions ≤ t only.
 
-Kept out of probe.py: one function that measures, one that finds the user's attention
-line. Neither knows any rule.
+One function that measures, one that finds the user's attention line, and
+``measure_run`` that applies both to the probe's eval-mode run. None knows any rule.
 """
 
 from __future__ import annotations
@@ -14,10 +14,16 @@ import os
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.overrides import TorchFunctionMode
+
+from nnlint.passes.probe.tensors import map_tensors
+from nnlint.passes.state import reseed
+
+if TYPE_CHECKING:
+    from nnlint.passes.probe.run import Probe
 
 #: relative gradient below which a position counts as independent (float32 round-off)
 RTOL = 1e-6
@@ -163,3 +169,17 @@ def attention_line(forward: Callable[[], Any], path: str) -> dict[str, Any] | No
             line, func = finder.hits[name]
             return {"op": name.rstrip("_") if name.startswith("masked") else name, "line": line, "function": func}
     return None
+
+
+def measure_run(probe: Probe, run: dict[str, Any]) -> dict[str, Any]:
+    """Extra.CAUSAL_JACOBIAN on the probe's eval-mode run, and where the attention is."""
+    res = measure(run["out"], run["leaf"], run["leaf_kind"])
+    if res.get("leak") is not None:
+        detached = map_tensors(run["inputs"], lambda t: t.detach())
+
+        def forward() -> Any:
+            reseed()
+            return probe.forward(detached)
+
+        res["attention"] = attention_line(forward, probe.path)
+    return res
