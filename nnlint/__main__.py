@@ -1,3 +1,5 @@
+"""`python -m nnlint`: the command line."""
+
 import sys
 
 from nnlint.cli import main

@@ -40,3 +40,43 @@ def test_cited_documents_exist():
     assert cited, "no document cited"
     for name in cited:
         assert (ROOT / name).is_file(), f"{name} is cited but missing"
+
+
+def _module_map() -> str:
+    """docs/ARCHITECTURE.md: every module of nnlint/ and every shared helper of rules/ with the
+    first sentence of its docstring (rule files are listed by the rule catalog instead)."""
+    import ast
+
+    out = [
+        "# nnlint's modules, one job each",
+        "",
+        "Generated from each module's docstring by `tests/test_docs.py`",
+        "(`NNLINT_REGEN_DOCS=1 pytest tests/test_docs.py` after adding or splitting a module).",
+        "Rule files (`rules/<pass>/nnXXX_name.py`, one rule each) are listed in docs/RULES.md.",
+        "The shape and its reasons are in docs/DESIGN.md.",
+        "",
+    ]
+    folder = None
+    paths = [*ROOT.glob("nnlint/**/*.py"), *ROOT.glob("rules/**/*.py")]
+    for path in sorted(paths, key=lambda p: (str(p.parent), p.name)):
+        rel = path.relative_to(ROOT)
+        if re.match(r"nn\d{3}_", path.name) or (path.name == "__init__.py" and rel.parent.name == "rules"):
+            continue
+        if rel.parent != folder:
+            folder = rel.parent
+            out += ["", f"## {folder}/", ""]
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        first = re.split(r"(?<=[.!?])\s", " ".join(doc.split()), maxsplit=1)[0]
+        out.append(f"- `{path.name}`: {first or '(no docstring)'}")
+    return "\n".join(out).replace("\n\n\n", "\n\n") + "\n"
+
+
+def test_architecture_doc_names_every_module_and_its_one_job():
+    import os
+
+    text = _module_map()
+    doc = DOCS / "ARCHITECTURE.md"
+    if os.environ.get("NNLINT_REGEN_DOCS"):
+        doc.write_text(text, encoding="utf-8")
+    assert "(no docstring)" not in text, "a module has no docstring saying its one job"
+    assert doc.read_text(encoding="utf-8") == text, "docs/ARCHITECTURE.md is stale: NNLINT_REGEN_DOCS=1 pytest tests/test_docs.py"
