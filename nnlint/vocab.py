@@ -370,6 +370,18 @@ ACTIVATION_FUNCTION_KIND = {
 
 # --- source side (losses, resampling, dtypes, call helpers' tables) -------------------------
 
+#: bases that make a class of the file an nn.Module (SourceContext.is_module_class)
+TORCH_MODULE_BASES = {
+    "torch.nn.Module",
+    "torch.nn.modules.module.Module",
+    "pytorch_lightning.LightningModule",
+    "lightning.LightningModule",
+    "lightning.pytorch.LightningModule",
+    "torch.nn.Sequential",
+    "torch.nn.ModuleList",
+    "torch.nn.ModuleDict",
+}
+
 # layer kinds of the in-file class model (nnlint/analysis/torch_kinds.py: module_kind)
 LINEAR_MODULES = {"Linear", "LazyLinear"}
 CONV_MODULES = {
@@ -412,35 +424,8 @@ OTHER_NORM_MODULES_KIND = {
     "CrossMapLRN2d": "norm",
 }
 DROPOUT_MODULES = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
-#: activation module class -> the activation it applies (Softmin included, unlike the graph side)
-ACTIVATION_MODULES_KIND = {
-    "ReLU": "relu",
-    "ReLU6": "relu6",
-    "LeakyReLU": "leaky_relu",
-    "PReLU": "prelu",
-    "RReLU": "rrelu",
-    "Tanh": "tanh",
-    "Sigmoid": "sigmoid",
-    "Hardtanh": "hardtanh",
-    "Hardsigmoid": "hardsigmoid",
-    "Hardswish": "hardswish",
-    "GELU": "gelu",
-    "SiLU": "silu",
-    "Mish": "mish",
-    "ELU": "elu",
-    "CELU": "celu",
-    "SELU": "selu",
-    "Softplus": "softplus",
-    "Softsign": "softsign",
-    "Tanhshrink": "tanhshrink",
-    "LogSigmoid": "logsigmoid",
-    "Softmax": "softmax",
-    "LogSoftmax": "log_softmax",
-    "Softmin": "softmin",
-    "Softmax2d": "softmax",
-    "GLU": "glu",
-    "Threshold": "threshold",
-}
+#: activation module class -> the activation it applies: the graph side's ACTIVATION_KIND and Softmin
+ACTIVATION_MODULES_KIND = {**ACTIVATION_KIND, "Softmin": "softmin"}
 CONTAINER_MODULES = {"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"}
 EMBEDDING_MODULES = {"Embedding", "EmbeddingBag"}
 #: qualified functional activation -> its kind

@@ -184,3 +184,27 @@ def test_lint_in_process_leaves_the_interpreter_as_it_was(tmp_path):
     assert (os.getcwd(), list(sys.path), list(sys.argv), torch.get_num_threads()) == before
     assert torch.equal(torch.get_rng_state(), rng[0]) and random.getstate() == rng[1]
     assert not [m for m in sys.modules if m.startswith("lint_in_process_")]
+
+
+def test_a_buffer_made_under_inference_mode_is_restored():
+    """A buffer created in ``torch.inference_mode()`` can only be written there: restoring
+    the model after the check must not raise (it did: "Inplace update to inference tensor")."""
+
+    class WithInferenceBuffer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            with torch.inference_mode():
+                offset = torch.full((3,), 0.5)
+            self.register_buffer("offset", offset)
+            self.bn = nn.BatchNorm1d(3)
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(self.bn(x) + self.offset)
+
+    model = WithInferenceBuffer().train()
+    report = nnlint.check(model, torch.randn(4, 3))
+    assert not report.errors
+    assert model.training and model.bn.training
+    assert torch.equal(model.bn.running_mean, torch.zeros(3))
+    assert torch.equal(model.offset, torch.full((3,), 0.5))

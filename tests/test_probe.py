@@ -227,11 +227,26 @@ def test_no_inputs_is_reported_not_raised():
     assert list(out) == [] and out.errors
 
 
-def test_probe_skipped_over_memory_budget():
-    out = run_probe(Example(model=nn.Linear(3, 3), inputs=torch.randn(4, 3)), _all_rules(),
-                    {"device": "cpu", "memory_budget_bytes": 1000, "estimated_bytes": 10**9}, __file__, "Linear")
-    assert [d.code for d in out] == ["NN006"]
-    assert out[0].evidence["estimated_bytes"] == 10**9
+def test_probe_skipped_over_memory_budget(tmp_path, monkeypatch):
+    """NN006 comes from one place, the worker, which measures the model before running it."""
+    import io
+    import json
+
+    from nnlint import cli
+
+    (tmp_path / "pyproject.toml").write_text("[tool.nnlint]\nprobe-memory-fraction = 1e-12\n")
+    (tmp_path / "m.py").write_text(
+        "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(3, 2)\n\n    def forward(self, x):\n        return self.fc(x)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    cli.main(["m.py", "--format", "json", "--no-cache", "--select", "NN0,NN3"], stdout=out, stderr=err)
+    report = json.loads(out.getvalue())
+    skipped = [d for d in report["diagnostics"] if d["code"] == "NN006"]
+    assert [(d["line"], d["severity"]) for d in skipped] == [(4, "info")], (report, err.getvalue())
+    assert "probe rules did not run" in skipped[0]["message"]
+    assert skipped[0]["evidence"]["estimated_bytes"] > 0
 
 
 def test_rebatches_small_inputs_and_falls_back():

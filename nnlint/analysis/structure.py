@@ -1,9 +1,9 @@
-"""The in-file class model: what each ``self.X`` of a module class is, and the layer sequences
-(``nn.Sequential(...)`` literals and forward-style methods) the layer-level rules read.
+"""The in-file class model: what each ``self.X`` of a module class is, and the file's layer sequences.
 
-No metadata providers and no re-parsing: everything starts from the context's classes,
-functions and calls, walks only the bodies it needs, and is cached per ``SourceContext``
-so the rules that share it (NN101, NN102, NN110, NN111, NN112, NN114, NN115, NN116) pay for it once.
+The sequences are ``nn.Sequential(...)`` literals and forward-style methods; the layer-level
+rules (NN101, NN102, NN110, NN111, NN112, NN114, NN115, NN116) read them. No metadata providers
+and no re-parsing: everything starts from the context's classes, functions and calls, walks
+only the bodies it needs, and is cached per ``SourceContext`` so the rules pay for it once.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import overload
+from collections.abc import Iterable
+from typing import Any, TypeGuard, overload
 
 import libcst as cst
 
@@ -244,3 +245,48 @@ def line_of(ctx: SourceContext, node: cst.CSTNode | None) -> int | None: ...
 def line_of(ctx: SourceContext, node: cst.CSTNode | None) -> int | None:
     """The 1-based line where ``node`` starts (None for no node)."""
     return ctx.position(node)[0] if node is not None else None
+
+
+COMPOUND_STATEMENTS = (
+    cst.If,
+    cst.For,
+    cst.While,
+    cst.With,
+    cst.Try,
+    cst.TryStar,
+    cst.Else,
+    cst.Finally,
+    cst.ExceptHandler,
+    cst.ExceptStarHandler,
+)
+
+
+def is_attribute_of(node: cst.BaseExpression, selfname: str) -> TypeGuard[cst.Attribute]:
+    """``self.x`` (for the method's first parameter name)."""
+    return isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.value.value == selfname
+
+
+def small_statements(body: Any, into_defs: bool = False) -> Iterable[tuple[cst.BaseSmallStatement, Any]]:
+    """Every small statement under ``body`` with its enclosing def (statement level only:
+    expressions are not descended into, which keeps this much cheaper than a full walk)."""
+    stack: list[tuple[Any, Any]] = [(body, None)]
+    while stack:
+        node, owner = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend((n, owner) for n in reversed(node))
+        elif isinstance(node, (cst.Module, cst.IndentedBlock, cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+                for small in node.body:
+                    yield small, owner
+            else:
+                stack.append((list(node.body), owner))
+        elif isinstance(node, COMPOUND_STATEMENTS):
+            parts = [getattr(node, "body", None), getattr(node, "orelse", None), getattr(node, "finalbody", None)]
+            parts += list(getattr(node, "handlers", ()) or ())
+            stack.extend((p, owner) for p in reversed(parts) if p is not None)
+        elif isinstance(node, cst.Match):
+            stack.extend((c.body, owner) for c in reversed(node.cases))
+        elif into_defs and isinstance(node, cst.FunctionDef):
+            stack.append((node.body, node))
+        elif into_defs and isinstance(node, cst.ClassDef):
+            stack.append((node.body, owner))

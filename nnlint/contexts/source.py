@@ -1,11 +1,12 @@
-"""The source rules' context: one file's imports, classes, functions, calls and loops, indexed in one
-walk, with name resolution through the file's imports, positions, and syntax-tree traversal.
+"""The source rules' context (``SourceContext``): one file's imports, classes, functions, calls and loops.
 
-Torch-free and public: every rule under rules/source and rules/training receives a
-``SourceContext`` and uses the helpers here (``dotted``, ``iter_nodes``, ``child_nodes``,
-``normalize_torch_name``); the source pass (nnlint/passes/source.py) builds it and runs the rules.
-Speed matters (pre-commit): names resolve through the file's import table (a dict lookup, not
-libcst's QualifiedNameProvider) and positions are resolved only for files that have findings.
+Indexed in one walk, with name resolution through the file's imports, positions, and the
+syntax-tree traversal helpers rules use (``dotted``, ``iter_nodes``, ``child_nodes``,
+``normalize_torch_name``). Torch-free and public: every rule under rules/source and
+rules/training receives a ``SourceContext``; the source pass (nnlint/passes/source.py) builds
+it and runs the rules. Speed matters (pre-commit): names resolve through the file's import
+table (a dict lookup, not libcst's QualifiedNameProvider) and positions are resolved only for
+files that have findings.
 """
 
 from __future__ import annotations
@@ -18,16 +19,7 @@ from typing import Any, TypeVar, cast, overload
 import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
-TORCH_MODULE_BASES = {
-    "torch.nn.Module",
-    "torch.nn.modules.module.Module",
-    "pytorch_lightning.LightningModule",
-    "lightning.LightningModule",
-    "lightning.pytorch.LightningModule",
-    "torch.nn.Sequential",
-    "torch.nn.ModuleList",
-    "torch.nn.ModuleDict",
-}
+from nnlint.vocab import TORCH_MODULE_BASES
 
 
 @dataclass

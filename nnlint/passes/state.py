@@ -54,30 +54,36 @@ class ModelState:
         self.restore()
 
     def restore(self) -> None:
+        for m, mode in self.modes:  # first: the cheapest to restore and the one users notice
+            m.training = mode
         for p in self.params:
             p.grad = None
         if self.device is not None:
             self.model.to(self.device)
-        with torch.no_grad():
-            if self.param_data is not None:
-                for p, data in zip(self.params, self.param_data):
-                    p.copy_(data.to(p.device))
-            for mod, name, original, clone in self.buffers:
-                if mod._buffers.get(name) is not original:
-                    mod._buffers[name] = original
-                if original.shape == clone.shape:
-                    original.copy_(clone.to(original.device))
-                else:
-                    original.data = clone.to(original.device)
+        if self.param_data is not None:
+            for p, data in zip(self.params, self.param_data):
+                _copy_into(p, data)
+        for mod, name, original, clone in self.buffers:
+            if mod._buffers.get(name) is not original:
+                mod._buffers[name] = original
+            if original.shape == clone.shape:
+                _copy_into(original, clone)
+            else:
+                original.data = clone.to(original.device)
         for p, g, rg in zip(self.params, self.grads, self.requires_grad):
             p.grad = g
             p.requires_grad_(rg)
-        for m, mode in self.modes:
-            m.training = mode
         random.setstate(self.py_random)
         np = sys.modules.get("numpy")
         if np is not None and self.np_random is not None:
             np.random.set_state(self.np_random)
+
+
+def _copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """``dst.copy_(src)`` without autograd; a tensor made under ``torch.inference_mode()`` (a
+    buffer registered there) can only be written in inference mode."""
+    with torch.inference_mode() if dst.is_inference() else torch.no_grad():
+        dst.copy_(src.to(dst.device))
 
 
 _SEED_DEVICE: list[torch.device] = [torch.device("cpu")]

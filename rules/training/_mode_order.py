@@ -1,5 +1,7 @@
-"""Ordering queries on a training script's model mode (NN403): what last set a model's mode before a
-call, whether eval() ran before an evaluation loop, and which models are the ones being trained."""
+"""Ordering queries on a training script's model mode (NN403): what last set a model's mode before a call.
+
+Also whether eval() ran before an evaluation loop, and which models are the ones being trained.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import libcst as cst
 
 from nnlint.contexts.source import FunctionInfo
 
-from ._loops import AUX_MODEL_NAME, Analysis, last_part, root, snake
+from ._calls import last_part, root, snake
+from ._loops import AUX_MODEL_NAME, Analysis
 from ._modes import compiled_for_inference
 
 

@@ -1,6 +1,8 @@
-"""Which models compute the same in train and eval mode (NN403): built-in layers without dropout or
-BatchNorm, classes of the file (or of a project module beside it) built only from them, and
-TorchScript/exported programs."""
+"""Which models compute the same in train and eval mode (NN403's mode analysis).
+
+Built-in layers without dropout or BatchNorm, classes of the file (or of a project module beside
+it) built only from them, and TorchScript/exported programs.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from nnlint.contexts.project import project_context
 from nnlint.contexts.source import SourceContext, dotted
 from nnlint.vocab import MODE_FREE_MODULES, RNN_CELL_MODULES, RNN_MODULES
 
-from ._loops import Analysis, root, walk
+from ._calls import root, walk
+from ._loops import Analysis
 
 _HARMLESS_BUILTINS = {
     "super",

@@ -5,12 +5,14 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.syntax import line_of
 from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 from nnlint.vocab import DIST_AUTOGRAD_BACKWARD, DIST_AUTOGRAD_CONTEXTS
 
-from ._loops import Event, analysis, first_line, names_in, optimizer_name, short, walk
+from ._calls import names_in, optimizer_name, short, walk
+from ._loops import Event, analysis
 
 
 class MissingZeroGrad(SourceRule):
@@ -268,14 +270,14 @@ class MissingZeroGrad(SourceRule):
             opt = optimizer_name(step.node)
             via = ""
             if step.node is not step.anchor and step.via:
-                via = f" (through `{step.via}()`, called at line {first_line(ctx, step.anchor)})"
+                via = f" (through `{step.via}()`, called at line {line_of(ctx, step.anchor)})"
             yield Finding(
-                f"the loop at line {first_line(ctx, loop)} runs `{short(ctx, back.node)}` (line {first_line(ctx, back.node)}) "
-                f"and `{short(ctx, step.node)}` (line {first_line(ctx, step.node)}){via} but never clears the gradients, so each "
+                f"the loop at line {line_of(ctx, loop)} runs `{short(ctx, back.node)}` (line {line_of(ctx, back.node)}) "
+                f"and `{short(ctx, step.node)}` (line {line_of(ctx, step.node)}){via} but never clears the gradients, so each "
                 f"step applies the sum of all earlier batches' gradients; call `{opt}.zero_grad()` at the start of "
                 f"each iteration (or after the step)",
                 node=step.anchor,
-                evidence={"loop_line": first_line(ctx, loop)},
+                evidence={"loop_line": line_of(ctx, loop)},
                 fix=self._fix(ctx, back.anchor, opt),
             )
 

@@ -6,23 +6,13 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from nnlint import fixes
+from nnlint.analysis.syntax import line_of
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import (
-    Analysis,
-    analysis,
-    first_line,
-    is_backward,
-    iter_statements,
-    last_part,
-    method_name,
-    names_in,
-    receiver_name,
-    root,
-    short,
-)
+from ._calls import is_backward, last_part, method_name, names_in, receiver_name, root, short
+from ._loops import Analysis, analysis, iter_statements
 
 FUNCTIONAL_LOSSES = {
     "cross_entropy",
@@ -309,9 +299,9 @@ class LossKeptWithGraph(SourceRule):
                     if root(target) in scope.returned or not _over_batches(a, loop, parent):
                         continue
                 if loss in scope.backward_lines:
-                    why = f"`.backward()` is called on it at line {first_line(ctx, scope.backward_lines[loss])}"
+                    why = f"`.backward()` is called on it at line {line_of(ctx, scope.backward_lines[loss])}"
                 elif loss in scope.loss_calls:
-                    why = f"it comes from the loss computed at line {first_line(ctx, scope.loss_calls[loss])}"
+                    why = f"it comes from the loss computed at line {line_of(ctx, scope.loss_calls[loss])}"
                 else:
                     why = "it is computed from the loss"
                 yield Finding(

@@ -4,19 +4,13 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from nnlint.analysis.syntax import line_of
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import (
-    Analysis,
-    analysis,
-    first_line,
-    is_eval_function_name,
-    root,
-    short,
-    walk,
-)
+from ._calls import is_eval_function_name, root, short, walk
+from ._loops import Analysis, analysis
 from ._mode_order import eval_before, may_be_trained, mode_before
 from ._modes import mode_free
 
@@ -575,9 +569,9 @@ class MissingEvalMode(SourceRule):
             why = "gradients disabled" if in_ng or func is None else f"in `{func.name}()`"
             site = ""
             if missing_site is not None:
-                site = f", nor before the call `{short(ctx, missing_site)}` at line {first_line(ctx, missing_site)}"
+                site = f", nor before the call `{short(ctx, missing_site)}` at line {line_of(ctx, missing_site)}"
             yield Finding(
-                f"`{short(ctx, call)}` runs in an evaluation loop (line {first_line(ctx, loop)}, {why}) but "
+                f"`{short(ctx, call)}` runs in an evaluation loop (line {line_of(ctx, loop)}, {why}) but "
                 f"`{root(model)}.eval()` is not called before it{site}: dropout stays active and BatchNorm uses "
                 f"batch statistics (and updates its running averages); call `{root(model)}.eval()` before the loop "
                 f"and `{root(model)}.train()` before training resumes",
@@ -606,8 +600,8 @@ class MissingEvalMode(SourceRule):
                     fired.add(id(mode[1]))
                     subject = mode[2] or (sorted(trained)[0] if trained else "model")
                     yield Finding(
-                        f"`{short(ctx, mode[1])}` (line {first_line(ctx, mode[1])}) leaves the model in eval mode and "
-                        f"the training loop at line {first_line(ctx, loop)} starts without `{subject}.train()`: it "
+                        f"`{short(ctx, mode[1])}` (line {line_of(ctx, mode[1])}) leaves the model in eval mode and "
+                        f"the training loop at line {line_of(ctx, loop)} starts without `{subject}.train()`: it "
                         f"trains with dropout off and BatchNorm frozen; call `{subject}.train()` before the loop",
                         node=mode[1],
                     )
@@ -621,10 +615,10 @@ class MissingEvalMode(SourceRule):
                     continue
                 fired.add(id(e.anchor))
                 subject = e.subject or (sorted(trained)[0] if trained else "model")
-                via = f" (in `{e.via}()`, called at line {first_line(ctx, e.anchor)})" if e.via else ""
+                via = f" (in `{e.via}()`, called at line {line_of(ctx, e.anchor)})" if e.via else ""
                 yield Finding(
-                    f"`{short(ctx, e.node)}` (line {first_line(ctx, e.node)}){via} switches the model to eval mode "
-                    f"inside the training loop at line {first_line(ctx, loop)}, and nothing in the loop calls "
+                    f"`{short(ctx, e.node)}` (line {line_of(ctx, e.node)}){via} switches the model to eval mode "
+                    f"inside the training loop at line {line_of(ctx, loop)}, and nothing in the loop calls "
                     f"`.train()` again: from then on training runs with dropout off and BatchNorm frozen; call "
                     f"`{subject}.train()` at the start of each iteration, before the training step",
                     node=e.anchor,

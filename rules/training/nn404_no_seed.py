@@ -8,7 +8,8 @@ from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import Analysis, analysis, is_backward, last_part
+from ._calls import is_backward, last_part
+from ._loops import Analysis, analysis
 
 TORCH_SEEDS = {
     "torch.manual_seed",

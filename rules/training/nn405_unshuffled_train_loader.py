@@ -6,23 +6,14 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
-from nnlint.analysis.syntax import call_arg, has_star
+from nnlint.analysis.syntax import call_arg, has_star, line_of
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 from nnlint.vocab import DATALOADER_CLASSES, ITERABLE_DATASET_PACKAGES, ITERABLE_DATASETS
 
-from ._loops import (
-    Analysis,
-    analysis,
-    first_line,
-    is_eval_function_name,
-    last_part,
-    literal_bool,
-    short,
-    snake,
-    unwrap_iter,
-)
+from ._calls import is_eval_function_name, last_part, literal_bool, short, snake, unwrap_iter
+from ._loops import Analysis, analysis
 
 TRAIN_NAME = re.compile(r"(?<![a-z])train")
 HELD_OUT_NAME = re.compile(
@@ -369,7 +360,7 @@ def _training_reason(a: Analysis, call: cst.Call, func: FunctionInfo | None, dat
     if split is not None:
         return f"the dataset is built with {split}"
     if training is not None:
-        return f"the loop at line {first_line(ctx, training)} iterates it and calls backward()"
+        return f"the loop at line {line_of(ctx, training)} iterates it and calls backward()"
     return None
 
 

@@ -6,22 +6,13 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nnlint import fixes
-from nnlint.analysis.syntax import call_arg
+from nnlint.analysis.syntax import call_arg, line_of
 from nnlint.contexts.source import FunctionInfo, SourceContext, child_nodes, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import (
-    Analysis,
-    analysis,
-    first_line,
-    is_grad_reset,
-    method_name,
-    optimizer_name,
-    receiver_name,
-    short,
-    walk,
-)
+from ._calls import is_grad_reset, method_name, optimizer_name, receiver_name, short, walk
+from ._loops import Analysis, analysis
 
 KINDS = ("backward", "step", "zero", "clip")
 
@@ -303,11 +294,11 @@ def _move_fix(ctx: SourceContext, node: cst.CSTNode, before: cst.CSTNode, what: 
 
 def _where(ctx: SourceContext, owner: cst.CSTNode) -> str:
     if isinstance(owner, (cst.For, cst.While)):
-        return f"loop at line {first_line(ctx, owner)}"
+        return f"loop at line {line_of(ctx, owner)}"
     if isinstance(owner, cst.FunctionDef):
         return f"function `{owner.name.value}`"
     if isinstance(owner, cst.If):
-        return f"if-block at line {first_line(ctx, owner)}"
+        return f"if-block at line {line_of(ctx, owner)}"
     if isinstance(owner, cst.Else):
         return "else-block"
     return "module"
@@ -388,8 +379,8 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
                         else:
                             effect = "each step applies the gradients left over from earlier iterations, one batch late"
                         yield Finding(
-                            f"`{short(ctx, e.node)}` (line {first_line(ctx, e.node)}) runs before "
-                            f"`{short(ctx, later.node)}` (line {first_line(ctx, later.node)}) in the {_where(ctx, owner)}: {effect}; "
+                            f"`{short(ctx, e.node)}` (line {line_of(ctx, e.node)}) runs before "
+                            f"`{short(ctx, later.node)}` (line {line_of(ctx, later.node)}) in the {_where(ctx, owner)}: {effect}; "
                             f"reorder to `{optimizer_name(e.node)}.zero_grad()`, `backward()`, "
                             f"`{optimizer_name(e.node)}.step()`",
                             node=e.node,
@@ -411,9 +402,9 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
                 break
             if receiver_name(z.node) == optimizer_name(step.node):
                 yield Finding(
-                    f"`{short(ctx, z.node)}` (line {first_line(ctx, z.node)}) runs between "
-                    f"`{short(ctx, e.node)}` (line {first_line(ctx, e.node)}) and `{short(ctx, step.node)}` "
-                    f"(line {first_line(ctx, step.node)}) in the {_where(ctx, owner)}: it clears the gradients before the step "
+                    f"`{short(ctx, z.node)}` (line {line_of(ctx, z.node)}) runs between "
+                    f"`{short(ctx, e.node)}` (line {line_of(ctx, e.node)}) and `{short(ctx, step.node)}` "
+                    f"(line {line_of(ctx, step.node)}) in the {_where(ctx, owner)}: it clears the gradients before the step "
                     f"uses them, so the model does not learn; call zero_grad() before backward() or after step()",
                     node=z.node,
                     fix=_move_fix(ctx, z.node, e.node, "move it before backward()"),
@@ -434,8 +425,8 @@ def _misorders(ctx: SourceContext, events: list[_Ev], owner: cst.CSTNode) -> Ite
         ):
             opt = optimizer_name(last.node)
             yield Finding(
-                f"`{short(ctx, e.node)}` (line {first_line(ctx, e.node)}) runs after `{short(ctx, last.node)}` "
-                f"(line {first_line(ctx, last.node)}) in the {_where(ctx, owner)}: the update already used the unclipped "
+                f"`{short(ctx, e.node)}` (line {line_of(ctx, e.node)}) runs after `{short(ctx, last.node)}` "
+                f"(line {line_of(ctx, last.node)}) in the {_where(ctx, owner)}: the update already used the unclipped "
                 f"gradients, so clipping has no effect; move it between `backward()` and `{opt}.step()` (with a "
                 f"GradScaler, after `scaler.unscale_({opt})`)",
                 node=e.node,

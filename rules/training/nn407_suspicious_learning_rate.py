@@ -4,12 +4,13 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from nnlint.analysis.syntax import call_arg, has_star
+from nnlint.analysis.syntax import call_arg, has_star, line_of
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import Analysis, analysis, first_line, method_name, number, walk
+from ._calls import method_name, unsigned_number, walk
+from ._loops import Analysis, analysis
 
 ADAM = {
     "torch.optim.Adam": "Adam",
@@ -201,7 +202,7 @@ class SuspiciousLearningRate(SourceRule):
                 return
             if not _optimizes_weights(a, call):
                 continue  # Adam([image], lr=0.1): optimizing an input, not network weights
-            limit = self.t["sgd_max_lr"] if kind == "SGD" else self.t["adam_max_lr"]
+            limit = self.threshold["sgd_max_lr"] if kind == "SGD" else self.threshold["adam_max_lr"]
             candidates: list[cst.BaseExpression] = []
             lr = call_arg(call, 1, "lr")
             if lr is not None:
@@ -234,7 +235,7 @@ def _constant(
 ) -> tuple[float, cst.CSTNode | None] | None:
     """The value of a literal, or of a name assigned exactly once in the file, with a
     literal, at module level or in the calling function."""
-    v = number(expr)
+    v = unsigned_number(expr)
     if v is not None:
         return v, None
     if not isinstance(expr, cst.Name):
@@ -247,7 +248,7 @@ def _constant(
         return None
     if only.value is None or isinstance(only.node, cst.For):
         return None
-    v = number(only.value)
+    v = unsigned_number(only.value)
     return (v, only.node) if v is not None else None
 
 
@@ -275,7 +276,7 @@ def _lr_overridden(ctx: SourceContext) -> bool:
 def _message(ctx: SourceContext, kind: str, value: float, expr: cst.BaseExpression, origin: cst.CSTNode | None) -> str:
     shown = f"`{ctx.code(expr)}` = {value:g}" if origin is not None else f"lr={value:g}"
     if origin is not None:
-        shown += f" (set at line {first_line(ctx, origin)})"
+        shown += f" (set at line {line_of(ctx, origin)})"
     if kind == "SGD":
         return (
             f"SGD with {shown} moves the weights by {value:g}× the gradient every step: almost every network "

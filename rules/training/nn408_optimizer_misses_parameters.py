@@ -6,11 +6,13 @@ from typing import Any
 
 import libcst as cst
 
+from nnlint.analysis.syntax import line_of
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import Analysis, Assignment, analysis, first_line, method_name, receiver_name, walk
+from ._calls import method_name, receiver_name, walk
+from ._loops import Analysis, Assignment, analysis
 
 #: torch.nn classes that own no parameters: replacing a layer by one of them leaves the
 #: optimizer nothing to miss
@@ -297,7 +299,7 @@ class OptimizerMissesParameters(SourceRule):
                 if _handled(ctx, a, stmts, model, base, at):
                     continue
                 created = ctx.code(st.value.func) if isinstance(st.value, cst.Call) else "a new layer"
-                line = first_line(ctx, opt.node)
+                line = line_of(ctx, opt.node)
                 yield Finding(
                     f"`{shown}` gets a new `{created}` after `{opt.target}` was built from `{model}.parameters()` "
                     f"(line {line}): the optimizer holds only the parameters that existed then, so the new layer's "

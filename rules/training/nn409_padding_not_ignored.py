@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import libcst as cst
 
 from nnlint import fixes
-from nnlint.analysis.syntax import call_arg
+from nnlint.analysis.syntax import call_arg, line_of
 from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Fix, Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import analysis, first_line, walk
+from ._calls import walk
+from ._loops import analysis
 
 CE_MODULES = {"torch.nn.CrossEntropyLoss", "torch.nn.modules.loss.CrossEntropyLoss"}
 CE_FUNCS = {"torch.nn.functional.cross_entropy"}
@@ -276,7 +277,7 @@ class PaddingNotIgnored(SourceRule):
     def _finding(
         self, ctx: SourceContext, call: cst.Call, where: cst.CSTNode, pad: _Pad, ignore: int | None
     ) -> Finding:
-        pad_line = first_line(ctx, pad.node)
+        pad_line = line_of(ctx, pad.node)
         loss = ctx.code(call.func)
         value = f" (= {pad.value})" if pad.value is not None and pad.shown != str(pad.value) else ""
         how = pad.how or f"with `{pad.shown}`{value}"

@@ -9,7 +9,8 @@ from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Fix, Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
 
-from ._loops import Analysis, analysis, is_no_grad_item, iter_statements, method_name, walk
+from ._calls import is_no_grad_item, method_name, walk
+from ._loops import Analysis, analysis, iter_statements
 
 
 class HiddenStateNotDetached(SourceRule):
