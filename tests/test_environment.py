@@ -62,3 +62,100 @@ def test_importing_matplotlib_is_quiet_and_writes_nothing_in_home(tmp_path, monk
     assert "checked Net" in err, err
     assert list(home.iterdir()) == []
     assert sorted(p.name for p in (tmp_path / "proj").iterdir()) == ["train.py"]
+
+
+def _failure(tmp_path: Path, src: str, name: str = "envcase.py", monkeypatch=None):
+    from nnlint.passes import loader
+
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(src))
+    with pytest.raises(loader.ImportFailure) as info:
+        loader.import_file(str(path))
+    return info.value
+
+
+MODEL = """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, N)
+"""
+
+
+@pytest.mark.parametrize("src, said", [
+    # pytorch/examples: reinforcement_learning needs gymnasium, a pre-commit hook's env lacks it
+    ("import torch.nn as nn\nimport nnlint_no_such_package_xyz\nN = 2\n",
+     "nnlint_no_such_package_xyz is not installed where nnlint runs"),
+    ("import torch.nn as nn\nfrom nnlint_no_such_package_xyz.sub import thing\nN = 2\n",
+     "additional_dependencies"),
+    # distributed/tensor_parallelism/tensor_parallel_example.py: a torchrun script
+    ("import os\nimport torch.nn as nn\nN = int(os.environ['WORLD_SIZE'])\n",
+     "WORLD_SIZE is not set where nnlint runs (a launcher such as torchrun sets it)"),
+    ("import os\nimport torch.nn as nn\nN = int(os.getenv('NNLINT_TEST_UNSET_VAR'))\n",
+     "NNLINT_TEST_UNSET_VAR is not set where nnlint runs (os.getenv returned None)"),
+    ("import torch.nn as nn\nfrom torch.nn import NoSuchLayerXyz\nN = 2\n",
+     "the installed torch.nn"),
+    # dcgan/main.py: `--dataset` is required=True
+    ("import argparse\nimport torch.nn as nn\np = argparse.ArgumentParser()\n"
+     "p.add_argument('--dataset', required=True)\np.add_argument('--n', type=int, default=2)\n"
+     "opt = p.parse_args()\nN = opt.n\n",
+     "the following arguments are required: --dataset"),
+])
+def test_an_import_that_fails_because_of_the_environment_says_what_would_let_nnlint_check(
+        tmp_path, monkeypatch, src, said):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("NNLINT_TEST_UNSET_VAR", raising=False)
+    monkeypatch.setattr("sys.argv", ["envcase.py"])
+    f = _failure(tmp_path, src + MODEL)
+    assert f.environment is not None and said in f.environment, (f.exc, f.environment)
+
+
+@pytest.mark.parametrize("src", [
+    "import torch.nn as nn\nN = int('ten')\n",  # fixtures/hostile/import_raises.py
+    "import torch.nn as nn\nN = {'a': 1}['b']\n",  # a KeyError of the file's own dict
+    "import torch.nn as nn\nN = None + 1\n",
+])
+def test_a_bug_in_the_file_stays_nn003(tmp_path, src):
+    assert _failure(tmp_path, src + MODEL).environment is None
+
+
+def test_a_module_missing_from_the_users_own_package_stays_nn003(tmp_path, monkeypatch):
+    pkg = tmp_path / "userpkg_envcase"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    f = _failure(pkg, "import torch.nn as nn\nfrom userpkg_envcase.helpers import Y as N\n" + MODEL,
+                 name="train.py")
+    assert f.environment is None, f.environment
+    f = _failure(pkg, "import torch.nn as nn\nimport userpkg_envcase.nothere\nN = 2\n" + MODEL, name="train2.py")
+    assert f.environment is None, f.environment
+
+
+@pytest.mark.slow
+def test_nn007_is_an_info_and_the_files_models_count_as_not_checked(tmp_path, monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    rc, out, err = _lint(tmp_path, """
+        import os
+        import torch.nn as nn
+
+        WORLD = int(os.environ["WORLD_SIZE"])
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.block = Block()
+                self.fc = nn.Linear(4, WORLD)
+
+            def forward(self, x):
+                return self.fc(self.block(x))
+    """)
+    assert rc == 0, out + err
+    assert "train.py:5:1: NN007 info: importing the file raised KeyError: 'WORLD_SIZE'" in out, out
+    assert "NN003" not in out
+    assert "1 model found: 0 checked, 1 not checked (1 NN007)" in out, out

@@ -176,7 +176,12 @@ class Worker:
             module = loader.import_file(self.path)
         except loader.ImportFailure as f:
             where = "" if f.line is not None or not f.where else f" (raised in {f.where})"
-            self.tool("NN003", f"importing the file raised {_exc_text(f.exc)}{where}", f.line or 1)
+            raised = f"importing the file raised {_exc_text(f.exc)}{where}"
+            if f.environment:  # not the file's bug: NN007 says what would let nnlint check
+                self.tool("NN007", f"{raised}: {f.environment}", f.line or 1)
+            else:
+                self.tool("NN003", raised, f.line or 1)
+            self.not_checked += len(loader.auto_classes_in_source(self.text))  # none was checked
             self.report_blocked()
             return
         sl = loader.SLICES.get(module.__name__)
