@@ -201,6 +201,9 @@ class Worker:
         from nnlint.passes import pairing
 
         pairing.apply(cands, self.text)  # which loss goes with which model: by value flow
+        from nnlint.passes import model_dtype
+
+        model_dtype.apply(cands, self.text)  # seq.double() in the script: built and fed in float64
         if self.req.get("model") and not cands:
             self.send("model_missing", name=self.req["model"])
         for cand in cands:
@@ -606,7 +609,21 @@ class Worker:
                 if phase == "loss"
                 else None
             )
-            if hit is not None:
+            from nnlint.passes import model_dtype
+
+            if hit is None and model_dtype.mismatch(inner) and guesses.input_source(spec) != guesses.DECLARED:
+                # a dtype clash on an input whose dtype nnlint guessed: the guess may be what is wrong
+                self.not_probed += 1
+                hint = self.loader.declaration_hint(cand, self.path, spec, int(self.req.get("batch_size") or 8))
+                self.tool(
+                    "NN002",
+                    f"{name} was built, but the probe's {phase or 'run'} on the guessed input {_inputs_desc(spec)} "
+                    f"raised {_exc_text(inner)}; nnlint cannot tell a dtype bug from a wrong guess of the "
+                    f"dtype; {hint}",
+                    uline or line,
+                    model=name,
+                )
+            elif hit is not None:
                 # the probe's loss raised because of a bug a rule describes: that rule, at the loss line
                 self.not_probed += 1
                 code, text, at = hit
