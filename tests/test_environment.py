@@ -159,3 +159,24 @@ def test_nn007_is_an_info_and_the_files_models_count_as_not_checked(tmp_path, mo
     assert "train.py:5:1: NN007 info: importing the file raised KeyError: 'WORLD_SIZE'" in out, out
     assert "NN003" not in out
     assert "1 model found: 0 checked, 1 not checked (1 NN007)" in out, out
+
+
+def test_a_refused_download_a_missing_data_file_and_a_relative_import_are_the_environment(tmp_path):
+    from nnlint.passes.graph.import_environment import environment_cause
+
+    real = str(tmp_path / "train.py")
+    refusal = PermissionError("nnlint: network access is off while linting (socket.connect)")
+    try:  # a library wraps the refusal (urllib's URLError is an OSError)
+        try:
+            raise refusal
+        except PermissionError as exc:
+            raise OSError("download failed") from exc
+    except OSError as wrapped:
+        said = environment_cause(wrapped, real, 3, ["network: socket.connect ('example.org', 443)"])
+    assert said is not None and "refused a download" in said
+    # a refusal in the log does not turn a bug of the file into the environment's doing
+    assert environment_cause(ValueError("invalid literal"), real, 3, ["write: /home/u/x"]) is None
+    said = environment_cause(FileNotFoundError(2, "No such file", "vocab.txt"), real, 3, [])
+    assert said is not None and "private temporary folder" in said
+    said = environment_cause(ImportError("attempted relative import with no known parent package"), real, 1, [])
+    assert said is not None and "__init__.py" in said
