@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import json_safe
 
 
-def summarize(ctx: Any) -> dict[str, Any]:
+def summarize(ctx: ProbeContext) -> dict[str, Any]:
     own: dict[str, int] = {}
     for p in ctx.params.values():
         n = 1
