@@ -1,5 +1,6 @@
-"""Helpers shared by the probe rules (and the data rules' ``fmt``): number formatting and where an activation finding
-points. Rules only read the probe's measured numbers; nothing here runs a model."""
+"""Helpers shared by the probe rules (and the data rules' ``fmt``): number formatting, where an activation points.
+
+Rules only read the probe's measured numbers; nothing here runs a model."""
 
 from __future__ import annotations
 

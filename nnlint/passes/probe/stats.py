@@ -1,5 +1,6 @@
-"""The probe's per-layer measurements as plain JSON-safe data, for ``nnlint --report`` and
-``Report._repr_html_`` (nnlint/report.py draws them). Read from the ``ProbeContext`` the
+"""The probe's per-layer measurements as plain JSON-safe data (``summarize``), for the HTML report.
+
+For ``nnlint --report`` and ``Report._repr_html_`` (nnlint/report.py draws them). Read from the ``ProbeContext`` the
 probe rules see; nothing is measured again."""
 
 from __future__ import annotations
