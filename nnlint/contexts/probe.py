@@ -57,18 +57,14 @@ class ViewSite(TypedDict, total=False):
     to_shape: list[int]
 
 
-class JacobianDim(TypedDict, total=False):
-    """One batch-dimension candidate of ``BatchJacobian.dims``: a gradient (``*_grad``) for
-    floating inputs, a change of the output (``*_change``, ``output_scale``) for tokens."""
+class JacobianDim(TypedDict):
+    """One batch-dimension candidate of ``BatchJacobian.dims``."""
 
     input_dim: int
     output_dim: int
     sample: int
     self_grad: float
     other_grad: float
-    self_change: float
-    other_change: float
-    output_scale: float
     other_sample: int
     mixed_samples: int
     output_shape: list[int]
@@ -79,12 +75,10 @@ class BatchJacobian(TypedDict, total=False):
     """Extra.BATCH_JACOBIAN: does one sample's output depend on the other samples?"""
 
     measured: bool
-    wrt: str | None  # "input" | "embedding" | "tokens"
+    wrt: str | None  # "input" | "embedding"
     reason: str
     dims: list[JacobianDim]
     view: ViewSite | None
-    #: tokens: the module that was handed the batch on another axis
-    pivot: dict[str, Any] | None
 
 
 class AttentionSite(TypedDict, total=False):
