@@ -16,16 +16,23 @@ The model is left as it was: train/eval mode, parameters, buffers, ``.grad``, ho
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnlint import registry, suppression
 from nnlint.diagnostics import Diagnostic, Severity
 
-__all__ = ["check", "Report"]
+if TYPE_CHECKING:
+    from nnlint.config import Config
+    from nnlint.engine import Options, RunResult
+    from nnlint.passes.runner import DynamicResult
+    from nnlint.rule import Rule
+
+__all__ = ["check", "Report", "lint_in_process"]
 
 
 @dataclass
@@ -291,3 +298,143 @@ def check(
         diags = suppression.apply(diags, {path: text})
     diags.sort(key=lambda d: (d.line, d.code, d.module or "", d.message))
     return Report(diagnostics=diags, model=name, path=path, errors=errors, notes=notes, stats=stats)
+
+
+def lint_in_process(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) -> RunResult:
+    """``engine.lint`` with the graph, probe and data passes run in this process instead of
+    in a child process per file: the same request, worker, rules and diagnostics, less
+    ~1-3 s per file, and without the child's guards (time limit, memory limit, sandbox,
+    crash isolation). For trusted code such as the rules' own examples in nnlint's tests;
+    user code is linted with ``engine.lint``. The interpreter's state that the worker changes
+    (``sys.path``, ``sys.argv``, ``sys.modules``, the working folder, torch's thread count,
+    the random generators) is restored after each file."""
+    from nnlint import engine
+
+    return engine.lint(paths, cfg, opts, rules, run_dynamic=_run_dynamic_here)
+
+
+def _run_dynamic_here(
+    files: list[str], texts: dict[str, str], cfg: Config, opts: Options, rules: list[type[Rule]]
+) -> DynamicResult:
+    """``runner.run_dynamic`` in this process: one ``Worker`` per file, its replies read back
+    as the runner reads a child's (a finished child's: nothing here is killed)."""
+    import io
+    import json
+
+    from nnlint.passes.runner import DynamicResult, declared_for
+    from nnlint.passes.worker import Worker
+
+    result = DynamicResult()
+    codes = [r.code for r in rules]
+    jobs = max(1, min(getattr(opts, "jobs", None) or os.cpu_count() or 1, len(files) or 1))
+    for path in files:
+        r = DynamicResult()
+        if path.endswith(".ipynb"):
+            r.errors.append(f"{path}: notebooks are linted in a child process only (engine.lint)")
+        else:
+            proto = io.StringIO()
+            with _interpreter_state(path) as folder:
+                req = {
+                    "version": 1,
+                    "path": path,
+                    "abs_path": os.path.abspath(path),
+                    "cwd": folder["caller_cwd"],
+                    "codes": codes,
+                    "report": bool(getattr(opts, "report", None)),
+                    "thresholds": cfg.thresholds,
+                    "timeout": cfg.timeout,
+                    "device": cfg.device,
+                    "batch_size": cfg.batch_size,
+                    "probe_memory_fraction": cfg.probe_memory_fraction,
+                    "overfit": bool(getattr(opts, "overfit", False)),
+                    "overfit_steps": cfg.overfit_steps,
+                    "model": getattr(opts, "model", None),
+                    "input_shape": getattr(opts, "input_shape", None),
+                    "input_dtype": getattr(opts, "input_dtype", None),
+                    "kwargs": getattr(opts, "kwargs", None),
+                    "data": getattr(opts, "data", None),
+                    "declared": declared_for(path, cfg),
+                    "threads": max(1, (os.cpu_count() or 1) // jobs),
+                }
+                worker = Worker(req, proto)
+                try:
+                    worker.run()
+                except (Exception, SystemExit) as exc:  # worker.main's last resort, as in a child
+                    worker.send("error", text=f"{worker.path}: internal error: {type(exc).__name__}: {exc}")
+                worker.send(
+                    "done",
+                    models=worker.models,
+                    models_not_checked=worker.not_checked,
+                    models_not_probed=worker.not_probed,
+                )
+            for e in (json.loads(line) for line in proto.getvalue().splitlines() if line.startswith("{")):
+                kind = e.get("event")
+                if kind == "diagnostic":
+                    r.diagnostics.append(Diagnostic.from_dict(e["diagnostic"]))
+                elif kind == "note":
+                    r.notes.append(str(e.get("text")))
+                elif kind == "verbose":
+                    r.verbose.append(str(e.get("text")))
+                elif kind == "stats" and isinstance(e.get("stats"), dict):
+                    r.stats.append(dict(e["stats"], path=path))
+                elif kind == "error":
+                    r.errors.append(str(e.get("text")))
+                elif kind == "model_missing":
+                    r.notes.append(f"{path}: --model {e.get('name')}: not defined in this file")
+                elif kind == "done":
+                    r.models += int(e.get("models", 0))
+                    r.models_not_checked += int(e.get("models_not_checked", 0))
+                    r.models_not_probed += int(e.get("models_not_probed", 0))
+        result.per_file[path] = r
+        result.diagnostics.extend(r.diagnostics)
+        result.models += r.models
+        result.models_not_checked += r.models_not_checked
+        result.models_not_probed += r.models_not_probed
+        result.files_run += 1
+        result.verbose.extend(r.verbose)
+        result.stats.extend(r.stats)
+        result.notes.extend(r.notes)
+        result.errors.extend(r.errors)
+    return result
+
+
+@contextlib.contextmanager
+def _interpreter_state(user_file: str) -> Iterator[dict[str, str]]:
+    """Run a worker in this process and put back what it changes: the working folder (a
+    private temporary one while it runs, as a child's), ``sys.path``, ``sys.argv``, the
+    modules it imported (the user's file among them), torch's thread count, the random
+    generators and the record of the file's sliced import."""
+    import random
+    import sys
+    import tempfile
+
+    import torch
+
+    from nnlint.passes.graph import user_import
+
+    caller_cwd = os.getcwd()
+    user_folder = os.path.dirname(os.path.realpath(user_file)) + os.sep
+    np = sys.modules.get("numpy")
+    np_rng = np.random.get_state() if np is not None else None
+    path, argv, modules = list(sys.path), list(sys.argv), set(sys.modules)
+    threads = torch.get_num_threads()
+    torch_rng, py_rng = torch.get_rng_state(), random.getstate()
+    slices = dict(user_import.SLICES)
+    with tempfile.TemporaryDirectory(prefix="nnlint-") as folder:
+        os.chdir(folder)
+        try:
+            yield {"caller_cwd": caller_cwd, "folder": folder}
+        finally:
+            os.chdir(caller_cwd)
+            sys.path[:], sys.argv[:] = path, argv
+            for name in set(sys.modules) - modules:  # the user's own modules, not libraries
+                file = getattr(sys.modules[name], "__file__", None) or ""
+                if name.startswith("_nnlint_user_") or os.path.abspath(file).startswith(user_folder):
+                    del sys.modules[name]
+            torch.set_num_threads(threads)
+            torch.set_rng_state(torch_rng)
+            random.setstate(py_rng)
+            if np is not None:
+                np.random.set_state(np_rng)
+            user_import.SLICES.clear()
+            user_import.SLICES.update(slices)

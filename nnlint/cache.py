@@ -4,7 +4,8 @@
 
 One JSON entry per file and pass:
 
-- static (source pass): keyed on the file's path and content hash, the resolved config,
+- static (source pass): keyed on the file's path and content hash (and the content hashes
+  of the project modules beside it whose classes a rule may read), the resolved config,
   the selected rules, the run's options and nnlint's version (plus, for a source checkout,
   a fingerprint of nnlint's own files, so editing a rule invalidates);
 - dynamic (graph + probe): the static key plus torch's version, and the entry records the
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import nnlint
+from nnlint.analysis.local_imports import project_files
 
 CACHE_DIR_NAME = ".nnlint_cache"
 FORMAT = 1
@@ -181,13 +183,19 @@ class Cache:
 
     # keys ---------------------------------------------------------------------------------
     def _file_key(self, path: str) -> str | None:
+        """The file's own content and that of the project modules beside it whose classes
+        the source rules may read (``nnlint.analysis.local_imports.project_files``)."""
         if path not in self._file_keys:
-            content = file_hash(path)
-            self._file_keys[path] = (
-                None
-                if content is None
-                else _sha(f"{self.settings}\0{path}\0{os.path.realpath(path)}\0{content}".encode())
-            )
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                self._file_keys[path] = None
+                return None
+            parts = [self.settings, path, os.path.realpath(path), _sha(data)]
+            for dep in project_files(path, data.decode("utf-8", errors="replace")):
+                parts += [dep, file_hash(dep) or "-"]
+            self._file_keys[path] = _sha("\0".join(parts).encode())
         return self._file_keys[path]
 
     def _dynamic_key(self, path: str) -> str | None:

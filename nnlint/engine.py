@@ -7,9 +7,10 @@ import ast
 import os
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nnlint import registry, suppression
 from nnlint.config import Config
@@ -412,7 +413,17 @@ def _cached_dynamic(candidates: list[str], store, diags: list[Diagnostic], resul
 # the whole run
 
 
-def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) -> RunResult:
+def lint(
+    paths: list[str],
+    cfg: Config,
+    opts: Options,
+    rules: list[type[Rule]],
+    *,
+    run_dynamic: Callable[..., Any] | None = None,
+) -> RunResult:
+    """Lint ``paths``. ``run_dynamic``: what runs the graph/probe passes on the files that
+    need them, ``runner.run_dynamic``'s signature (default: each file in a child process;
+    ``nnlint.api.lint_in_process`` passes one that runs them in this process)."""
     started = time.perf_counter()
     files, errors = collect_files(paths, cfg)
     store = None
@@ -425,7 +436,7 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
             )
     dynamic_rules = [r for r in rules if r.pass_ in ("graph", "probe", "data")]
     dynamic = not opts.static and bool(dynamic_rules or any(r.pass_ == "tool" for r in rules))
-    if dynamic and store is None:
+    if dynamic and store is None and run_dynamic is None:
         prestart_worker(files, cfg, opts)  # torch's import overlaps the source pass
     if store is not None:
         diags, internal, texts = _cached_source_pass(files, rules, cfg, opts, store, dynamic)
@@ -444,7 +455,7 @@ def lint(paths: list[str], cfg: Config, opts: Options, rules: list[type[Rule]]) 
         if store is not None and candidates and not getattr(opts, "model", None):
             candidates = _cached_dynamic(candidates, store, diags, result)
         if candidates or cfg.models or getattr(opts, "model", None):
-            dyn = runner.run_dynamic(candidates, texts, cfg, opts, rules)
+            dyn = (run_dynamic or runner.run_dynamic)(candidates, texts, cfg, opts, rules)
             if store is not None and not getattr(opts, "model", None):
                 for path, r in dyn.per_file.items():
                     if not r.errors:

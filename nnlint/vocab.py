@@ -258,6 +258,47 @@ PURE_FUNCTIONS = (ACTIVATION_FUNCTIONS | PASS_THROUGH_FUNCTIONS | NORM_FUNCTIONS
 
 #: losses whose use says the model is a classifier (its head's width is the class count)
 CLASSIFIER_LOSSES = {"CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss"}
+#: torch functions and tensor classes a file calls to make an example input tensor
+TENSOR_FACTORIES = {
+    "randn",
+    "rand",
+    "zeros",
+    "ones",
+    "empty",
+    "randint",
+    "full",
+    "randn_like",
+    "tensor",
+    "arange",
+    "FloatTensor",
+    "LongTensor",
+    "randperm",
+}
+#: a loss as the file names it (class or function) -> its torch.nn class, in order of preference
+LOSS_CLASS_OF_NAME = {
+    "CrossEntropyLoss": "CrossEntropyLoss",
+    "cross_entropy": "CrossEntropyLoss",
+    "NLLLoss": "NLLLoss",
+    "nll_loss": "NLLLoss",
+    "BCEWithLogitsLoss": "BCEWithLogitsLoss",
+    "binary_cross_entropy_with_logits": "BCEWithLogitsLoss",
+    "BCELoss": "BCELoss",
+    "binary_cross_entropy": "BCELoss",
+    "MultiLabelSoftMarginLoss": "MultiLabelSoftMarginLoss",
+    "multilabel_soft_margin_loss": "MultiLabelSoftMarginLoss",
+    "MSELoss": "MSELoss",
+    "mse_loss": "MSELoss",
+    "L1Loss": "L1Loss",
+    "l1_loss": "L1Loss",
+    "SmoothL1Loss": "SmoothL1Loss",
+    "smooth_l1_loss": "SmoothL1Loss",
+    "HuberLoss": "HuberLoss",
+    "huber_loss": "HuberLoss",
+    "KLDivLoss": "KLDivLoss",
+    "kl_div": "KLDivLoss",
+    "CTCLoss": "CTCLoss",
+    "ctc_loss": "CTCLoss",
+}
 
 
 # --- activations, norms, dropout (probe side) ---------------------------------------------
@@ -784,9 +825,14 @@ OPTIMIZER_CLASSES = {
     "FusedLAMB",
     "DeepSpeedCPUAdam",
 }
+#: distributed autograd: gradients live in a per-``with`` context, not in ``.grad`` (NN401)
+DIST_AUTOGRAD_CONTEXTS = {"torch.distributed.autograd.context"}
+DIST_AUTOGRAD_BACKWARD = {"torch.distributed.autograd.backward"}
 ITERABLE_DATASETS = {
     "torch.utils.data.IterableDataset",
     "torch.utils.data.dataset.IterableDataset",
     "torch.utils.data.IterDataPipe",
     "torchdata.datapipes.iter.IterDataPipe",
 }
+#: packages whose datasets are iterable pipes (the DataLoader cannot shuffle them)
+ITERABLE_DATASET_PACKAGES = ("torchtext.datasets.", "torchdata.")

@@ -150,3 +150,37 @@ def test_check_on_cuda():
     report = nnlint.check(DeadNet(), torch.randn(8, 20), select=["NN3"], device="cuda")
     assert "NN305" in report.codes()
     assert all(d.evidence["probe"]["device"].startswith("cuda") for d in report)
+
+
+def test_lint_in_process_leaves_the_interpreter_as_it_was(tmp_path):
+    """``nnlint.api.lint_in_process`` (the rules' examples in the tests) runs the worker in
+    this process: the user's file and its own modules are imported and then forgotten, and
+    the working folder, ``sys.path``, ``sys.argv``, torch's threads and RNG are put back."""
+    import os
+    import random
+    import sys
+
+    from nnlint import api, engine, registry
+    from nnlint.config import Config
+
+    (tmp_path / "lint_in_process_helper.py").write_text("WIDTH = 20\n")
+    (tmp_path / "lint_in_process_model.py").write_text(
+        "import torch.nn as nn\n"
+        "from lint_in_process_helper import WIDTH\n\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc1 = nn.Linear(WIDTH, 32)\n"
+        "        self.fc2 = nn.Linear(32, 10)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.fc2(self.fc1(x))\n"
+    )
+    before = (os.getcwd(), list(sys.path), list(sys.argv), torch.get_num_threads())
+    rng = (torch.get_rng_state(), random.getstate())
+    result = api.lint_in_process(
+        [str(tmp_path / "lint_in_process_model.py")], Config(), engine.Options(), registry.select(["NN204"])
+    )
+    assert (result.models, [d.code for d in result.diagnostics]) == (1, ["NN204"]), result
+    assert (os.getcwd(), list(sys.path), list(sys.argv), torch.get_num_threads()) == before
+    assert torch.equal(torch.get_rng_state(), rng[0]) and random.getstate() == rng[1]
+    assert not [m for m in sys.modules if m.startswith("lint_in_process_")]

@@ -129,6 +129,19 @@ def test_changed_imported_file_invalidates_the_dynamic_entries_that_imported_it(
     assert _names(rec.dynamic) == ["model.py"]  # model.py imported it; other.py did not
 
 
+def test_changed_sibling_class_module_invalidates_the_static_entries_that_import_a_class_from_it(
+    project, monkeypatch
+):
+    # NN403 reads a class imported from a module beside the file (never importing it): the
+    # static key holds that module's content hash; helpers.py (no class imported) does not count
+    (project / "trainer.py").write_text("import torch\nfrom other import Other\n\nmodel = Other()\n")
+    rec = Recorder(monkeypatch, project)
+    rec.run()
+    (project / "other.py").write_text(OTHER + "\n# edited\n")
+    rec.run()
+    assert _names(rec.static) == ["other.py", "trainer.py"]
+
+
 def test_changed_config_invalidates(project, monkeypatch):
     rec = Recorder(monkeypatch, project)
     rec.run()

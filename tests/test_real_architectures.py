@@ -270,10 +270,6 @@ HF_SEQ_FIRST = textwrap.dedent('''\
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="NN310's Jacobian is taken at the embedding output, which sees BERT's own (batch, seq) "
-                          "view: the user's sequence axis looks like a clean batch axis there, so the rule stays "
-                          "silent. Needs the mixing measured along the user's input axes (issue 10, open)",
-                   strict=False)
 def test_hf_encoder_fed_seq_first_is_nn310(tmp_path):
     path = _write(tmp_path, "hf_seq_first", HF_SEQ_FIRST)
     result = _lint([path], ["NN310"])

@@ -1,8 +1,11 @@
 """Every rule's VALID and INVALID examples, run through the real pass that owns the rule.
 
 Source rules run on the libcst pass in memory. Graph, probe and data rules run through the
-whole engine on a temporary file (a real child process, real torch), so an example tests
-exactly what a user gets.
+whole engine on a temporary file, real torch, with the worker that a child process would
+run called in this process (``nnlint.api.lint_in_process``: the same request, rules and
+diagnostics, less ~1-3 s of process start per example). The examples in ``END_TO_END`` run
+exactly as a user's file does, in a child process, so that every pass's path through the
+runner and the child stays covered here too.
 """
 
 from __future__ import annotations
@@ -14,15 +17,28 @@ from pathlib import Path
 
 import pytest
 
-from nnlint import engine, registry
+from nnlint import api, engine, registry
 from nnlint.config import Config
 from nnlint.passes import source
+from nnlint.rule import Valid
 
 RULES = registry.all_rules()
 MESSAGES = Path(__file__).parent / "golden" / "messages"
 REGEN = os.environ.get("NNLINT_REGEN_GOLDEN") == "1"
 _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?(e[-+]?\d+)?")
 DYNAMIC_FAILURES = {"NN003", "NN005"}
+#: selected too, to say why a VALID example's model was not checked (not a failure alone)
+WHY_NOT_CHECKED = {"NN002", "NN006"}
+#: examples run end to end (engine.lint: runner, child process, worker): an INVALID one per
+#: dynamic pass and two VALID ones; each is also run in-process and must give the same
+#: diagnostics and counts (and test_valid_example_whose_model_was_not_checked_fails has one)
+END_TO_END = {
+    "NN201-invalid0",  # graph
+    "NN301-invalid0",  # probe
+    "NN501-invalid0",  # data
+    "NN502-valid0",  # a VALID one: built, traced and probed in the child
+    "NN312-valid0",  # an option in the request (overfit)
+}
 
 
 def _cases(kind: str):
@@ -35,7 +51,7 @@ def _cases(kind: str):
             yield pytest.param(rule, ex, id=f"{code}-{kind}{i}", marks=marks)
 
 
-def _run(rule, example, tmp_path: Path, valid: bool = False):
+def _run(rule, example, tmp_path: Path, valid: bool = False, end_to_end: bool = False):
     text = textwrap.dedent(example.source).lstrip("\n")
     if rule.pass_ == "source":
         diags, crashes = source.run("example.py", text, [rule()])
@@ -46,26 +62,39 @@ def _run(rule, example, tmp_path: Path, valid: bool = False):
     cfg_keys = dict(example.config)
     opts = engine.Options(**{k: cfg_keys.pop(k) for k in list(cfg_keys) if k in engine.Options.__dataclass_fields__})
     cfg = Config(**cfg_keys)
-    selected = [rule] + [r for c, r in RULES.items() if c in DYNAMIC_FAILURES and c != rule.code]
-    result = engine.lint([str(path)], cfg, opts, selected)
+    extra = DYNAMIC_FAILURES | WHY_NOT_CHECKED
+    selected = [rule] + [r for c, r in RULES.items() if c in extra and c != rule.code]
+    lint = engine.lint if end_to_end else api.lint_in_process
+    result = lint([str(path)], cfg, opts, selected)
     assert not result.errors, result.errors
+    if end_to_end:  # in this process, the same findings, to the digit, and the same counts
+        here = api.lint_in_process([str(path)], cfg, opts, selected)
+        assert [d.to_dict() for d in here.diagnostics] == [d.to_dict() for d in result.diagnostics]
+        counts = ("models", "models_not_checked", "models_not_probed", "files_run", "notes", "errors")
+        assert [getattr(here, k) for k in counts] == [getattr(result, k) for k in counts]
     crashes = [d for d in result.diagnostics if d.code in DYNAMIC_FAILURES and d.code != rule.code]
     assert not crashes, f"user code did not run: {crashes[0].code} {crashes[0].message}"
     if valid:
         # a VALID example is silent only if its model was really built and checked: an
         # example whose model nnlint could not build would pass without testing anything
-        assert result.models >= 1 and result.models_not_probed == 0, (
-            f"the example's model was not checked ({result.models} built, "
-            f"{result.models_not_probed} not probed): {[d.message for d in result.diagnostics if d.code == 'NN002']}")
+        not_run = result.models_not_checked + result.models_not_probed
+        assert result.models >= 1 and not_run == 0, (
+            f"the example's model was not checked ({result.models} checked, {result.models_not_checked} "
+            f"not checked, {result.models_not_probed} not probed): "
+            f"{[d.message for d in result.diagnostics if d.pass_ == 'tool']}"
+        )
     return result.diagnostics
 
 
 @pytest.mark.parametrize("rule,example", list(_cases("invalid")))
 def test_invalid_example_fires(rule, example, tmp_path, request):
-    diags = [d for d in _run(rule, example, tmp_path) if d.code == rule.code]
+    e2e = request.node.callspec.id in END_TO_END
+    diags = [d for d in _run(rule, example, tmp_path, end_to_end=e2e) if d.code == rule.code]
     assert diags, f"{rule.code} did not fire on:\n{textwrap.dedent(example.source)}"
     at_line = [d for d in diags if d.line == example.line]
-    assert at_line, f"{rule.code} fired at lines {[d.line for d in diags]}, expected {example.line}: {[d.message for d in diags]}"
+    assert at_line, (
+        f"{rule.code} fired at lines {[d.line for d in diags]}, expected {example.line}: {[d.message for d in diags]}"
+    )
     if example.contains:
         assert any(example.contains in d.message for d in at_line), [d.message for d in at_line]
     _check_messages(request.node.callspec.id, rule, at_line)
@@ -84,17 +113,82 @@ def _check_messages(case_id: str, rule, diags) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return
-    assert path.is_file(), f"{path.name} is missing: run NNLINT_REGEN_GOLDEN=1 pytest tests/test_rule_examples.py and review the new file"
+    assert path.is_file(), (
+        f"{path.name} is missing: run NNLINT_REGEN_GOLDEN=1 pytest tests/test_rule_examples.py and review the new file"
+    )
     assert path.read_text(encoding="utf-8") == text, (
         f"{rule.code}'s message changed; if intended, regenerate with NNLINT_REGEN_GOLDEN=1 pytest "
-        f"tests/test_rule_examples.py and review the diff")
+        f"tests/test_rule_examples.py and review the diff"
+    )
 
 
 @pytest.mark.parametrize("rule,example", list(_cases("valid")))
-def test_valid_example_is_silent(rule, example, tmp_path):
-    diags = [d for d in _run(rule, example, tmp_path, valid=True) if d.code == rule.code]
+def test_valid_example_is_silent(rule, example, tmp_path, request):
+    e2e = request.node.callspec.id in END_TO_END
+    diags = [d for d in _run(rule, example, tmp_path, valid=True, end_to_end=e2e) if d.code == rule.code]
     assert not diags, f"false positive ({example.note}): " + "; ".join(f"{d.line}: {d.message}" for d in diags)
 
 
 def test_registry_invariants():
     assert registry.check_invariants(RULES) == []
+
+
+_NOT_BUILT = """
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.fc = nn.Linear(config.width, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+"""
+_ONE_OF_TWO_NOT_BUILT = """
+    import torch.nn as nn
+
+    class Small(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    class Net(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.fc = nn.Linear(config.width, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+"""
+_NOT_PROBED = """
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 2)
+
+        def forward(self, x):
+            if x.shape[-1] != 7919:
+                raise ValueError("expects 7919 features")
+            return self.fc(x)
+"""
+
+
+_SOURCES = {"not-built": _NOT_BUILT, "one-not-built": _ONE_OF_TWO_NOT_BUILT, "not-probed": _NOT_PROBED}
+_NOT_CHECKED_CASES = [
+    *(pytest.param(c, k, False, id=f"{k}-{c}-in-process") for k in _SOURCES for c in ("NN202", "NN305", "NN501")),
+    pytest.param("NN305", "one-not-built", True, id="one-not-built-NN305-end-to-end"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code,source,end_to_end", _NOT_CHECKED_CASES)
+def test_valid_example_whose_model_was_not_checked_fails(code, source, end_to_end, tmp_path):
+    """The harness can fail: a VALID graph/probe/data example is silent because its model
+    was built and checked, not because nothing ran."""
+    with pytest.raises(AssertionError, match="was not checked"):
+        _run(RULES[code], Valid(_SOURCES[source]), tmp_path, valid=True, end_to_end=end_to_end)

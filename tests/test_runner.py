@@ -108,30 +108,50 @@ def _codes_by_file(result) -> dict[str, list[tuple[str, int]]]:
 
 @pytest.mark.slow
 def test_hostile_user_code_is_reported_in_bounded_time():
+    """Each hostile file ends the way its own code makes it end: an exception, a segfault,
+    an exit, the memory limit (the memory hog grows 256 MiB per step, forever) and a model
+    whose prints do not corrupt the protocol. The hang is left out (its own test below), so
+    this run's time limit can be long: none of these files meets it on any machine, however
+    loaded, and the memory hog meets its memory limit before its time limit."""
     cfg = config.load(HOSTILE / "pyproject.toml")  # timeout 10 s, memory limit 1500 MB
     assert cfg.timeout == 10 and cfg.memory_limit_mb == 1500
-    # a loaded machine can take 10 s to import torch: the memory hog must meet its memory
-    # limit before its time limit, whatever the machine's speed
-    cfg.timeout = 30
-    started = time.monotonic()
-    result = engine.lint([str(HOSTILE)], cfg, engine.Options(jobs=2), registry.select(["NN0", "NN2"]))
-    elapsed = time.monotonic() - started
+    cfg.timeout = 600
+    files = sorted(str(p) for p in HOSTILE.glob("*.py") if p.name != "forever.py")
+    result = engine.lint(files, cfg, engine.Options(jobs=2), registry.select(["NN0", "NN2"]))
     assert not result.errors, result.errors
     assert _codes_by_file(result) == {
         "import_raises.py": [("NN003", 4)],
-        "forever.py": [("NN005", 12)],
         "segfault.py": [("NN005", 14)],
         "memory_hog.py": [("NN005", 14)],
         "exits.py": [("NN005", 7)],
     }
-    msgs = {Path(d.path).name: d.message for d in result.diagnostics}
-    assert "ValueError: invalid literal for int()" in msgs["import_raises.py"]
-    assert "time limit of 30 s in step 'forward' of model Refiner" in msgs["forever.py"]
-    assert "segmentation fault (SIGSEGV) in step 'forward' of model Crasher" in msgs["segfault.py"]
-    assert "memory limit of 1.5 GiB" in msgs["memory_hog.py"]
-    assert "exited with status 0" in msgs["exits.py"]
+    msgs = {Path(d.path).name: d for d in result.diagnostics}
+    assert "ValueError: invalid literal for int()" in msgs["import_raises.py"].message
+    assert "segmentation fault (SIGSEGV) in step 'forward' of model Crasher" in msgs["segfault.py"].message
+    assert "memory limit of 1.5 GiB" in msgs["memory_hog.py"].message
+    assert msgs["memory_hog.py"].evidence["reason"] == "memory"
+    assert "exited with status 0" in msgs["exits.py"].message
     assert result.models == 1  # noisy.py: its prints did not corrupt the protocol
-    assert elapsed < cfg.timeout + 30  # the hang was cut at the time limit
+
+
+@pytest.mark.slow
+def test_hostile_hang_is_cut_at_the_time_limit():
+    """A forward that never returns is killed at the configured time limit and named at its
+    line. What is asserted is the runner's own record (killed for the time limit, which
+    limit, in which step), not the wall clock: a loaded machine may take longer to get there
+    (import, build and trace count against the limit too), never shorter."""
+    cfg = config.load(HOSTILE / "pyproject.toml")
+    cfg.timeout = 30  # the forward is reached well within it, however loaded the machine
+    started = time.monotonic()
+    result = engine.lint([str(HOSTILE / "forever.py")], cfg, engine.Options(jobs=1), registry.select(["NN0", "NN2"]))
+    elapsed = time.monotonic() - started
+    assert not result.errors, result.errors
+    assert _codes_by_file(result) == {"forever.py": [("NN005", 12)]}
+    d = result.diagnostics[0]
+    assert "time limit of 30 s in step 'forward' of model Refiner" in d.message
+    assert d.evidence == {"reason": "timeout", "timeout_s": 30.0, "step": "forward"}
+    # the run ends once the child is killed (no hang): a bound for a broken kill, not a timing
+    assert cfg.timeout <= elapsed < cfg.timeout + 300
 
 
 PROJECT_PYPROJECT = """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Extra(enum.Enum):
@@ -58,27 +58,46 @@ class ViewSite(TypedDict, total=False):
 
 
 class JacobianDim(TypedDict):
-    """One batch-dimension candidate of ``BatchJacobian.dims``."""
+    """One batch-dimension candidate of ``BatchJacobian.dims``. A gradient (``wrt`` input)
+    gives ``self_grad``/``other_grad`` of output ``sample`` w.r.t. input samples; a
+    perturbation (``wrt`` tokens) gives ``self_change``/``other_change`` of the output
+    samples when input ``sample``'s tokens change, and ``output_scale`` (one output
+    sample's summed magnitude)."""
 
     input_dim: int
     output_dim: int
     sample: int
-    self_grad: float
-    other_grad: float
+    self_grad: NotRequired[float]
+    other_grad: NotRequired[float]
+    self_change: NotRequired[float]
+    other_change: NotRequired[float]
+    output_scale: NotRequired[float]
     other_sample: int
     mixed_samples: int
     output_shape: list[int]
     similarity_dims: list[int]
 
 
+class LibraryCall(TypedDict):
+    """The first call of a batch-first library model that received input dim 0 on another axis."""
+
+    module: str
+    type: str
+    line: int | None
+    axis: int
+    shape: list[int]
+
+
 class BatchJacobian(TypedDict, total=False):
     """Extra.BATCH_JACOBIAN: does one sample's output depend on the other samples?"""
 
     measured: bool
-    wrt: str | None  # "input" | "embedding"
+    wrt: str | None  # "input" | "embedding" | "tokens"
     reason: str
     dims: list[JacobianDim]
     view: ViewSite | None
+    #: tokens only: a transformers model handed the batch on another axis (token_mixing.py)
+    pivot: LibraryCall | None
 
 
 class AttentionSite(TypedDict, total=False):

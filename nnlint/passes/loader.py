@@ -34,7 +34,7 @@ from nnlint.passes.graph.candidates import (
     find_candidates,
     loss_from_name,
 )
-from nnlint.passes.graph.file_scan import LOSSES, FileFacts, LiteralEval, scan_source
+from nnlint.passes.graph.file_scan import FileFacts, scan_source
 from nnlint.passes.graph.hints import declaration_hint
 from nnlint.passes.graph.infer_inputs import (
     SEQ_LEN,
@@ -45,6 +45,7 @@ from nnlint.passes.graph.infer_inputs import (
     search_fitting_sizes,
     try_forward,
 )
+from nnlint.passes.graph.literal_eval import LiteralEval
 from nnlint.passes.graph.specs import (
     DTYPES,
     InputSpec,
@@ -58,7 +59,6 @@ from nnlint.passes.graph.user_import import SLICES, ImportFailure, import_file
 __all__ = [
     "DISCOVERY_NOTES",
     "DTYPES",
-    "LOSSES",
     "SEQ_LEN",
     "SLICES",
     "Candidate",

@@ -834,10 +834,10 @@ def _classes(ctx: Any) -> int | None:
 def _loss_name(loss: Any) -> str | None:
     if loss is None:
         return None
-    from nnlint.passes.loader import LOSSES
+    from nnlint.vocab import LOSS_CLASS_OF_NAME
 
     name = getattr(loss, "__name__", None) or type(loss).__name__
-    return LOSSES.get(name, name)
+    return LOSS_CLASS_OF_NAME.get(name, name)
 
 
 def _inputs_desc(spec: Any) -> str:

@@ -13,12 +13,16 @@ class BatchMixing(ProbeRule):
     """## What it does
     In eval mode, backpropagates one sample's output to the whole input batch and fires
     when the gradient reaches other samples: output i depends on input j ≠ i. Measured in
-    eval mode (so BatchNorm, which mixes the batch in train mode by design, does not count);
-    for token inputs, w.r.t. the embedding output (models with BatchNorm layers that keep
-    no running statistics use batch statistics even in eval mode, and are not judged).
+    eval mode (so BatchNorm, which mixes the batch in train mode by design, does not count;
+    models with BatchNorm layers that keep no running statistics use batch statistics even in
+    eval mode, and are not judged). Token inputs have no gradient: there it changes the tokens
+    of one input sample (to other ids the input already holds) and measures how much the other
+    output samples move, along the user's own input axes.
     When the first input dimension does mix
     but a later one does not (sequence-first models, `(T, B, ...)`), that later one is taken
-    as the batch. Outputs that compare samples by design (a B×B similarity matrix, as in
+    as the batch — unless the tokens' dim 0 reaches a `transformers` model (batch-first by
+    contract: `input_ids` is `(batch, seq)`) on another axis: that model then reads the batch as
+    its sequence, and the finding is at the user's line that calls it. Outputs that compare samples by design (a B×B similarity matrix, as in
     contrastive heads) are not reported, nor are whole-graph models (node features beside an
     (N, N) adjacency matrix or a (2, E) integer edge index: dim 0 is the node axis, and
     nodes mix by design). When it fires, the probe names the first
@@ -55,7 +59,7 @@ class BatchMixing(ProbeRule):
     severity = Severity.ERROR
     supersedes = ("NN209",)  # at a view/reshape line both describe the same scrambled axes
     needs = frozenset({Extra.BATCH_JACOBIAN})
-    thresholds = {"rtol": 1e-6}
+    thresholds = {"rtol": 1e-6, "token_rtol": 1e-4, "token_noise": 1e-5}
 
     VALID = [
         Valid(
@@ -188,6 +192,50 @@ class BatchMixing(ProbeRule):
             import torch
             import torch.nn as nn
 
+            class LM(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = nn.Embedding(50, 32)
+                    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0)
+                    self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+                    self.head = nn.Linear(32, 50)
+
+                def forward(self, tokens):  # tokens: (seq, batch)
+                    return self.head(self.encoder(self.embed(tokens)))
+
+            def nnlint_examples():
+                return [{"model": LM(), "inputs": torch.randint(0, 50, (12, 4))}]
+            """,
+            note="a sequence-first TransformerEncoder (no batch_first) fed (seq, batch) tokens, as it expects",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            from transformers import BertConfig, BertModel
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.encoder = BertModel(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
+                                                        num_attention_heads=2, intermediate_size=37,
+                                                        max_position_embeddings=64))
+                    self.head = nn.Linear(32, 5)
+
+                def forward(self, tokens):  # tokens: (batch, seq)
+                    hidden = self.encoder(input_ids=tokens).last_hidden_state
+                    return self.head(hidden)
+
+            def nnlint_examples():
+                return [{"model": Tagger(), "inputs": torch.randint(0, 99, (4, 16))}]
+            """,
+            note="a transformers encoder fed (batch, seq) tokens, as it expects",
+        ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
             class Tagger(nn.Module):
                 def __init__(self):
                     super().__init__()
@@ -272,6 +320,31 @@ class BatchMixing(ProbeRule):
             line=7,
             contains="batch_first",
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            from transformers import BertConfig, BertModel
+
+            class Tagger(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.encoder = BertModel(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
+                                                        num_attention_heads=2, intermediate_size=37,
+                                                        max_position_embeddings=64))
+                    self.head = nn.Linear(32, 5)
+
+                def forward(self, tokens):  # tokens: (batch, seq)
+                    hidden = self.encoder(input_ids=tokens.t()).last_hidden_state  # BERT reads (batch, seq)
+                    return self.head(hidden.transpose(0, 1))
+
+            def nnlint_examples():
+                return [{"model": Tagger(), "inputs": torch.randint(0, 99, (4, 16))}]
+            """,
+            line=14,
+            contains="BertModel",
+            note="a transformers encoder fed (seq, batch): it attends across the user's batch",
+        ),
     ]
 
     def check(self, ctx: ProbeContext) -> Iterator[Finding]:
@@ -281,12 +354,20 @@ class BatchMixing(ProbeRule):
         dims = jac.get("dims") or []
         if not dims:
             return
+        tokens = jac.get("wrt") == "tokens"
 
         def mixes(r: JacobianDim) -> bool:
+            if tokens:  # a change of the output, measured in float32: round-off is not mixing
+                floor = max(self.t["token_rtol"] * r["self_change"], self.t["token_noise"] * r["output_scale"])
+                return r["other_change"] > floor and r["other_change"] > 0
             return r["other_grad"] > self.t["rtol"] * max(r["self_grad"], 0.0) and r["other_grad"] > 0
 
+        pivot = jac.get("pivot") if tokens else None
         if not all(mixes(r) for r in dims):
-            return  # some dimension is a clean batch dimension
+            # some dimension is a clean batch dimension (a sequence-first model), unless dim 0
+            # mixes because a batch-first library model was handed it as its sequence
+            if not (pivot and dims[0]["input_dim"] == 0 and mixes(dims[0])):
+                return
         if any(r["similarity_dims"] for r in dims):
             return  # a B×B output: similarity / contrastive logits
         if _graph_inputs(ctx.input_shapes):
@@ -303,6 +384,13 @@ class BatchMixing(ProbeRule):
                 f"{tuple(view['to_shape'])} — use transpose/permute to reorder dimensions"
             )
             module = view.get("module") or None
+        elif pivot:
+            line, module = pivot["line"], pivot["module"]
+            where = (
+                f"; {pivot['module']} ({pivot['type']}) receives the input's dim 0, the batch, on dim "
+                f"{pivot['axis']} of its input {tuple(pivot['shape'])}, but a transformers model takes the "
+                "batch on dim 0 and mixes the other dims — pass it (batch, ...) without transposing"
+            )
         elif view:
             module = view.get("module") or None
         if line is None and module is None:
@@ -314,14 +402,29 @@ class BatchMixing(ProbeRule):
                     "as the sequence and attends/recurs across the batch — pass batch_first=True or feed it "
                     "(seq, batch, features)"
                 )
-        wrt = "input" if jac.get("wrt") == "input" else "embedding output"
+        hint = where or " — look for a view/reshape across the batch dimension or a reduction over dim 0"
+        if tokens:
+            what = (
+                f"changing the tokens of input sample {r['sample']} changes output sample {r['other_sample']} by "
+                f"{fmt(r['other_change'])} (vs {fmt(r['self_change'])} for its own output; "
+                f"{r['mixed_samples']} other samples involved)"
+            )
+        else:
+            wrt = "input" if jac.get("wrt") == "input" else "embedding output"
+            what = (
+                f"output sample {r['sample']} has a gradient of {fmt(r['other_grad'])} w.r.t. {wrt} sample "
+                f"{r['other_sample']} (vs {fmt(r['self_grad'])} w.r.t. its own; {r['mixed_samples']} other samples involved)"
+            )
         yield Finding(
-            f"samples mix across the batch (eval mode): output sample {r['sample']} has a gradient of "
-            f"{fmt(r['other_grad'])} w.r.t. {wrt} sample {r['other_sample']} (vs {fmt(r['self_grad'])} w.r.t. its own; "
-            f"{r['mixed_samples']} other samples involved){where or ' — look for a view/reshape across the batch dimension or a reduction over dim 0'}",
+            f"samples mix across the batch (eval mode): {what}{hint}",
             module=module if line is None else (module or None),
             line=line,
-            evidence={"dims": dims, "wrt": jac.get("wrt"), "view": view or None},
+            evidence={
+                "dims": dims,
+                "wrt": jac.get("wrt"),
+                "view": view or None,
+                **({"pivot": pivot} if tokens else {}),
+            },
         )
 
 

@@ -1,12 +1,17 @@
 """Which models compute the same in train and eval mode (NN403): built-in layers without dropout or
-BatchNorm, classes of the file built only from them, and TorchScript/exported programs."""
+BatchNorm, classes of the file (or of a project module beside it) built only from them, and
+TorchScript/exported programs."""
 
 from __future__ import annotations
 
+import os
+
 import libcst as cst
 
+from nnlint.analysis.local_imports import imported_class_file
 from nnlint.analysis.syntax import arg_expr, has_star
-from nnlint.contexts.source import SourceContext
+from nnlint.contexts.project import project_context
+from nnlint.contexts.source import SourceContext, dotted
 from nnlint.vocab import MODE_FREE_MODULES, RNN_CELL_MODULES, RNN_MODULES
 
 from ._loops import Analysis, root, walk
@@ -54,11 +59,30 @@ def mode_free(ctx: SourceContext, a: Analysis, model: str) -> bool:
             v = v.func.value
         if isinstance(v, cst.Call) and _builtin_mode_free(ctx, v, memo):
             continue  # model = nn.Linear(10, 2); model = nn.LSTM(8, 16): eval() changes nothing
+        if isinstance(v, cst.Call) and _project_class_mode_free(ctx, v):
+            continue  # model = Net(...) with `from model import Net`, a file beside this one
         if not (isinstance(v, cst.Call) and isinstance(v.func, cst.Name) and v.func.value in ctx.class_by_name):
             return False
         if not _class_mode_free(ctx, v.func.value, memo):
             return False
     return True
+
+
+def _project_class_mode_free(ctx: SourceContext, call: cst.Call) -> bool:
+    """``call`` builds a class imported from a module of the user's project beside this
+    file (read statically, never imported), and that class is mode-free by the same test as
+    a class of this file. Classes of other packages are unknown: False."""
+    written = dotted(call.func)
+    if written is None or written.split(".", 1)[0] not in ctx.aliases or not os.path.isfile(ctx.path):
+        return False  # only imported names: a class of this file is judged above
+    name = ctx.resolve_dotted(written)
+    found = imported_class_file(os.path.dirname(os.path.abspath(ctx.path)), name)
+    if found is None:
+        return False
+    other = project_context(found[0])
+    if other is None or found[1] not in other.class_by_name:
+        return False
+    return _class_mode_free(other, found[1], {})
 
 
 def _rnn_mode_free(call: cst.Call) -> bool:

@@ -5,11 +5,12 @@ from collections.abc import Iterator
 import libcst as cst
 
 from nnlint import fixes
-from nnlint.contexts.source import SourceContext
+from nnlint.contexts.source import SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
+from nnlint.vocab import DIST_AUTOGRAD_BACKWARD, DIST_AUTOGRAD_CONTEXTS
 
-from ._loops import analysis, first_line, optimizer_name, short
+from ._loops import Event, analysis, first_line, names_in, optimizer_name, short, walk
 
 
 class MissingZeroGrad(SourceRule):
@@ -41,7 +42,9 @@ class MissingZeroGrad(SourceRule):
         optimizer.step()
     ```
     Gradient accumulation is fine: call `zero_grad()` right after the step inside the
-    `if (i + 1) % accum == 0:` block.
+    `if (i + 1) % accum == 0:` block. Distributed autograd (`with dist_autograd.context()
+    as cid:` entered each iteration, `dist_autograd.backward(cid, ...)`) keeps the
+    gradients in that fresh context, not in `.grad`, so it needs no `zero_grad()`.
 
     ## References
     - PyTorch docs, `torch.optim.Optimizer.zero_grad` and "How to use an optimizer"
@@ -183,6 +186,18 @@ class MissingZeroGrad(SourceRule):
             """,
             note="LBFGS closure",
         ),
+        Valid(
+            """
+            import torch.distributed.autograd as dist_autograd
+
+            for data, target in batches:
+                with dist_autograd.context() as context_id:
+                    loss = criterion(model(data), target)
+                    dist_autograd.backward(context_id, [loss])
+                    opt.step(context_id)
+            """,
+            note="distributed autograd: a fresh gradient context every iteration",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -248,6 +263,8 @@ class MissingZeroGrad(SourceRule):
             back, step = facts.first("backward"), facts.first("step")
             if back is None or step is None or not isinstance(step.node, cst.Call):  # a step is a call
                 continue
+            if "autograd" in ctx.text and _per_iteration_dist_context(ctx, loop, back, step.node):
+                continue
             opt = optimizer_name(step.node)
             via = ""
             if step.node is not step.anchor and step.via:
@@ -270,3 +287,34 @@ class MissingZeroGrad(SourceRule):
         return self.make_fix(
             f"call {opt}.zero_grad() before backward()", fixes.insert_line_before(ctx, stmt, f"{opt}.zero_grad()")
         )
+
+
+def _per_iteration_dist_context(ctx: SourceContext, loop: cst.CSTNode, back: Event, step: cst.Call) -> bool:
+    """The backward runs in a ``with dist_autograd.context() as cid:`` block entered anew
+    each iteration (in the loop, or in a helper the loop calls) and is
+    ``dist_autograd.backward(cid, ...)`` or the step is ``opt.step(cid)``: the gradients
+    live in that context, which is dropped at the end of the block."""
+    for scope in [loop] if back.node is back.anchor else [loop, ctx.module]:
+        for w in walk(scope, cst.With, into_defs=scope is ctx.module):
+            ids = [_context_id(ctx, item) for item in w.items]
+            if not any(i is not None for i in ids):
+                continue
+            inside = {id(n) for n in walk(w.body)}
+            if id(loop) in inside:
+                continue  # one context around the whole loop: its gradients do accumulate
+            if id(back.anchor) not in inside and id(back.node) not in inside:
+                continue
+            if isinstance(back.node, cst.Call) and ctx.qualname(back.node) in DIST_AUTOGRAD_BACKWARD:
+                return True
+            names = {n for a in step.args for n in names_in(a.value)}
+            if any(i and i in names for i in ids):
+                return True
+    return False
+
+
+def _context_id(ctx: SourceContext, item: cst.WithItem) -> str | None:
+    """'' or the ``as`` name for ``dist_autograd.context()``; None for any other item."""
+    if not (isinstance(item.item, cst.Call) and ctx.qualname(item.item) in DIST_AUTOGRAD_CONTEXTS):
+        return None
+    target = item.asname.name if item.asname is not None else None
+    return (dotted(target) if isinstance(target, (cst.Name, cst.Attribute)) else None) or ""

@@ -33,9 +33,11 @@ class MissingEvalMode(SourceRule):
     that starts while an earlier `model.eval()` is still in effect. An explicit
     `model.train()` before a `no_grad` loop (BatchNorm recalibration, Monte Carlo dropout)
     and models that are not the ones being optimized (a frozen teacher, an EMA copy) are
-    left alone, and so is a model built from a class of the same file whose layers all
-    behave the same in both modes (Conv/Linear/pooling/activations/LayerNorm, no dropout,
-    no BatchNorm, no `self.training`), where eval() would change nothing.
+    left alone, and so is a model built from a class of the same file, or of a module of
+    the project beside it (`from model import Net` with `model.py` in the same folder, read
+    without importing it), whose layers all behave the same in both modes
+    (Conv/Linear/pooling/activations/LayerNorm, no dropout, no BatchNorm, no
+    `self.training`), where eval() would change nothing.
 
     ## Why is this bad?
     `torch.no_grad()` only stops gradient tracking; it does not change layer behaviour.
@@ -44,8 +46,8 @@ class MissingEvalMode(SourceRule):
     data: the scores are noisy, depend on the batch size, and leak evaluation data into
     the model. The opposite mistake — never calling `train()` after evaluating — trains
     every later epoch with dropout off and frozen BatchNorm statistics. Models with neither
-    dropout nor BatchNorm are unaffected; when the model's class is not in the file, a
-    static check cannot know that: this is a warning.
+    dropout nor BatchNorm are unaffected; when the model's class is neither in the file nor
+    in a module beside it, a static check cannot know that: this is a warning.
 
     ## Example
     ```python

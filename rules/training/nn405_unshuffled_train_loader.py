@@ -10,7 +10,7 @@ from nnlint.analysis.syntax import call_arg, has_star
 from nnlint.contexts.source import FunctionInfo, SourceContext, dotted
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, SourceRule, Valid
-from nnlint.vocab import DATALOADER_CLASSES, ITERABLE_DATASETS
+from nnlint.vocab import DATALOADER_CLASSES, ITERABLE_DATASET_PACKAGES, ITERABLE_DATASETS
 
 from ._loops import (
     Analysis,
@@ -30,6 +30,8 @@ HELD_OUT_NAME = re.compile(
     r"|(?<![a-z])(val|valid|test|eval|dev)(set|loader|data|ds|dl|dataset)"
 )
 STREAMING_NAME = re.compile(r"iterable|stream|webdataset|datapipe", re.I)
+#: a dataset variable named like an iterator or a pipe (``train_iter``, ``train_pipe``)
+ITERATOR_NAME = re.compile(r"(?<![a-z])iter(ator|able)?(?![a-z])|stream|pipe")
 
 
 class UnshuffledTrainLoader(SourceRule):
@@ -40,7 +42,9 @@ class UnshuffledTrainLoader(SourceRule):
     `False` and no `sampler=`/`batch_sampler=`. Validation/test loaders,
     `IterableDataset`s and streaming datasets (the loader cannot shuffle them), options
     passed as `**kwargs`, and loaders of training data that are only ever read under
-    `torch.no_grad()` (feature extraction, kNN monitors) are left alone.
+    `torch.no_grad()` (feature extraction, kNN monitors) are left alone; so are datasets
+    that are or may be iterable: from `torchtext.datasets` or `torchdata`, shuffled in the
+    pipe (`.shuffle()`), or named like an iterator, a stream or a pipe.
 
     ## Why is this bad?
     `DataLoader` does not shuffle by default. Training then sees the samples in the same
@@ -106,6 +110,26 @@ class UnshuffledTrainLoader(SourceRule):
             train_loader = tud.DataLoader(train_ds, batch_size=8)
             """,
             note="IterableDataset: the loader cannot shuffle it",
+        ),
+        Valid(
+            """
+            from torch.utils.data import DataLoader
+            from torchtext.datasets import Multi30k
+
+            train_data = Multi30k(split="train", language_pair=("de", "en"))
+            train_dataloader = DataLoader(train_data, batch_size=128, collate_fn=collate)
+            """,
+            note="a torchtext dataset is an iterable datapipe: shuffle= does not apply",
+        ),
+        Valid(
+            """
+            from torch.utils.data import DataLoader
+
+            train_dp = load_train_records().shuffle().map(decode)
+            train_loader = DataLoader(train_dp, batch_size=32)
+            train_loader2 = DataLoader(train_iterator, batch_size=32)
+            """,
+            note="the pipe shuffles itself; a dataset named like an iterator",
         ),
         Valid(
             """
@@ -269,7 +293,7 @@ def _qual(ctx: SourceContext, name: str) -> str:
 
 def _is_iterable_class(ctx: SourceContext, name: str, seen: frozenset[str] = frozenset()) -> bool:
     q = _qual(ctx, name)
-    if q in ITERABLE_DATASETS or STREAMING_NAME.search(last_part(q)):
+    if q in ITERABLE_DATASETS or STREAMING_NAME.search(last_part(q)) or q.startswith(ITERABLE_DATASET_PACKAGES):
         return True
     cls = ctx.class_by_name.get(name)
     if cls is None or name in seen:
@@ -291,10 +315,16 @@ def _training_reason(a: Analysis, call: cst.Call, func: FunctionInfo | None, dat
         names.append(("dataset", ds_name))
     loader_names = [x.target for items in a.assignments().values() for x in items if x.value is call]
     names += [("loader", n) for n in loader_names]
+    if ds_name and ITERATOR_NAME.search(snake(last_part(ds_name))):
+        return None  # train_iterator, train_pipe: an iterable the loader cannot shuffle
     split = None
     for src in _sources(a, dataset):
         v = src
-        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute) and isinstance(v.func.value, cst.Call):
+        while isinstance(v, cst.Call) and isinstance(v.func, cst.Attribute):
+            if v.func.attr.value == "shuffle":
+                return None  # datapipe.shuffle(): the pipe shuffles itself
+            if not isinstance(v.func.value, cst.Call):
+                break
             v = v.func.value  # Dataset(...).map(...)
         if not isinstance(v, cst.Call):
             continue

@@ -177,6 +177,22 @@ class HiddenStateNotDetached(SourceRule):
             """,
             note="the stored value is never fed back",
         ),
+        Valid(
+            """
+            import torch
+
+            hidden = model.init_hidden(8)
+            for data, target in batches:
+                hidden[0].detach_()
+                hidden[1].detach_()
+                output, hidden = model(data, hidden)
+                loss = criterion(output, target)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+            """,
+            note="in-place detach_() on each element of the (h, c) state",
+        ),
     ]
 
     INVALID = [
@@ -360,7 +376,25 @@ def _released(stmts: list, carry: cst.Assign, names: list[str]) -> bool:
         for call in [st, *walk(st, cst.Call)] if not isinstance(st, cst.Call) else [st]:
             if isinstance(call, cst.Call) and method_name(call) in ("detach_", "detach") and _receiver(call) in names:
                 return True
+            if isinstance(call, cst.Call) and method_name(call) == "detach_" and _detached_element(call, st, names):
+                return True
     return False
+
+
+def _detached_element(call: cst.Call, st: cst.CSTNode, names: list[str]) -> bool:
+    """In-place ``detach_()`` on an element of the state: ``hidden[0].detach_()``, or
+    ``s.detach_()`` in ``for s in hidden:``."""
+    recv = call.func.value if isinstance(call.func, cst.Attribute) else None
+    if isinstance(recv, cst.Subscript):
+        while isinstance(recv, cst.Subscript):
+            recv = recv.value
+        return dotted(recv) in names
+    return (
+        isinstance(st, cst.For)
+        and dotted(st.iter) in names
+        and isinstance(st.target, cst.Name)
+        and dotted(recv) == st.target.value
+    )
 
 
 def _receiver(call: cst.Call) -> str | None:

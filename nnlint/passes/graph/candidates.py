@@ -16,7 +16,8 @@ from typing import Any, TypeGuard
 from torch import nn
 
 from nnlint.example import EXAMPLE_KEYS, Example
-from nnlint.passes.graph.file_scan import FileFacts, LiteralEval, NotLiteral, scan_source
+from nnlint.passes.graph.file_scan import FileFacts, scan_source
+from nnlint.passes.graph.literal_eval import LiteralEval, NotLiteral
 from nnlint.passes.graph.specs import InputSpec, TensorSpec, spec_from_declared
 from nnlint.passes.graph.user_import import SLICES
 

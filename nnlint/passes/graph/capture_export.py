@@ -36,11 +36,10 @@ from torch import nn
 
 from nnlint.contexts.graph import GNode, Trace, is_inplace, is_leaf
 from nnlint.passes.graph.inputs import bind_inputs
-from nnlint.passes.graph.lines import UserFile
+from nnlint.passes.graph.lines import FRAME, UserFile
 from nnlint.passes.graph.tensors import nbytes_of, scalar_args, shape_of
 from nnlint.vocab import CONTROL_FUNCTIONS, SIDE_EFFECT_FUNCTIONS
 
-_FRAMES = re.compile(r'File "([^"]+)", line (\d+)')
 _LIB_WRAPPERS = ("/torch/", "/nnlint/passes/")
 
 
@@ -122,7 +121,7 @@ def _stack(n: Any) -> list[tuple[str, str, str]]:
 def _line_and_direct(user: UserFile, text: str | None) -> tuple[int | None, bool]:
     if not text:
         return None, True
-    frames = _FRAMES.findall(text)
+    frames = FRAME.findall(text)
     line = None
     for name, ln in frames:
         if user.owns(name):

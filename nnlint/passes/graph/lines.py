@@ -6,7 +6,8 @@ import os
 import re
 from typing import Any
 
-_FRAME_RE = re.compile(r'File "([^"]+)", line (\d+)')
+#: one frame of a formatted stack trace: (file, line)
+FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 _WRAPPER_FILES = (
     "/torch/overrides.py",
     "/torch/fx/",
@@ -36,7 +37,7 @@ class UserFile:
         if not text:
             return None
         found = None
-        for name, line in _FRAME_RE.findall(text):
+        for name, line in FRAME.findall(text):
             if self.owns(name):
                 found = int(line)
         return found

@@ -3,7 +3,7 @@
 One job per module: ``entry`` (``run_probe``), ``run`` (the ``Probe`` run), ``recorder`` (hooks),
 ``inputs`` and ``loss`` (the batch and the loss), ``collect`` (recordings into a ``ProbeContext``),
 one module per extra measurement (``zero_init``, ``nonfinite``, ``eval_checks`` with
-``batch_jacobian``, ``second_forward`` and ``causal``, ``overfit``), ``data`` (the NN5 data probe),
+``batch_jacobian``, ``token_mixing``, ``second_forward`` and ``causal``, ``overfit``), ``data`` (the NN5 data probe),
 ``stats`` (per-layer numbers for ``--report``) and ``convert`` (where a finding points; rules run
 through ``nnlint.findings.run_rules``).
 """

@@ -70,11 +70,12 @@ def measure(probe: Probe, run: dict[str, Any]) -> dict[str, Any]:
         res["reason"] = "the output has no batch dimension"
     if records and all(r["other_grad"] > 0 for r in records):
         d = records[0]["input_dim"]
-        res["view"] = _find_view(probe, run["inputs"], x.shape[d], d)
+        res["view"] = find_view(probe, run["inputs"], x.shape[d], d)
     return res
 
 
-def _find_view(probe: Probe, inputs: Any, n: int, d: int) -> dict[str, Any] | None:
+def find_view(probe: Probe, inputs: Any, n: int, d: int) -> dict[str, Any] | None:
+    """The first view/reshape of the forward on ``inputs`` that moved dim ``d`` (length ``n``)."""
     rec = Recorder(
         probe.model, probe.path, n, stats=False, activations=False, grad_hooks=False, track_params=False, view_dim=d
     )

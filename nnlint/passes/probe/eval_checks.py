@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from nnlint.contexts.probe import BatchJacobian, CausalJacobian, Extra, ProbeContext, SecondForward
-from nnlint.passes.probe import batch_jacobian, causal, second_forward
+from nnlint.passes.probe import batch_jacobian, causal, second_forward, token_mixing
 from nnlint.passes.probe.classes import EMBEDDINGS
 from nnlint.passes.probe.constants import EVAL_BATCH
 from nnlint.passes.probe.recorder import Recorder
@@ -42,7 +42,12 @@ def measure(probe: Probe, ctx: ProbeContext, saved: ModelState) -> None:
         if want_causal:
             ctx.causal_jacobian = cast(CausalJacobian, causal.measure_run(probe, run1))
         if want_jac:
-            ctx.batch_jacobian = cast(BatchJacobian, batch_jacobian.measure(probe, run1))
+            jac = (
+                batch_jacobian.measure(probe, run1)
+                if run1["leaf_kind"] == "input"
+                else token_mixing.measure_run(probe, inputs)
+            )
+            ctx.batch_jacobian = cast(BatchJacobian, jac)
         # drop run 1's autograd graph before run 2 builds its own: peak memory stays
         # that of one forward
         run1["out"] = map_tensors(run1["out"], lambda t: t.detach())

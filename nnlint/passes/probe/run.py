@@ -22,7 +22,8 @@ What is measured (always):
   else the mean of the squared outputs (``evidence`` says which).
 
 Extra measurements (``nnlint.contexts.probe.Extra``), only when a selected rule needs them: ``batch_jacobian`` (eval mode:
-gradient of one sample's output w.r.t. the whole input batch), ``second_forward`` (two
+gradient of one sample's output w.r.t. the whole input batch; for token inputs, which output
+samples move when one sample's tokens change: ``token_mixing``), ``second_forward`` (two
 seeded eval forwards compared), ``overfit`` (optimizer steps on one tiny batch; only with
 ``settings["overfit"]``), ``zero_init_check`` (re-measure zero gradients with the
 zero-initialised weights perturbed, so zero-init-residual is not reported),
