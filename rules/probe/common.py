@@ -1,10 +1,13 @@
-"""Helpers shared by the probe rules: number formatting and where an activation finding
-points. Rules only read the probe's measured numbers; nothing here runs a model."""
+"""Helpers shared by the probe rules (and the data rules' ``fmt``): number formatting, where an activation points.
+
+Rules only read the probe's measured numbers; nothing here runs a model."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from nnlint.contexts.probe import ActivationStat, ProbeContext
 
 
 def fmt(x: float | None) -> str:
@@ -21,12 +24,12 @@ def fmt(x: float | None) -> str:
     return f"{x:.2e}"
 
 
-def name(ctx: Any, module: str | None) -> str:
+def name(ctx: ProbeContext, module: str | None) -> str:
     """A module's qualified name for messages ("" is the model itself)."""
     return module if module else ctx.model_name
 
 
-def activation_site(act: Any) -> tuple[str | None, int | None, str]:
+def activation_site(act: ActivationStat) -> tuple[str | None, int | None, str]:
     """(module, line, label) to report an activation at: the nn activation module's own
     line; for a functional call, the layer whose output it takes (its ``self.x = ...``),
     else the call's line in forward."""
@@ -37,11 +40,11 @@ def activation_site(act: Any) -> tuple[str | None, int | None, str]:
     return act.module or None, act.line, f"the {act.kind} at line {act.line}" if act.line else f"a {act.kind}"
 
 
-def layer_norms(ctx: Any, limit: int = 24) -> dict[str, float | None]:
+def layer_norms(ctx: ProbeContext, limit: int = 24) -> dict[str, float | None]:
     return {l.module: l.grad_norm for l in ctx.layers[:limit]}
 
 
-def gradient_layers(ctx) -> list:
+def gradient_layers(ctx: ProbeContext) -> list[Any]:  # Layers whose rel is a positive float (Any: not Optional)
     """Weight layers whose relative gradient is measurable: not embeddings (their
     gradients are sparse by nature), not zero-initialised, not cut off entirely (a
     None/zero gradient is NN309's business, or the effect of a zero-init downstream)."""

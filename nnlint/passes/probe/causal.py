@@ -1,5 +1,6 @@
-"""The probe's causal measurement (for NN314): on the eval-mode forward the probe already
-ran with a differentiable input (the first floating input, or the first embedding's
+"""Extra.CAUSAL_JACOBIAN (NN314): which input positions one output position depends on, and where the attention is.
+
+On the eval-mode forward the probe already ran with a differentiable input (the first floating input, or the first embedding's
 output for token inputs), backpropagate one output position and see which input
 positions along the sequence axis it depends on. A causal model's position t depends on
 positions ≤ t only.

@@ -61,6 +61,10 @@ _EXTRA_VALUES = {e.value for e in Extra}
 
 
 class Probe:
+    """One probe of one built model: ``run()`` returns the ``ProbeContext`` (and the
+    ``DataContext`` when data rules run); the measurement modules read its batch, loss and
+    model through the public attributes and ``forward``/``set_mode``/``step``."""
+
     def __init__(
         self, example: Example, rules: list[Rule], settings: dict[str, Any], path: str, model_name: str
     ) -> None:

@@ -1,15 +1,17 @@
-"""The probe's per-layer measurements as plain JSON-safe data, for ``nnlint --report`` and
-``Report._repr_html_`` (nnlint/report.py draws them). Read from the ``ProbeContext`` the
+"""The probe's per-layer measurements as plain JSON-safe data (``summarize``), for the HTML report.
+
+For ``nnlint --report`` and ``Report._repr_html_`` (nnlint/report.py draws them). Read from the ``ProbeContext`` the
 probe rules see; nothing is measured again."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from nnlint.contexts.probe import ProbeContext
 from nnlint.diagnostics import json_safe
 
 
-def summarize(ctx: Any) -> dict[str, Any]:
+def summarize(ctx: ProbeContext) -> dict[str, Any]:
     own: dict[str, int] = {}
     for p in ctx.params.values():
         n = 1
