@@ -150,12 +150,11 @@ RESAMPLE_FUNCTIONS = {*_UPSAMPLE_FUNCTIONS, *(f for prefix in _POOLS.values() fo
 # === activations ==========================================================================
 
 # base: activation module class -> the functional name of the same activation
-_ACTIVATIONS = {
+# (first the activations the probe attributes functional activations to, in its order)
+_PROBED_ACTIVATIONS = {
     "ReLU": "relu",
     "ReLU6": "relu6",
     "LeakyReLU": "leaky_relu",
-    "PReLU": "prelu",
-    "RReLU": "rrelu",
     "ELU": "elu",
     "SELU": "selu",
     "CELU": "celu",
@@ -164,52 +163,43 @@ _ACTIVATIONS = {
     "Mish": "mish",
     "Sigmoid": "sigmoid",
     "Tanh": "tanh",
+    "Hardtanh": "hardtanh",
+    "PReLU": "prelu",
+    "Softplus": "softplus",
+}
+_OTHER_ACTIVATIONS = {
+    "RReLU": "rrelu",
     "Softmax": "softmax",
     "LogSoftmax": "log_softmax",
     "Softmax2d": "softmax",
-    "Softplus": "softplus",
     "Softsign": "softsign",
-    "Hardtanh": "hardtanh",
     "Hardswish": "hardswish",
     "Hardsigmoid": "hardsigmoid",
     "Tanhshrink": "tanhshrink",
     "LogSigmoid": "logsigmoid",
     "Threshold": "threshold",
     "GLU": "glu",
+}
+#: (activations only the in-file class model and value flow know: the graph side does not)
+_SOURCE_ONLY_ACTIVATIONS = {
     "Softmin": "softmin",
     "Hardshrink": "hardshrink",
     "Softshrink": "softshrink",
 }
-#: the graph side does not know these three activations (see ACTIVATION_KIND)
-_NOT_GRAPH_ACTIVATIONS = {"Softmin", "Hardshrink", "Softshrink"}
+_ACTIVATIONS = {**_PROBED_ACTIVATIONS, **_OTHER_ACTIVATIONS, **_SOURCE_ONLY_ACTIVATIONS}
 #: base: in-place functional activations (``torch.nn.functional.relu_``, ...)
 _INPLACE_FUNCTIONAL_ACTIVATIONS = ("relu_", "leaky_relu_", "hardtanh_", "elu_")
 
 #: activation module class -> the functional name of the same activation (its kind; graph side)
-ACTIVATION_KIND = {m: f for m, f in _ACTIVATIONS.items() if m not in _NOT_GRAPH_ACTIVATIONS}
+ACTIVATION_KIND = {**_PROBED_ACTIVATIONS, **_OTHER_ACTIVATIONS}
 #: activation module class -> the activation it applies (in-file class model): the graph
 #: side's ACTIVATION_KIND and Softmin
-ACTIVATION_MODULES_KIND = {**ACTIVATION_KIND, "Softmin": _ACTIVATIONS["Softmin"]}
+ACTIVATION_MODULES_KIND = {**ACTIVATION_KIND, "Softmin": _SOURCE_ONLY_ACTIVATIONS["Softmin"]}
 #: functional activations by short name (graph side), with the ``swish`` alias
 ACTIVATION_FUNCTIONS = set(ACTIVATION_KIND.values()) | {"swish"}
 #: activation modules the probe attributes functional activations to (a functional
 #: activation called inside one is attributed to it)
-ACTIVATION_MODULES = (
-    "ReLU",
-    "ReLU6",
-    "LeakyReLU",
-    "ELU",
-    "SELU",
-    "CELU",
-    "GELU",
-    "SiLU",
-    "Mish",
-    "Sigmoid",
-    "Tanh",
-    "Hardtanh",
-    "PReLU",
-    "Softplus",
-)
+ACTIVATION_MODULES = tuple(_PROBED_ACTIVATIONS)
 #: tensor activation method -> its kind (base: the tensor methods the analyses follow)
 ACTIVATION_METHODS_KIND = {
     "relu": "relu",
@@ -524,37 +514,33 @@ MODE_FREE_MODULES = (
 
 # === losses ===============================================================================
 
-# base: torch.nn loss class -> its functional name, in order of preference
-_LOSSES = {
-    "CrossEntropyLoss": "cross_entropy",
-    "NLLLoss": "nll_loss",
-    "BCEWithLogitsLoss": "binary_cross_entropy_with_logits",
-    "BCELoss": "binary_cross_entropy",
-    "MultiLabelSoftMarginLoss": "multilabel_soft_margin_loss",
-    "MSELoss": "mse_loss",
-    "L1Loss": "l1_loss",
-    "SmoothL1Loss": "smooth_l1_loss",
-    "HuberLoss": "huber_loss",
-    "KLDivLoss": "kl_div",
-    "CTCLoss": "ctc_loss",
+# base: torch.nn loss class -> (its functional name, the loss kind the value flow tells apart
+# or None, whether its use says the model is a classifier), in order of preference
+_LOSSES: dict[str, tuple[str, str | None, bool]] = {
+    "CrossEntropyLoss": ("cross_entropy", "ce", True),
+    "NLLLoss": ("nll_loss", "nll", True),
+    "BCEWithLogitsLoss": ("binary_cross_entropy_with_logits", "bcewl", True),
+    "BCELoss": ("binary_cross_entropy", "bce", True),
+    "MultiLabelSoftMarginLoss": ("multilabel_soft_margin_loss", None, True),
+    "MSELoss": ("mse_loss", "mse", False),
+    "L1Loss": ("l1_loss", None, False),
+    "SmoothL1Loss": ("smooth_l1_loss", None, False),
+    "HuberLoss": ("huber_loss", None, False),
+    "KLDivLoss": ("kl_div", None, False),
+    "CTCLoss": ("ctc_loss", None, False),
 }
-#: loss kind -> the module class that shows it in messages (base: the loss kinds the value
-#: flow tells apart)
-LOSS_KIND_DISPLAY = {
-    "ce": "CrossEntropyLoss",
-    "nll": "NLLLoss",
-    "bce": "BCELoss",
-    "bcewl": "BCEWithLogitsLoss",
-    "mse": "MSELoss",
-}
+_KINDED_LOSSES = {cls: (fn, kind) for cls, (fn, kind, _) in _LOSSES.items() if kind is not None}
+
 #: a loss as the file names it (class or function) -> its torch.nn class, in order of preference
-LOSS_CLASS_OF_NAME = {name: cls for cls, fn in _LOSSES.items() for name in (cls, fn)}
+LOSS_CLASS_OF_NAME = {name: cls for cls, (fn, _, _) in _LOSSES.items() for name in (cls, fn)}
 #: losses whose use says the model is a classifier (its head's width is the class count)
-CLASSIFIER_LOSSES = {"CrossEntropyLoss", "NLLLoss", "BCEWithLogitsLoss", "BCELoss", "MultiLabelSoftMarginLoss"}
+CLASSIFIER_LOSSES = {cls for cls, (_, _, classifier) in _LOSSES.items() if classifier}
+#: loss kind -> the module class that shows it in messages
+LOSS_KIND_DISPLAY = {kind: cls for cls, (_, kind) in _KINDED_LOSSES.items()}
 #: loss module class -> the loss kind (ce, nll, bce, bcewl, mse); NLLLoss2d is NLLLoss
-LOSS_MODULES_KIND = {cls: kind for kind, cls in LOSS_KIND_DISPLAY.items()} | {"NLLLoss2d": "nll"}
+LOSS_MODULES_KIND = {cls: kind for cls, (_, kind) in _KINDED_LOSSES.items()} | {"NLLLoss2d": "nll"}
 #: functional loss -> the loss kind
-LOSS_FUNCTIONS_KIND = {_LOSSES[cls]: kind for kind, cls in LOSS_KIND_DISPLAY.items()}
+LOSS_FUNCTIONS_KIND = {fn: kind for fn, kind in _KINDED_LOSSES.values()}
 
 
 # === tensors, dtypes, data ================================================================
