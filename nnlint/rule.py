@@ -87,9 +87,9 @@ class Rule:
     INVALID: ClassVar[list[Invalid]] = []
 
     def __init__(self, thresholds: dict[str, float] | None = None) -> None:
-        self.t = dict(self.thresholds)
+        self.threshold = dict(self.thresholds)
         if thresholds:
-            self.t.update(thresholds)
+            self.threshold.update(thresholds)
 
     def check(self, ctx: Any) -> Iterable[Finding]:  # pragma: no cover - interface
         raise NotImplementedError

@@ -107,7 +107,7 @@ def test_thresholds_reach_the_rule(proj, monkeypatch):
     original = rule.check
 
     def spy(self, ctx):
-        seen.append(dict(self.t))
+        seen.append(dict(self.threshold))
         return original(self, ctx)
 
     monkeypatch.setattr(rule, "check", spy)

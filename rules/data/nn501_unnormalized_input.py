@@ -141,18 +141,18 @@ class UnnormalizedInput(DataRule):
             if s.mean is None or s.std is None or s.dtype.startswith(("int", "uint", "bool", "long")):
                 continue
             problems = []
-            if abs(s.mean) > self.t["max_abs_mean"]:
+            if abs(s.mean) > self.threshold["max_abs_mean"]:
                 problems.append(f"mean {fmt(s.mean)}")
-            if s.std > self.t["max_std"]:
+            if s.std > self.threshold["max_std"]:
                 problems.append(f"std {fmt(s.std)}")
-            elif s.std < self.t["min_std"]:
+            elif s.std < self.threshold["min_std"]:
                 problems.append(f"std {fmt(s.std)} (almost constant)")
             ratio = None
             if s.feature_std and len(s.shape) == 2:
                 nz = [v for v in s.feature_std if v > 0]
                 if len(nz) >= 2:
                     ratio = max(nz) / min(nz)
-                    if ratio >= self.t["feature_scale_ratio"]:
+                    if ratio >= self.threshold["feature_scale_ratio"]:
                         problems.append(
                             f"feature scales differing {fmt(ratio)}x (std from {fmt(min(nz))} to {fmt(max(nz))})"
                         )

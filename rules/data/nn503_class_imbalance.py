@@ -94,7 +94,7 @@ class ClassImbalance(DataRule):
         top = max(counts, key=counts.__getitem__)
         low = min(counts, key=counts.__getitem__)
         ratio = counts[top] / counts[low]
-        if ratio < self.t["ratio"]:
+        if ratio < self.threshold["ratio"]:
             return
         total = sum(counts.values())
         yield Finding(

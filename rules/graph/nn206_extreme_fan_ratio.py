@@ -101,7 +101,7 @@ class ExtremeFanRatio(GraphRule):
             return
         import torch.nn as nn
 
-        limit = float(self.t["ratio"])
+        limit = float(self.threshold["ratio"])
         heads = _heads(ctx)
         for q, mod in ctx.modules.items():
             if isinstance(mod, nn.Linear):

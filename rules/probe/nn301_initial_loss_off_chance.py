@@ -165,7 +165,7 @@ class InitialLossOffChance(ProbeRule):
         guessed = loss.expected is not None and loss.expected == loss.expected
         if guessed and loss.expected is not None:
             value = loss.expected
-        lo, hi = self.t["low"] * chance, self.t["high"] * chance
+        lo, hi = self.threshold["low"] * chance, self.threshold["high"] * chance
         if lo <= value <= hi:
             return
         where = name(ctx, ctx.final_layer)

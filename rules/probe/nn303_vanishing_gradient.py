@@ -207,7 +207,7 @@ class VanishingGradient(ProbeRule):
             return
         first, last = layers[0], layers[-1]
         orders = math.log10(last.rel / first.rel)
-        if orders < self.t["orders"] or first.rel >= self.t["max_relative"]:
+        if orders < self.threshold["orders"] or first.rel >= self.threshold["max_relative"]:
             return
         # vanishing is a decay *with depth*: the typical (median) layer of the first half must
         # be a share of the orders below the typical layer of the second half. A stack whose layers all get the same relative gradient and a
@@ -217,10 +217,10 @@ class VanishingGradient(ProbeRule):
         body = math.log10(
             statistics.median(l.rel for l in layers[half:]) / statistics.median(l.rel for l in layers[:half])
         )
-        if len(layers) >= 4 and body < self.t["body_share"] * orders:  # a trend needs two layers a half
+        if len(layers) >= 4 and body < self.threshold["body_share"] * orders:  # a trend needs two layers a half
             return
         # the first layer that already lost `orders` magnitudes, counting back from the head
-        worst = next((l for l in layers if math.log10(last.rel / l.rel) >= self.t["orders"]), first)
+        worst = next((l for l in layers if math.log10(last.rel / l.rel) >= self.threshold["orders"]), first)
         yield Finding(
             f"vanishing gradients: {worst.module}'s gradient relative to its weights is {fmt(worst.rel)}, "
             f"{orders:.1f} orders of magnitude below the last layer {last.module} ({fmt(last.rel)}); the early "

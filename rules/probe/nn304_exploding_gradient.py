@@ -132,9 +132,9 @@ class ExplodingGradient(ProbeRule):
         big = [
             l
             for l in ctx.layers
-            if l.grad_norm is not None and math.isfinite(l.grad_norm) and l.grad_norm >= self.t["max_norm"]
+            if l.grad_norm is not None and math.isfinite(l.grad_norm) and l.grad_norm >= self.threshold["max_norm"]
         ]
-        evidence = {"grad_norms": layer_norms(ctx), "max_norm": self.t["max_norm"]}
+        evidence = {"grad_norms": layer_norms(ctx), "max_norm": self.threshold["max_norm"]}
         if big:
             first = big[0]  # in execution order: the explosion reaches furthest back here
             top = max(big, key=lambda l: l.grad_norm or 0.0)  # every grad_norm in big is a float
@@ -162,7 +162,7 @@ class ExplodingGradient(ProbeRule):
             statistics.median(l.rel for l in layers[:half]) / statistics.median(l.rel for l in layers[half:])
         )
         # (a trend needs two layers a half: a 3-layer chain is judged end to end)
-        if orders >= self.t["orders"] and (len(layers) < 4 or body >= self.t["body_share"] * orders):
+        if orders >= self.threshold["orders"] and (len(layers) < 4 or body >= self.threshold["body_share"] * orders):
             evidence.update(
                 relative_grad={l.module: l.rel for l in layers[:24]}, orders=orders, orders_between_halves=body
             )

@@ -222,9 +222,9 @@ class DeadRelu(ProbeRule):
         for act in ctx.activations:
             if act.kind not in ("relu", "relu6") or act.dead_frac is None:
                 continue
-            if act.dead_frac < self.t["dead_fraction"]:
+            if act.dead_frac < self.threshold["dead_fraction"]:
                 continue
-            if chance_of_dead(act) > self.t["chance_p"]:
+            if chance_of_dead(act) > self.threshold["chance_p"]:
                 continue  # so few units that healthy ones fed a near-constant input die this often by chance
             module, line, label = activation_site(act)
             key = (module, line)

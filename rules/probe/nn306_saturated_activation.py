@@ -163,7 +163,7 @@ class SaturatedActivation(ProbeRule):
         for act in ctx.activations:
             if act.kind not in ("sigmoid", "tanh") or act.saturated_frac is None:
                 continue
-            if act.saturated_frac < self.t["saturated_fraction"]:
+            if act.saturated_frac < self.threshold["saturated_fraction"]:
                 continue
             module, line, _ = activation_site(act)
             key = (module, line)

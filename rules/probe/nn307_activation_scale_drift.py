@@ -141,11 +141,11 @@ class ActivationScaleDrift(ProbeRule):
             return
         ref, last = stds[0], stds[-1]
         total = math.log10(last / ref)
-        limit = math.log10(self.t["max_change"])
+        limit = math.log10(self.threshold["max_change"])
         if abs(total) < limit:
             return
         steps = [math.log10(b / a) for a, b in zip(stds, stds[1:])]
-        if max(abs(s) for s in steps) > self.t["max_single_step"] * abs(total):
+        if max(abs(s) for s in steps) > self.threshold["max_single_step"] * abs(total):
             return
         grow = total > 0
         # the layer whose output first carries the full drift
@@ -159,7 +159,7 @@ class ActivationScaleDrift(ProbeRule):
         yield Finding(
             f"activation scale {'grows' if grow else 'shrinks'} geometrically: std {fmt(ref)} at the input of "
             f"{layers[0].module}, {fmt(last)} at the input of {layers[-1].module} ({fmt(last / ref)}x over "
-            f"{len(layers) - 1} layers); {at.module} is where it crosses {fmt(self.t['max_change'])}x. Use an init "
+            f"{len(layers) - 1} layers); {at.module} is where it crosses {fmt(self.threshold['max_change'])}x. Use an init "
             "whose gain matches the activation (He for ReLU, Glorot for tanh) or add normalization",
             module=at.module,
             evidence={

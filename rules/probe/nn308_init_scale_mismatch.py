@@ -287,7 +287,7 @@ class InitScaleMismatch(ProbeRule):
     ]
 
     def check(self, ctx: ProbeContext) -> Iterator[Finding]:
-        limit = self.t["max_ratio"]
+        limit = self.threshold["max_ratio"]
         normalized = any(m.type.endswith(NORMS) for m in ctx.modules.values())
         last = max((lay.order for lay in ctx.layers if not lay.embedding), default=None)
         for layer in ctx.layers:

@@ -358,9 +358,11 @@ class BatchMixing(ProbeRule):
 
         def mixes(r: JacobianDim) -> bool:
             if tokens:  # a change of the output, measured in float32: round-off is not mixing
-                floor = max(self.t["token_rtol"] * r["self_change"], self.t["token_noise"] * r["output_scale"])
+                floor = max(
+                    self.threshold["token_rtol"] * r["self_change"], self.threshold["token_noise"] * r["output_scale"]
+                )
                 return r["other_change"] > floor and r["other_change"] > 0
-            return r["other_grad"] > self.t["rtol"] * max(r["self_grad"], 0.0) and r["other_grad"] > 0
+            return r["other_grad"] > self.threshold["rtol"] * max(r["self_grad"], 0.0) and r["other_grad"] > 0
 
         pivot = jac.get("pivot") if tokens else None
         if not all(mixes(r) for r in dims):

@@ -146,7 +146,7 @@ class OutputCollapse(ProbeRule):
             "batch_std_max": out.batch_std_max,
             "shape": list(out.shape),
         }
-        if out.abs_max >= self.t["max_abs"]:
+        if out.abs_max >= self.threshold["max_abs"]:
             yield Finding(
                 f"extreme {what} at init: |{what[:-1]}| up to {fmt(out.abs_max)} (mean {fmt(out.mean_abs)}) from "
                 f"{where}; scale its weights down (default or zero init) so the initial predictions are soft",
@@ -159,7 +159,7 @@ class OutputCollapse(ProbeRule):
         if head is not None and head.zero_init:
             return
         scale = max(out.mean_abs, 1e-12)
-        if out.batch_std_max <= self.t["rtol"] * scale:
+        if out.batch_std_max <= self.threshold["rtol"] * scale:
             yield Finding(
                 f"the {what} are the same for every sample in the batch (largest std across samples "
                 f"{fmt(out.batch_std_max)} vs magnitude {fmt(out.mean_abs)}): the input does not reach {where} "

@@ -100,11 +100,11 @@ class CannotOverfitBatch(ProbeRule):
         initial, final = of["initial"], of["final"]
         if not initial or initial != initial or initial <= 1e-6:
             return
-        if final == final and final <= self.t["max_final_ratio"] * initial:
+        if final == final and final <= self.threshold["max_final_ratio"] * initial:
             return
         yield Finding(
             f"cannot overfit one batch: {of['steps']} {of['optimizer']} steps (lr {of['lr']}) on {of['samples']} "
-            f"samples took the loss from {fmt(initial)} to {fmt(final)} (needs <= {fmt(self.t['max_final_ratio'] * initial)}); "
+            f"samples took the loss from {fmt(initial)} to {fmt(final)} (needs <= {fmt(self.threshold['max_final_ratio'] * initial)}); "
             "something structural stops learning — an output activation capping the logits, dead units, a "
             "detached path or a loss/target mismatch",
             evidence=dict(of),

@@ -103,7 +103,7 @@ class NondeterministicForward(ProbeRule):
         if not sf or not sf.get("compared"):
             return
         rel = sf.get("rel_diff", 0.0)
-        if not rel or rel != rel or rel <= self.t["rtol"]:
+        if not rel or rel != rel or rel <= self.threshold["rtol"]:
             return
         first = sf.get("first_module")
         where = f"; first differing output: {first or ctx.model_name}" if first is not None else ""

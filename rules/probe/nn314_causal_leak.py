@@ -273,13 +273,13 @@ class CausalLeak(ProbeRule):
         res = ctx.causal_jacobian
         if not res or not res.get("measured") or res.get("leak") is None:
             return
-        why = _autoregressive(ctx.model, ctx.path, self.t.get("autoregressive", 0.0))
+        why = _autoregressive(ctx.model, ctx.path, self.threshold.get("autoregressive", 0.0))
         if why is None or _encoder_decoder(ctx.model):
             return
         per = res["per_position"]
         t, k = res["t"], res["leak"]
         scale = max(per) if per else 0.0
-        if res["leak_grad"] <= self.t["rtol"] * scale:
+        if res["leak_grad"] <= self.threshold["rtol"] * scale:
             return
         att = res.get("attention") or {}
         wrt = "embedding output" if res.get("wrt") == "embedding" else "input"

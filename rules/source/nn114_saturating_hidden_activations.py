@@ -298,7 +298,7 @@ class SaturatingHiddenActivations(SourceRule):
     ]
 
     def check(self, ctx: SourceContext) -> Iterator[Finding]:
-        min_layers = int(self.t.get("min_layers", 4))
+        min_layers = int(self.threshold.get("min_layers", 4))
         st = structure(ctx)
         seen: set[int] = set()
         for chain in st.chains():

@@ -202,7 +202,7 @@ class SuspiciousLearningRate(SourceRule):
                 return
             if not _optimizes_weights(a, call):
                 continue  # Adam([image], lr=0.1): optimizing an input, not network weights
-            limit = self.t["sgd_max_lr"] if kind == "SGD" else self.t["adam_max_lr"]
+            limit = self.threshold["sgd_max_lr"] if kind == "SGD" else self.threshold["adam_max_lr"]
             candidates: list[cst.BaseExpression] = []
             lr = call_arg(call, 1, "lr")
             if lr is not None:
