@@ -326,7 +326,8 @@ def _run_dynamic_here(
 
     result = DynamicResult()
     codes = [r.code for r in rules]
-    jobs = max(1, min(getattr(opts, "jobs", None) or os.cpu_count() or 1, len(files) or 1))
+    jobs = getattr(opts, "jobs", None) or getattr(cfg, "jobs", None) or os.cpu_count() or 1
+    jobs = max(1, min(jobs, len(files) or 1))  # as runner.run_dynamic sizes each child's threads
     for path in files:
         r = DynamicResult()
         if path.endswith(".ipynb"):

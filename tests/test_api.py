@@ -208,3 +208,41 @@ def test_a_buffer_made_under_inference_mode_is_restored():
     assert model.training and model.bn.training
     assert torch.equal(model.bn.running_mean, torch.zeros(3))
     assert torch.equal(model.offset, torch.full((3,), 0.5))
+
+
+@pytest.mark.slow
+def test_lint_in_process_sends_the_worker_the_runners_request(tmp_path, monkeypatch):
+    """``lint_in_process`` builds the request a child would get (runner) itself: the same
+    keys and values, less the child's own guards (sandbox folder, fault file)."""
+    from nnlint import api, engine, registry
+    from nnlint.config import Config
+    from nnlint.passes import worker, zygote
+
+    path = tmp_path / "model.py"
+    path.write_text(
+        "import torch.nn as nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 2)\n\n    def forward(self, x):\n        return self.fc(x)\n"
+    )
+    cfg, opts = Config(timeout=120, thresholds={"NN305": {"dead_fraction": 0.75}}), engine.Options(overfit=True)
+    rules = registry.select(["NN204", "NN305"])
+    sent: list[dict] = []
+    real_spawn, real_worker = zygote.spawn, worker.Worker
+
+    def spawn(req, folder, env=None):
+        sent.append(dict(req))
+        return real_spawn(req, folder, env)
+
+    class Worker(real_worker):
+        def __init__(self, req, proto):
+            sent.append(dict(req))
+            super().__init__(req, proto)
+
+    monkeypatch.setattr(zygote, "spawn", spawn)
+    monkeypatch.setattr(worker, "Worker", Worker)
+    child = engine.lint([str(path)], cfg, opts, rules)
+    here = api.lint_in_process([str(path)], cfg, opts, rules)
+    assert len(sent) == 2 and child.models == here.models == 1
+    to_child, in_process = sent
+    assert set(to_child) - set(in_process) == {"sandbox", "fault_path"}
+    assert set(in_process) <= set(to_child)
+    assert {k: v for k, v in to_child.items() if k in in_process} == in_process

@@ -10,6 +10,7 @@ runner and the child stays covered here too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import textwrap
@@ -26,7 +27,7 @@ RULES = registry.all_rules()
 MESSAGES = Path(__file__).parent / "golden" / "messages"
 REGEN = os.environ.get("NNLINT_REGEN_GOLDEN") == "1"
 _NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(\.\d+)?(e[-+]?\d+)?")
-DYNAMIC_FAILURES = {"NN003", "NN005"}
+DYNAMIC_FAILURES = {"NN003", "NN005", "NN007"}
 #: selected too, to say why a VALID example's model was not checked (not a failure alone)
 WHY_NOT_CHECKED = {"NN002", "NN006"}
 #: examples run end to end (engine.lint: runner, child process, worker): an INVALID one per
@@ -64,11 +65,11 @@ def _run(rule, example, tmp_path: Path, valid: bool = False, end_to_end: bool = 
     cfg = Config(**cfg_keys)
     extra = DYNAMIC_FAILURES | WHY_NOT_CHECKED
     selected = [rule] + [r for c, r in RULES.items() if c in extra and c != rule.code]
-    lint = engine.lint if end_to_end else api.lint_in_process
-    result = lint([str(path)], cfg, opts, selected)
+    with _counting_checks(rule) as checked:
+        here = api.lint_in_process([str(path)], cfg, opts, selected)
+    result = engine.lint([str(path)], cfg, opts, selected) if end_to_end else here
     assert not result.errors, result.errors
     if end_to_end:  # in this process, the same findings, to the digit, and the same counts
-        here = api.lint_in_process([str(path)], cfg, opts, selected)
         assert [d.to_dict() for d in here.diagnostics] == [d.to_dict() for d in result.diagnostics]
         counts = ("models", "models_not_checked", "models_not_probed", "files_run", "notes", "errors")
         assert [getattr(here, k) for k in counts] == [getattr(result, k) for k in counts]
@@ -83,7 +84,35 @@ def _run(rule, example, tmp_path: Path, valid: bool = False, end_to_end: bool = 
             f"not checked, {result.models_not_probed} not probed): "
             f"{[d.message for d in result.diagnostics if d.pass_ == 'tool']}"
         )
+        # ... and only if the rule itself was handed each model's context (a data rule's
+        # example without data: the model is probed, the data rule does not run)
+        assert len(checked) >= result.models, (
+            f"the rule was not run: {rule.code}'s check was called {len(checked)} times "
+            f"for {result.models} checked models"
+        )
     return result.diagnostics
+
+
+@contextlib.contextmanager
+def _counting_checks(rule):
+    """Record each call of ``rule.check`` (the pass handing the rule a context) while the
+    example runs in this process."""
+    calls: list[object] = []
+    own = "check" in rule.__dict__
+    original = rule.check
+
+    def check(self, ctx):
+        calls.append(ctx)
+        return original(self, ctx)
+
+    rule.check = check
+    try:
+        yield calls
+    finally:
+        if own:
+            rule.check = original
+        else:
+            del rule.check
 
 
 @pytest.mark.parametrize("rule,example", list(_cases("invalid")))
@@ -178,17 +207,43 @@ _NOT_PROBED = """
 """
 
 
-_SOURCES = {"not-built": _NOT_BUILT, "one-not-built": _ONE_OF_TWO_NOT_BUILT, "not-probed": _NOT_PROBED}
+_BUILT_NO_DATA = """
+    import torch
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    def nnlint_examples():
+        return [{"model": Net(), "inputs": torch.randn(4, 8)}]
+"""
+_SOURCES = {
+    "not-built": _NOT_BUILT,
+    "one-not-built": _ONE_OF_TWO_NOT_BUILT,
+    "not-probed": _NOT_PROBED,
+    "rule-not-run": _BUILT_NO_DATA,
+}
 _NOT_CHECKED_CASES = [
-    *(pytest.param(c, k, False, id=f"{k}-{c}-in-process") for k in _SOURCES for c in ("NN202", "NN305", "NN501")),
-    pytest.param("NN305", "one-not-built", True, id="one-not-built-NN305-end-to-end"),
+    *(
+        pytest.param(c, k, False, "was not checked", id=f"{k}-{c}-in-process")
+        for k in ("not-built", "one-not-built", "not-probed")
+        for c in ("NN202", "NN305", "NN501")
+    ),
+    pytest.param("NN305", "one-not-built", True, "was not checked", id="one-not-built-NN305-end-to-end"),
+    # a data rule's example without data: the model is checked, the data rule never runs
+    pytest.param("NN501", "rule-not-run", False, "rule was not run", id="rule-not-run-NN501"),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("code,source,end_to_end", _NOT_CHECKED_CASES)
-def test_valid_example_whose_model_was_not_checked_fails(code, source, end_to_end, tmp_path):
+@pytest.mark.parametrize("code,source,end_to_end,why", _NOT_CHECKED_CASES)
+def test_valid_example_whose_model_was_not_checked_fails(code, source, end_to_end, why, tmp_path):
     """The harness can fail: a VALID graph/probe/data example is silent because its model
-    was built and checked, not because nothing ran."""
-    with pytest.raises(AssertionError, match="was not checked"):
+    was built and its rule ran on it, not because nothing ran."""
+    with pytest.raises(AssertionError, match=why):
         _run(RULES[code], Valid(_SOURCES[source]), tmp_path, valid=True, end_to_end=end_to_end)

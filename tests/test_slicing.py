@@ -216,3 +216,28 @@ def test_a_decorated_definition_is_kept_a_registry_decorator_is_how_a_class_is_d
             pass
     """)
     assert "class Head" in _kept(sl) and "Head" not in sl.unavailable
+
+
+def test_an_in_place_call_on_a_model_that_is_not_computed_is_dropped_not_a_crash():
+    # dcgan/main.py: nc is set in an if-chain over the data set, netG = Generator().to(device)
+    # reads it through the class, then netG.apply(weights_init) changes the unavailable netG
+    sl = _slice("""
+        import torch.nn as nn
+        dataset_name = input()
+        if dataset_name == "mnist":
+            nc = 1
+
+        def weights_init(m):
+            pass
+
+        class Generator(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(nc, 8, 3)
+
+        netG = Generator()
+        netG.apply(weights_init)
+    """)
+    kept = _kept(sl)
+    assert "netG = Generator()" not in kept and "netG.apply" not in kept
+    assert "nc" in sl.unavailable["netG"][1]

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nnlint.diagnostics import Diagnostic
+from nnlint.passes import sandbox
 from nnlint.passes.sizes import gb
 
 if TYPE_CHECKING:
@@ -259,12 +260,9 @@ def start_child(
         req["sys_path"] = os.path.dirname(os.path.abspath(path))  # the notebook's own imports
     for sub in ("cwd", "tmp"):
         os.mkdir(os.path.join(folder, sub))
-    overrides = {
-        "TMPDIR": os.path.join(folder, "tmp"),
-        # torch's own caches (inductor, triton) go there too, not into a shared /tmp folder
-        "TORCHINDUCTOR_CACHE_DIR": os.path.join(folder, "tmp", "inductor"),  # torch sets it in our environ
-        "TRITON_CACHE_DIR": os.path.join(folder, "tmp", "triton"),
-    }
+    # torch's own caches (inductor, triton) and matplotlib's go there too, not into a shared
+    # /tmp folder or the user's home
+    overrides = sandbox.private_env(folder)
     from nnlint.passes import zygote
 
     # the warm worker: a fork of a process that imported torch (same request, folder, environment)

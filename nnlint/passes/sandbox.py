@@ -118,6 +118,22 @@ def _hook(event: str, args: tuple) -> None:
             )
 
 
+def private_env(folder: str) -> dict[str, str]:
+    """The child's environment variables that point the usual writers into ``folder``:
+    ``tempfile`` (``TMPDIR``), torch's compile caches, and matplotlib's config and cache
+    folder, which an import of ``matplotlib`` creates (else it tries ``~/.config/matplotlib``
+    and ``~/.cache/matplotlib``, is refused, and the user sees two refusals for a plot import).
+    torch hub's and Hugging Face's folders are left as they are: weights already downloaded
+    are read there, and a download is refused as network access."""
+    tmp = os.path.join(folder, "tmp")
+    return {
+        "TMPDIR": tmp,
+        "TORCHINDUCTOR_CACHE_DIR": os.path.join(tmp, "inductor"),  # torch sets it in our environ
+        "TRITON_CACHE_DIR": os.path.join(tmp, "triton"),
+        "MPLCONFIGDIR": os.path.join(tmp, "matplotlib"),
+    }
+
+
 def install(folder: str | None = None) -> None:
     """Refuse network access and writes outside ``folder`` (default: the working
     directory), from now on, in this process."""

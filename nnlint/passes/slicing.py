@@ -792,9 +792,12 @@ def _reduce(
                 continue
             if why is not None:
                 reason = f"computed by {why}, which nnlint does not run"
-            else:
+            elif reads:
                 dep = sorted(reads)[0]
                 reason = f"computed from {dep} (line {tainted[dep][0]}), which is not computed"
+            else:  # G.apply(init) on a G that is itself not computed: G stays so
+                dep = sorted(targets & set(tainted))[0]
+                reason = f"changes {dep} (line {tainted[dep][0]}), which is not computed"
             _drop(stmt, tainted, out, reason, judge)
             continue
         # loops, with blocks, del, raise, assert, match ...: the script's work

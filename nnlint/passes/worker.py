@@ -176,7 +176,12 @@ class Worker:
             module = loader.import_file(self.path)
         except loader.ImportFailure as f:
             where = "" if f.line is not None or not f.where else f" (raised in {f.where})"
-            self.tool("NN003", f"importing the file raised {_exc_text(f.exc)}{where}", f.line or 1)
+            raised = f"importing the file raised {_exc_text(f.exc)}{where}"
+            if f.environment:  # not the file's bug: NN007 says what would let nnlint check
+                self.tool("NN007", f"{raised}: {f.environment}", f.line or 1)
+            else:
+                self.tool("NN003", raised, f.line or 1)
+            self.not_checked += len(loader.auto_classes_in_source(self.text))  # none was checked
             self.report_blocked()
             return
         sl = loader.SLICES.get(module.__name__)
@@ -196,6 +201,9 @@ class Worker:
         from nnlint.passes import pairing
 
         pairing.apply(cands, self.text)  # which loss goes with which model: by value flow
+        from nnlint.passes import model_dtype
+
+        model_dtype.apply(cands, self.text)  # seq.double() in the script: built and fed in float64
         if self.req.get("model") and not cands:
             self.send("model_missing", name=self.req["model"])
         for cand in cands:
@@ -601,7 +609,21 @@ class Worker:
                 if phase == "loss"
                 else None
             )
-            if hit is not None:
+            from nnlint.passes import model_dtype
+
+            if hit is None and model_dtype.mismatch(inner) and guesses.input_source(spec) != guesses.DECLARED:
+                # a dtype clash on an input whose dtype nnlint guessed: the guess may be what is wrong
+                self.not_probed += 1
+                hint = self.loader.declaration_hint(cand, self.path, spec, int(self.req.get("batch_size") or 8))
+                self.tool(
+                    "NN002",
+                    f"{name} was built, but the probe's {phase or 'run'} on the guessed input {_inputs_desc(spec)} "
+                    f"raised {_exc_text(inner)}; nnlint cannot tell a dtype bug from a wrong guess of the "
+                    f"dtype; {hint}",
+                    uline or line,
+                    model=name,
+                )
+            elif hit is not None:
                 # the probe's loss raised because of a bug a rule describes: that rule, at the loss line
                 self.not_probed += 1
                 code, text, at = hit

@@ -409,11 +409,11 @@ def _child(msg: dict[str, Any]) -> None:
         if os.path.isdir(private):  # as a fresh worker: run in the private folder (runner.start_child)
             import tempfile
 
+            from nnlint.passes import sandbox
+
             os.chdir(private)
-            os.environ["TMPDIR"] = os.path.join(folder, "tmp")
+            os.environ.update(sandbox.private_env(folder))
             tempfile.tempdir = None
-            os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(folder, "tmp", "inductor")
-            os.environ["TRITON_CACHE_DIR"] = os.path.join(folder, "tmp", "triton")
         from nnlint.passes import worker
 
         worker.main(msg["req"])  # ends with os._exit(0)

@@ -36,8 +36,14 @@ def summary_line(result: Any) -> str:
     parts = [f"{_plural(result.files, 'file')}"]
     if ran or checked or not_checked or not_probed:
         nn002 = sum(1 for d in getattr(result, "diagnostics", []) if d.code == "NN002")
+        nn007 = sum(1 for d in getattr(result, "diagnostics", []) if d.code == "NN007")
+        why = (
+            f"{nn002} NN002"
+            if not nn007
+            else ", ".join(f"{n} {c}" for n, c in ((nn002, "NN002"), (nn007, "NN007")) if n)
+        )
         found = f"{_plural(checked + not_checked, 'model')} found: {checked} checked"
-        found += f", {not_checked} not checked ({nn002} NN002)" if not_checked else ""
+        found += f", {not_checked} not checked ({why})" if not_checked else ""
         parts.append(found)
     if not_probed:
         parts.append(f"{not_probed} not probed")

@@ -22,7 +22,9 @@ class BatchMixing(ProbeRule):
     but a later one does not (sequence-first models, `(T, B, ...)`), that later one is taken
     as the batch — unless the tokens' dim 0 reaches a `transformers` model (batch-first by
     contract: `input_ids` is `(batch, seq)`) on another axis: that model then reads the batch as
-    its sequence, and the finding is at the user's line that calls it. Outputs that compare samples by design (a B×B similarity matrix, as in
+    its sequence, and the finding is at the user's line that calls it. (Like the rest of the
+    probe, this reads dim 0 of the example's inputs as the batch: a file whose examples really
+    are `(seq, batch)` tokens, transposed for a transformers model, is reported too.) Outputs that compare samples by design (a B×B similarity matrix, as in
     contrastive heads) are not reported, nor are whole-graph models (node features beside an
     (N, N) adjacency matrix or a (2, E) integer edge index: dim 0 is the node axis, and
     nodes mix by design). When it fires, the probe names the first

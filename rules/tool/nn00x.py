@@ -185,3 +185,41 @@ class ProbeSkipped(ToolRule):
     code = "NN006"
     name = "probe-skipped"
     severity = Severity.INFO
+
+
+class ImportEnvironment(ToolRule):
+    """## What it does
+    Says that importing the file failed because of the environment nnlint runs in, not
+    because of a bug in the file: a package that is not installed where nnlint runs, an
+    environment variable that a launcher such as `torchrun` sets, a data file, command-line
+    arguments the file requires, or a download or write that nnlint refused. The message says
+    what was missing and what would let nnlint check the file's models.
+
+    ## Why is this bad?
+    It is not a bug in your file: its models were not checked (the summary counts them as
+    not checked). Source rules still ran. A bug raised at import (`int("ten")`) is NN003.
+
+    ## Example
+    ```python
+    import os
+    import gymnasium  # not installed in the pre-commit hook's environment
+    WORLD_SIZE = int(os.environ["WORLD_SIZE"])  # set by torchrun
+    ```
+
+    ## Use instead
+    Install the package where nnlint runs (for the pre-commit hook, list it in
+    `additional_dependencies`), set the variable when running nnlint, or keep the script's
+    work under `if __name__ == "__main__":` and declare how to build the models:
+    ```python
+    def nnlint_examples():
+        return [{"model": Net(world_size=1), "inputs": torch.randn(8, 16)}]
+    ```
+
+    ## References
+    - pre-commit documentation, "Config file: `additional_dependencies`".
+    - PyTorch documentation, "torchrun (Elastic Launch)": environment variables.
+    """
+
+    code = "NN007"
+    name = "import-environment"
+    severity = Severity.INFO

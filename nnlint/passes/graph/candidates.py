@@ -117,6 +117,36 @@ def auto_classes(module: Any, facts: FileFacts) -> list[type]:
     return out
 
 
+def auto_classes_in_source(text: str) -> list[str]:
+    """What ``auto_classes`` would find, read from the source alone: for a file that could
+    not be imported, so that its models still count as not checked. A class counts when it
+    derives, through the file's own classes, from a ``...Module`` base."""
+    facts = scan_source(text)
+    modules: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, cf in facts.classes.items():
+            last = {b.split(".")[-1] for b in cf.bases}
+            if name not in modules and any(b.endswith("Module") or b in modules for b in last):
+                modules.add(name)
+                changed = True
+    called_outside = {n for n, c in facts.classes.items() if c.calls}
+    out = []
+    for name, cf in facts.classes.items():
+        if name not in modules:
+            continue
+        if name not in called_outside and (
+            cf.used_in & set(facts.classes) - {name}
+            or name in facts.subclassed
+            or BASE_NAME.search(name)
+            or name.endswith("Loss")
+        ):
+            continue
+        out.append(name)
+    return out
+
+
 def find_candidates(module: Any, path: str, text: str, req: dict[str, Any]) -> list[Candidate]:
     facts = scan_source(text)
     batch = int(req.get("batch_size") or 8)

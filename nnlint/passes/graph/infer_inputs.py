@@ -147,6 +147,17 @@ def _candidates_for_layer(mod: nn.Module, batch: int) -> tuple[list[TensorSpec],
     return [], "", None
 
 
+def _in_model_dtype(t: TensorSpec, model: nn.Module) -> TensorSpec:
+    """A guessed float input in the dtype of the model's weights (a model built or converted
+    to float64 is fed float64, as its script would)."""
+    if t.dtype != "float32":
+        return t
+    dt = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dt is None or dt == torch.float32:
+        return t
+    return dataclasses.replace(t, dtype=str(dt).replace("torch.", ""))
+
+
 @dataclass
 class InferResult:
     spec: InputSpec | None
@@ -216,6 +227,7 @@ def infer_inputs(model: nn.Module, batch: int, *, device: str = "meta", deadline
             continue
         q, m = layers[p.name]
         cands, desc, sizes = _candidates_for_layer(m, batch)
+        cands = [_in_model_dtype(c, model) for c in cands]
         if not cands:
             return InferResult(None, None, f"cannot infer an input for its first layer {q} ({type(m).__name__})")
         per_param.append((cands, desc, sizes, q))

@@ -11,11 +11,14 @@ from typing import Any
 
 
 class ImportFailure(Exception):
-    def __init__(self, exc: BaseException, line: int | None, where: str | None) -> None:
+    def __init__(self, exc: BaseException, line: int | None, where: str | None, environment: str | None = None) -> None:
         super().__init__(str(exc))
         self.exc = exc
         self.line = line
         self.where = where
+        #: why the environment nnlint runs in made the import fail, and what would let it
+        #: check (import_environment); None: the exception is the file's own
+        self.environment = environment
 
 
 #: the slice each imported user module was run from (module name -> slicing.Slice)
@@ -108,4 +111,7 @@ def _import_failure(exc: BaseException, real: str) -> ImportFailure:
         tb = tb.tb_next
     if isinstance(exc, SyntaxError) and exc.filename and os.path.realpath(exc.filename) == real:
         line = exc.lineno
-    return ImportFailure(exc, line, where)
+    from nnlint.passes import sandbox
+    from nnlint.passes.graph.import_environment import environment_cause
+
+    return ImportFailure(exc, line, where, environment_cause(exc, real, line, sandbox.blocked()))
