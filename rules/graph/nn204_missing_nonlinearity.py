@@ -5,8 +5,7 @@ from collections.abc import Iterator
 from nnlint.contexts.graph import GraphContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, GraphRule, Invalid, Valid
-
-AFFINE_FUNCTIONS = {"linear", "conv1d", "conv2d", "conv3d"}
+from nnlint.vocab import LINEAR_CONV_FUNCTIONS
 
 
 class MissingNonlinearity(GraphRule):
@@ -213,7 +212,7 @@ class MissingNonlinearity(GraphRule):
 def _affine(ctx: GraphContext, n) -> bool:
     if n.op == "call_module":
         return ctx.kind(n) == "affine"
-    return n.op in ("call_function", "call_method") and n.target in AFFINE_FUNCTIONS
+    return n.op in ("call_function", "call_method") and n.target in LINEAR_CONV_FUNCTIONS
 
 
 def _separable(a, b) -> bool:
