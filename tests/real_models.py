@@ -5,6 +5,7 @@ nothing downloaded). Each entry renders a small user file with an explicit
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 #: shared tiny sizes
@@ -95,10 +96,12 @@ TORCHVISION: dict[str, tuple[str, str]] = {
     "resnet50": ("models.resnet50(num_classes=10)", "torch.randn(2, 3, 64, 64)"),
     "mobilenet_v2": ("models.mobilenet_v2(num_classes=10, width_mult=0.25)", "torch.randn(2, 3, 64, 64)"),
     "mobilenet_v3_small": ("models.mobilenet_v3_small(num_classes=10)", "torch.randn(2, 3, 64, 64)"),
-    "efficientnet_b0": ("models.efficientnet_b0(num_classes=10)", "torch.randn(2, 3, 64, 64)"),
+    # torchvision sizes these two classifiers' init for 1000 classes (at 10 they start far from
+    # chance, a true NN301: tests/test_real_architectures.py checks it), so they keep the default
+    "efficientnet_b0": ("models.efficientnet_b0()", "torch.randn(2, 3, 64, 64)"),
     "squeezenet": ("models.squeezenet1_1(num_classes=10)", "torch.randn(2, 3, 64, 64)"),
     "shufflenet": ("models.shufflenet_v2_x0_5(num_classes=10)", "torch.randn(2, 3, 64, 64)"),
-    "mnasnet": ("models.mnasnet0_5(num_classes=10)", "torch.randn(2, 3, 64, 64)"),
+    "mnasnet": ("models.mnasnet0_5()", "torch.randn(2, 3, 64, 64)"),
     "regnet": ("models.regnet_y_400mf(num_classes=10)", "torch.randn(2, 3, 64, 64)"),
     "densenet": ("models.DenseNet(growth_rate=8, block_config=(2, 2, 2, 2), num_init_features=16, num_classes=10)",
                  "torch.randn(2, 3, 64, 64)"),
@@ -126,8 +129,11 @@ def transformers_source(arch: str) -> str:
         ''')
 
 
-def torchvision_source(arch: str) -> str:
-    ctor, inputs = TORCHVISION[arch]
+def torchvision_source(arch: str, ctor: str | None = None) -> str:
+    default, inputs = TORCHVISION[arch]
+    ctor = ctor or default
+    found = re.search(r"num_classes=(\d+)", ctor)
+    classes = int(found.group(1)) if found else 1000
     return textwrap.dedent(f'''\
         """A torchvision model at a small size."""
         import torch
@@ -136,5 +142,5 @@ def torchvision_source(arch: str) -> str:
 
         def nnlint_examples():
             torch.manual_seed(0)
-            return [{{"model": {ctor}, "inputs": {inputs}, "classes": 10}}]
+            return [{{"model": {ctor}, "inputs": {inputs}, "classes": {classes}}}]
         ''')
