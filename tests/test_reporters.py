@@ -295,3 +295,20 @@ def test_plain_text_path_matches_rich(result, monkeypatch):
     plain = render("text", result, color=False)
     monkeypatch.setattr(text, "_wants_rich", lambda stream, color: True)
     assert render("text", result, color=False) == plain
+
+
+def test_not_checked_counts_models_by_the_finding_that_says_why():
+    """A file that failed to import (NN003/NN007) counts the models it defines, not one per file,
+    so the parenthetical adds up to the "not checked" count."""
+    from nnlint.diagnostics import Diagnostic
+    from nnlint.engine import RunResult
+    from nnlint.reporters.text import summary_line
+
+    def diag(code: str, evidence: dict) -> Diagnostic:
+        return Diagnostic(code=code, name="x", severity=Severity.INFO, message="m", pass_="tool", path="a.py",
+                          line=1, column=1, evidence=evidence)
+
+    result = RunResult(files=3, models=1, models_not_checked=5, files_run=3,
+                       diagnostics=[diag("NN002", {}), diag("NN007", {"models_not_checked": 3}),
+                                    diag("NN003", {"models_not_checked": 1}), diag("NN007", {"models_not_checked": 0})])
+    assert "6 models found: 1 checked, 5 not checked (1 NN002, 1 NN003, 3 NN007)" in summary_line(result)

@@ -177,11 +177,13 @@ class Worker:
         except loader.ImportFailure as f:
             where = "" if f.line is not None or not f.where else f" (raised in {f.where})"
             raised = f"importing the file raised {_exc_text(f.exc)}{where}"
+            blocked = len(loader.auto_classes_in_source(self.text))  # none of its models was checked
+            evidence = {"models_not_checked": blocked}
             if f.environment:  # not the file's bug: NN007 says what would let nnlint check
-                self.tool("NN007", f"{raised}: {f.environment}", f.line or 1)
+                self.tool("NN007", f"{raised}: {f.environment}", f.line or 1, evidence=evidence)
             else:
-                self.tool("NN003", raised, f.line or 1)
-            self.not_checked += len(loader.auto_classes_in_source(self.text))  # none was checked
+                self.tool("NN003", raised, f.line or 1, evidence=evidence)
+            self.not_checked += blocked
             self.report_blocked()
             return
         sl = loader.SLICES.get(module.__name__)

@@ -35,13 +35,13 @@ def summary_line(result: Any) -> str:
         head = "All checks passed"
     parts = [f"{_plural(result.files, 'file')}"]
     if ran or checked or not_checked or not_probed:
-        nn002 = sum(1 for d in getattr(result, "diagnostics", []) if d.code == "NN002")
-        nn007 = sum(1 for d in getattr(result, "diagnostics", []) if d.code == "NN007")
-        why = (
-            f"{nn002} NN002"
-            if not nn007
-            else ", ".join(f"{n} {c}" for n, c in ((nn002, "NN002"), (nn007, "NN007")) if n)
-        )
+        # models not checked, by the finding that says why (NN002 is one per model; a file
+        # that failed to import, NN003/NN007, counts the models it defines)
+        why_counts = {"NN002": 0, "NN003": 0, "NN007": 0}
+        for d in getattr(result, "diagnostics", []):
+            if d.code in why_counts:
+                why_counts[d.code] += 1 if d.code == "NN002" else int(d.evidence.get("models_not_checked", 0))
+        why = ", ".join(f"{n} {c}" for c, n in why_counts.items() if n) or "see --verbose"
         found = f"{_plural(checked + not_checked, 'model')} found: {checked} checked"
         found += f", {not_checked} not checked ({why})" if not_checked else ""
         parts.append(found)
