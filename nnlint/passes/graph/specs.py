@@ -91,9 +91,11 @@ class InputSpec:
         args, kwargs = self.make(device)
         if kwargs and not args:
             return kwargs
-        if len(args) == 1 and not kwargs:
+        if len(args) == 1 and not kwargs and not isinstance(args[0], (list, tuple, dict)):
             return args[0]
-        return args
+        # a single list (NaViT's list of images) or dict is ONE argument: the tuple of
+        # positional arguments keeps it from being unpacked into several
+        return tuple(args)
 
     def describe(self) -> str:
         parts = [a.describe() if isinstance(a, TensorSpec) else _short(a) for a in self.args]

@@ -15,7 +15,7 @@ from torch.overrides import TorchFunctionMode
 from nnlint.contexts.probe import ActivationStat, ModuleStat
 from nnlint.passes.probe.classes import ACTIVATION_MODULES, ACTIVATIONS, BATCH_NORMS, VIEW_NAMES, WEIGHT_LAYERS
 from nnlint.passes.probe.constants import MASK_ABS, SAT_INPUT
-from nnlint.passes.probe.tensors import all_tensors, batch_dim, first_tensor, is_bad, moments
+from nnlint.passes.probe.tensors import all_tensors, batch_dim, first_tensor, flat_values, is_bad, moments
 
 
 class _Mode(TorchFunctionMode):
@@ -253,7 +253,7 @@ class Recorder:
     def _grad_hook(self, name: str):
         def hook(g: torch.Tensor) -> None:
             if name not in self.grad_norms:
-                self.grad_norms[name] = torch.linalg.vector_norm(g.detach().float())
+                self.grad_norms[name] = torch.linalg.vector_norm(flat_values(g.detach()).float())
                 self.grad_order[name] = self.grad_counter
                 self.grad_counter += 1
             return None
