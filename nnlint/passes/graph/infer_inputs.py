@@ -265,11 +265,22 @@ def infer_inputs(model: nn.Module, batch: int, *, device: str = "meta", deadline
                     found.search = {"layer": sized[1], "common": list(sized[0]), "fits": fits}
                     return InferResult(found, None, "")
                 if fits is not None:  # no common size fits
-                    first_spec.search = {"layer": sized[1], "common": list(sized[0]), "fits": fits, "exhausted": True}
+                    # the bisection covers every size of a 1-d or square 2-d input; with more
+                    # spatial dims (video: frames x H x W) it tried cubes only, and frames
+                    # need not equal H and W: the guess is not exhausted
+                    exhausted = len(t_shape(first_spec)) - 2 <= 2
+                    first_spec.search = {
+                        "layer": sized[1],
+                        "common": list(sized[0]),
+                        "fits": fits,
+                        "exhausted": exhausted,
+                    }
                     return InferResult(first_spec, first_err, "")
     assert first_spec is not None
     if sized:
-        first_spec.search = {"layer": sized[1], "common": tried, "fits": [], "exhausted": True}
+        # only the common sizes were tried (the failure is not at a Linear, so no bisection
+        # ran): a size nnlint did not try may fit, so the failure rests on a guess
+        first_spec.search = {"layer": sized[1], "common": tried, "fits": []}
     return InferResult(first_spec, first_err, "")
 
 
@@ -282,6 +293,12 @@ def _spatial(combo: tuple[TensorSpec, ...]) -> int:
 
 class _Stop(Exception):
     pass
+
+
+def t_shape(spec: InputSpec) -> tuple[int, ...]:
+    """The shape of an image-like input (empty when there is none)."""
+    t = _image_spec(spec)
+    return tuple(t.shape) if t is not None else ()
 
 
 def _image_spec(spec: InputSpec) -> TensorSpec | None:

@@ -1,0 +1,64 @@
+"""A shape failure on a GUESSED input is an NN002 info, not an NN201 error, unless the size
+search really covered every size (vit-pytorch cct_3d: a positional embedding sized for 8
+frames of 224x224; nnlint guessed cubes of 16, 32, 64, 112)."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from nnlint import api, engine, registry
+from nnlint.config import Config
+
+VIDEO = """
+    import torch
+    import torch.nn as nn
+
+    class VideoTokens(nn.Module):
+        def __init__(self, frames=4, size=24, dim=8):
+            super().__init__()
+            self.conv = nn.Conv3d(3, dim, 2, stride=2)
+            self.pos = nn.Parameter(torch.zeros(1, (frames // 2) * (size // 2) ** 2, dim))
+
+        def forward(self, video):
+            x = self.conv(video).flatten(2).transpose(1, 2)
+            return x + self.pos
+"""
+
+ODD_RESHAPE = """
+    import torch.nn as nn
+
+    class OddView(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.fc = nn.Linear(4 * 38 * 38, 10)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).reshape(-1, 4 * 38 * 38))
+"""
+
+VIDEO_LINEAR = """
+    import torch.nn as nn
+
+    class VideoHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv3d(3, 4, 2, stride=2)
+            self.fc = nn.Linear(4 * 2 * 12 * 12, 10)
+
+        def forward(self, video):
+            return self.fc(self.conv(video).flatten(1))
+"""
+
+
+@pytest.mark.parametrize("source", [VIDEO, ODD_RESHAPE, VIDEO_LINEAR], ids=["pos-embed-3d", "reshape", "linear-3d"])
+def test_a_guess_that_does_not_fit_is_an_info(source, tmp_path):
+    path = tmp_path / "guessed.py"
+    path.write_text(textwrap.dedent(source))
+    result = api.lint_in_process([str(path)], Config(), engine.Options(), registry.select(["NN"]))
+    codes = {d.code: d for d in result.diagnostics}
+    assert "NN201" not in codes, codes["NN201"].message
+    assert "NN002" in codes and str(codes["NN002"].severity) in ("info", "Severity.INFO"), result.diagnostics
+    assert "guessed input" in codes["NN002"].message
