@@ -62,3 +62,19 @@ def test_a_guess_that_does_not_fit_is_an_info(source, tmp_path):
     assert "NN201" not in codes, codes["NN201"].message
     assert "NN002" in codes and str(codes["NN002"].severity) in ("info", "Severity.INFO"), result.diagnostics
     assert "guessed input" in codes["NN002"].message
+
+
+def test_a_time_limit_on_a_large_model_with_a_guessed_input_is_an_info_not_a_hang():
+    """vit-pytorch's CCT() (88 M parameters, 3136 tokens at the 224x224 its positional
+    embedding demands) met the 60 s limit in the forward on nnlint's guessed input: a tool
+    limit (NN002 info). A small model (the hang fixture's 72 parameters) stays NN005."""
+    from nnlint.passes.slow_model import slow_guess_message
+
+    large = {"step": "forward", "model": "CCT", "line": 306, "params": 88_319_465, "guessed": True}
+    msg = slow_guess_message(large, 60, "in step 'forward' of model CCT", "")
+    assert msg and "CCT was not checked" in msg and "88.3 M parameters" in msg
+    assert slow_guess_message({**large, "step": "probe forward"}, 60, "", "")
+    assert slow_guess_message({**large, "params": 72}, 60, "", "") is None  # a hang in a small model
+    assert slow_guess_message({**large, "guessed": False}, 60, "", "") is None  # the user's own input
+    assert slow_guess_message({**large, "step": "import"}, 60, "", "") is None  # no forward ran
+    assert slow_guess_message(None, 60, "", "") is None

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from nnlint.diagnostics import Diagnostic
 from nnlint.passes import sandbox
 from nnlint.passes.sizes import gb
+from nnlint.passes.slow_model import slow_guess_message
 
 if TYPE_CHECKING:
     from nnlint.passes.zygote import ForkedProc
@@ -423,7 +424,10 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
     )
     user_line = _user_line_from_fault(child)
     at = f" (line {user_line} was running)" if user_line else ""
+    code, slow = "NN005", None
     if child.killed_for == "timeout":
+        slow = slow_guess_message(last_step, child.timeout, where, at)
+        code = "NN002" if slow else code
         what = f"exceeded the time limit of {child.timeout:g} s {where}{at}; raise timeout in [tool.nnlint] or --timeout if the model is merely slow"
         evidence = {"reason": "timeout", "timeout_s": child.timeout, "step": step}
     elif child.killed_for == "memory":
@@ -465,18 +469,19 @@ def finish_child(child: Child, result: DynamicResult, rules: dict[str, Any], tex
             + (f"; last output: {last[:200]}" if last else "")
         )
         evidence = {"reason": "exit", "returncode": rc, "step": step}
-    line = int(user_line or (last_step or {}).get("line") or 1)
+    model_line = (last_step or {}).get("line")
+    line = int((model_line if slow else None) or user_line or model_line or 1)  # NN002: at the model
     lines = (text or "").splitlines()
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     column = len(src) - len(src.lstrip()) + 1 if src.strip() else 1
-    rule = rules.get("NN005")
+    rule = rules.get(code)
     if rule is not None:
         result.diagnostics.append(
             Diagnostic(
-                code="NN005",
+                code=code,
                 name=rule.name,
                 severity=rule.severity,
-                message=f"the run {what}",
+                message=slow or f"the run {what}",
                 pass_="tool",
                 path=child.path,
                 line=line,

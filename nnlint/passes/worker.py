@@ -48,6 +48,9 @@ class Worker:
         self._real_examples: Any = None
         self._data: Any = None
         self._data_loaded = False
+        #: per model: its parameter count and whether its input is nnlint's guess, sent with
+        #: each step so that a time limit met in it can be worded (runner.timeout_finding)
+        self.model_facts: dict[str, dict[str, Any]] = {}
 
     # protocol ---------------------------------------------------------------------------
     def send(self, event: str, **payload: Any) -> None:
@@ -63,7 +66,8 @@ class Worker:
         self.proto.flush()
 
     def step(self, step: str, model: str | None = None, line: int | None = None) -> None:
-        self.send("step", step=step, model=model, line=line, t=round(time.monotonic(), 3))
+        facts = self.model_facts.get(model or "", {})
+        self.send("step", step=step, model=model, line=line, t=round(time.monotonic(), 3), **facts)
 
     def tool(
         self,
@@ -331,6 +335,10 @@ class Worker:
         batch = int(self.req.get("batch_size") or 8)
         name = cand.name
         line = cand.line
+        self.model_facts[name] = {
+            "params": sum(p.numel() for p in model.parameters()),
+            "guessed": spec is None or guesses.input_source(spec) == guesses.GUESSED,
+        }
         if spec is None:
             self.step("forward", name, line)
             inferred = loader.infer_inputs(model, batch, device=device, deadline=time.monotonic() + 20)
