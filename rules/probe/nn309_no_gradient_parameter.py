@@ -328,7 +328,10 @@ class NoGradientParameter(ProbeRule):
                         "so the gradients reaching this layer cancel exactly; initialise them randomly"
                     )
                 else:
-                    msg += " — check for dead units, a multiplication by zero or a constant output on its path"
+                    msg += (
+                        " — check for dead units, a multiplication by zero or a constant output on its path, "
+                        "or a slice that drops what it computes (e.g. only token 0 is kept)"
+                    )
             yield Finding(
                 msg,
                 module=module or None,
