@@ -355,7 +355,8 @@ def _output_collapsed(ctx: ProbeContext) -> bool:
 def _one_cut(ctx: ProbeContext, cut: dict[str, list[ParamStat]]) -> Finding:
     """One finding for every all-zero gradient left by an output that ignores the input."""
     names = [p.name for ps in cut.values() for p in ps]
-    modules = [m or ctx.model_name for m in cut]
+    # the model's own parameters (module "") are named one by one
+    modules = [m or ", ".join(p.name for p in ps) for m, ps in cut.items()]
     shown = ", ".join(modules[:4]) + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
     where = ctx.final_layer or ctx.model_name
     return Finding(
@@ -366,7 +367,7 @@ def _one_cut(ctx: ProbeContext, cut: dict[str, list[ParamStat]]) -> Finding:
         module=ctx.final_layer,
         evidence={
             "zero": names,
-            "modules": modules,
+            "modules": list(cut),
             "batch_std_max": ctx.output.batch_std_max if ctx.output else None,
             "mean_abs": ctx.output.mean_abs if ctx.output else None,
         },
