@@ -321,7 +321,8 @@ def _run_dynamic_here(
     import io
     import json
 
-    from nnlint.passes.runner import DynamicResult, declared_for
+    from nnlint.passes import runner
+    from nnlint.passes.runner import DynamicResult
     from nnlint.passes.worker import Worker
 
     result = DynamicResult()
@@ -335,28 +336,9 @@ def _run_dynamic_here(
         else:
             proto = io.StringIO()
             with _interpreter_state(path) as folder:
-                req = {
-                    "version": 1,
-                    "path": path,
-                    "abs_path": os.path.abspath(path),
-                    "cwd": folder["caller_cwd"],
-                    "codes": codes,
-                    "report": bool(getattr(opts, "report", None)),
-                    "thresholds": cfg.thresholds,
-                    "timeout": cfg.timeout,
-                    "device": cfg.device,
-                    "batch_size": cfg.batch_size,
-                    "probe_memory_fraction": cfg.probe_memory_fraction,
-                    "overfit": bool(getattr(opts, "overfit", False)),
-                    "overfit_steps": cfg.overfit_steps,
-                    "model": getattr(opts, "model", None),
-                    "input_shape": getattr(opts, "input_shape", None),
-                    "input_dtype": getattr(opts, "input_dtype", None),
-                    "kwargs": getattr(opts, "kwargs", None),
-                    "data": getattr(opts, "data", None),
-                    "declared": declared_for(path, cfg),
-                    "threads": max(1, (os.cpu_count() or 1) // jobs),
-                }
+                req = runner.request(
+                    path, cfg, opts, codes, max(1, (os.cpu_count() or 1) // jobs), None, cwd=folder["caller_cwd"]
+                )
                 worker = Worker(req, proto)
                 try:
                     worker.run()

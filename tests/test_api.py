@@ -212,7 +212,7 @@ def test_a_buffer_made_under_inference_mode_is_restored():
 
 @pytest.mark.slow
 def test_lint_in_process_sends_the_worker_the_runners_request(tmp_path, monkeypatch):
-    """``lint_in_process`` builds the request a child would get (runner) itself: the same
+    """``lint_in_process`` sends the request a child would get (``runner.request``): the same
     keys and values, less the child's own guards (sandbox folder, fault file)."""
     from nnlint import api, engine, registry
     from nnlint.config import Config

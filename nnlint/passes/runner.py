@@ -200,13 +200,16 @@ class Child:
     program: str | None = None  # a notebook: the generated program the child runs instead
 
 
-def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, folder: str) -> dict[str, Any]:
-    return {
+def request(
+    path: str, cfg: Any, opts: Any, codes: list[str], threads: int, folder: str | None, cwd: str | None = None
+) -> dict[str, Any]:
+    """What the worker is asked to do with one file. ``folder`` is the child's private folder
+    (its sandbox and fault file); ``None`` for a worker run in this process (tests)."""
+    req = {
         "version": 1,
         "path": path,
         "abs_path": os.path.abspath(path),
-        "cwd": os.getcwd(),
-        "sandbox": folder,
+        "cwd": cwd or os.getcwd(),
         "codes": codes,
         "report": bool(getattr(opts, "report", None)),
         "thresholds": cfg.thresholds,
@@ -223,8 +226,11 @@ def _request(path: str, cfg: Any, opts: Any, codes: list[str], threads: int, fol
         "data": getattr(opts, "data", None),
         "declared": declared_for(path, cfg),
         "threads": threads,
-        "fault_path": os.path.join(folder, "fault.txt"),
     }
+    if folder is not None:
+        req["sandbox"] = folder
+        req["fault_path"] = os.path.join(folder, "fault.txt")
+    return req
 
 
 def child_env() -> dict[str, str]:
@@ -247,7 +253,7 @@ def start_child(
     with a relative path or through ``tempfile`` lands in the private folder, deleted with it;
     ``sandbox`` refuses the network and writes anywhere else (see its docstring)."""
     folder = tempfile.mkdtemp(prefix="nnlint-")
-    req = _request(path, cfg, opts, codes, threads, folder)
+    req = request(path, cfg, opts, codes, threads, folder)
     program = None
     if path.endswith(".ipynb") and text is not None:
         # a notebook runs as its code cells' program (nnlint/notebook.py), written to our own

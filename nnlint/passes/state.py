@@ -47,6 +47,15 @@ class ModelState:
         if self.param_data is None:
             self.param_data = [p.detach().clone() for p in self.params]
 
+    def restore_params(self) -> None:
+        """Put the parameters back as ``snapshot_params`` saw them, with no gradient and their
+        ``requires_grad`` (after a measurement that trains them: the overfit and zero-init checks)."""
+        for p, data in zip(self.params, self.param_data or []):
+            _copy_into(p, data)
+        for p, rg in zip(self.params, self.requires_grad):
+            p.grad = None
+            p.requires_grad_(rg)
+
     def __enter__(self) -> ModelState:
         return self
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from nnlint.contexts.probe import Extra, ProbeContext
+from nnlint.contexts.probe import Extra, ParamStat, ProbeContext
 from nnlint.diagnostics import Severity
 from nnlint.rule import Finding, Invalid, ProbeRule, Valid
 
@@ -48,6 +48,9 @@ class NoGradientParameter(ProbeRule):
     code = "NN309"
     name = "no-gradient-parameter"
     severity = Severity.ERROR
+    # when the output is the same for every sample, the one finding at the output layer
+    # names both the collapse and the parameters it leaves untrained
+    supersedes = ("NN311",)
     needs = frozenset({Extra.ZERO_INIT_CHECK})
 
     VALID = [
@@ -255,6 +258,31 @@ class NoGradientParameter(ProbeRule):
             """,
             line=7,
         ),
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.embed = nn.Linear(20, 16)
+                    self.cls = nn.Parameter(torch.randn(1, 1, 16))
+                    self.mix = nn.Linear(16, 16)
+                    self.gamma = nn.Parameter(torch.ones(1, 1, 16))
+                    self.head = nn.Linear(16, 10)
+
+                def forward(self, x):
+                    h = torch.cat((self.cls.expand(len(x), -1, -1), self.embed(x)), 1)
+                    h = torch.cumsum(self.mix(h * self.gamma), 1)
+                    return self.head(h[:, 0])
+
+            def nnlint_examples():
+                return [{"model": Net(), "inputs": torch.randn(8, 5, 20)}]
+            """,
+            line=11,
+            contains="same for every sample",
+        ),
     ]
 
     def check(self, ctx: ProbeContext) -> Iterator[Finding]:
@@ -272,6 +300,14 @@ class NoGradientParameter(ProbeRule):
         # weight gradient of the layer it feeds): NN305 reports that at its layer already
         dead_layer = any(a.dead_frac is not None and a.dead_frac >= 0.99 for a in ctx.activations)
         constant = [p.name for p in ctx.params.values() if p.constant]
+        if not dead_layer and not constant and _output_collapsed(ctx):
+            # the output is the same for every sample: one cause (the input does not reach
+            # it) zeroes every gradient before the cut, reported once at the output layer
+            cut = {m: [p for p in ps if p.grad == "zero"] for m, ps in by_module.items()}
+            cut = {m: ps for m, ps in cut.items() if ps}
+            if cut:
+                yield _one_cut(ctx, cut)
+                by_module = {m: [p for p in ps if p.grad != "zero"] for m, ps in by_module.items()}
         for module, ps in by_module.items():
             none = [p.name for p in ps if p.grad == "none"]
             zero = [p.name for p in ps if p.grad == "zero" and not dead_layer]
@@ -292,7 +328,10 @@ class NoGradientParameter(ProbeRule):
                         "so the gradients reaching this layer cancel exactly; initialise them randomly"
                     )
                 else:
-                    msg += " — check for dead units, a multiplication by zero or a constant output on its path"
+                    msg += (
+                        " — check for dead units, a multiplication by zero or a constant output on its path, "
+                        "or a slice that drops what it computes (e.g. only token 0 is kept)"
+                    )
             yield Finding(
                 msg,
                 module=module or None,
@@ -303,3 +342,33 @@ class NoGradientParameter(ProbeRule):
                     "constant_weights": constant[:10],
                 },
             )
+
+
+def _output_collapsed(ctx: ProbeContext) -> bool:
+    """The output is the same for every sample of a batch of different inputs (NN311's test)."""
+    out = ctx.output
+    if out is None or out.nonfinite or out.batch_std_max is None or ctx.input_varies is False:
+        return False
+    return out.batch_std_max <= 1e-5 * max(out.mean_abs, 1e-12)
+
+
+def _one_cut(ctx: ProbeContext, cut: dict[str, list[ParamStat]]) -> Finding:
+    """One finding for every all-zero gradient left by an output that ignores the input."""
+    names = [p.name for ps in cut.values() for p in ps]
+    # the model's own parameters (module "") are named one by one
+    modules = [m or ", ".join(p.name for p in ps) for m, ps in cut.items()]
+    shown = ", ".join(modules[:4]) + (f" and {len(modules) - 4} more" if len(modules) > 4 else "")
+    where = ctx.final_layer or ctx.model_name
+    return Finding(
+        f"the output is the same for every sample in the batch and {len(names)} parameters in "
+        f"{len(modules)} module{'s' if len(modules) > 1 else ''} ({shown}) got an all-zero gradient: the output of {where} depends "
+        "neither on the input nor on them, so they will never be updated — find where the path from the "
+        "input to the output is cut (a slice, mask or overwrite that keeps only input-independent values)",
+        module=ctx.final_layer,
+        evidence={
+            "zero": names,
+            "modules": list(cut),
+            "batch_std_max": ctx.output.batch_std_max if ctx.output else None,
+            "mean_abs": ctx.output.mean_abs if ctx.output else None,
+        },
+    )

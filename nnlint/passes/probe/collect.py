@@ -94,7 +94,9 @@ def collect(probe: Probe, rec: Recorder, out: Any, info: LossInfo, grads_availab
         named_p = dict(plist)
         for s in params.values():
             p = named_p[s.name]
-            if p.ndim >= 2 and p.numel() > 1 and not s.zero_weight:
+            # a matrix (two or more axes longer than 1): a per-channel scale such as a
+            # norm's gamma of shape (1, C, 1, 1) has no units to make identical
+            if sum(d > 1 for d in p.shape) >= 2 and not s.zero_weight:
                 flat = p.detach().reshape(-1)
                 s.constant = bool((flat == flat[0]).all())
 

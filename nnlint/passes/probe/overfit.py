@@ -67,10 +67,4 @@ def measure(probe: Probe, ctx: ProbeContext, saved: ModelState, integer_inputs: 
     except Exception as exc:
         ctx.notes.append(f"overfit probe failed: {type(exc).__name__}: {exc}")
     finally:
-        with torch.no_grad():
-            for p, data in zip(saved.params, saved.param_data or []):
-                p.copy_(data)
-        for p in saved.params:
-            p.grad = None
-        for p, rg in zip(saved.params, saved.requires_grad):
-            p.requires_grad_(rg)
+        saved.restore_params()

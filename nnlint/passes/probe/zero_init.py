@@ -43,8 +43,4 @@ def measure(probe: Probe, ctx: ProbeContext, saved: ModelState) -> None:
     except Exception as exc:
         ctx.notes.append(f"zero-init re-check failed: {type(exc).__name__}: {exc}")
     finally:
-        with torch.no_grad():
-            for p, data in zip(saved.params, saved.param_data or []):
-                p.copy_(data)
-        for p in saved.params:
-            p.grad = None
+        saved.restore_params()
