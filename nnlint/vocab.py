@@ -391,6 +391,7 @@ PASS_THROUGH_FUNCTIONS = (
         "chunk",
         "unbind",
         "narrow",
+        "slice",
         "select",
         "expand",
         "expand_as",

@@ -122,6 +122,28 @@ class DeadSubmodule(GraphRule):
             """,
             note="residual block, shared trunk with two heads, a module used by another method",
         ),
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.body = nn.Linear(8, 16)
+                    self.head = nn.Linear(16, 4)
+
+                def forward(self, x, return_embed=False):
+                    embed = self.body(x).relu()
+                    if return_embed:
+                        return embed
+                    return self.head(embed)
+
+            model = Net()
+            embed = model(torch.randn(2, 8), return_embed=True)
+            """,
+            note="the early return is a flag the call chose (`return_embed=True`); the head runs by default",
+        ),
     ]
     INVALID = [
         Invalid(
@@ -264,6 +286,8 @@ class DeadSubmodule(GraphRule):
             return None  # another method uses it (generate, encode, a helper forward calls)
         if any(r.conditional for r in refs):
             return None  # behind a flag
+        if any(ctx.source.after_flag_return(r.line) for r in refs):
+            return None  # after `if return_embed: return embed`: the call chose the flag
         return f" although forward refers to it at line {refs[0].line} (an early return?)"
 
     def _discarded(self, ctx: GraphContext) -> Iterator[Finding]:

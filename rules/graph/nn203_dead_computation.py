@@ -88,6 +88,24 @@ class DeadComputation(GraphRule):
             """,
             note="used only under a flag; stored on self",
         ),
+        Valid(
+            """
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 16)
+                    self.head = nn.Linear(4, 2)
+
+                def forward(self, x):
+                    h = self.fc(x)
+                    assert h.shape[-1] % 4 == 0, "width must split into 4"
+                    cls_tok, _ = h[:, :4], h[:, 4:].reshape(-1)
+                    return self.head(cls_tok)
+            """,
+            note="a part of a tensor sliced off and discarded (`x, _ = unpack(x, ps, 'b * d')`): a view, no computation",
+        ),
     ]
     INVALID = [
         Invalid(

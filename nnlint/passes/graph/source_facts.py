@@ -154,6 +154,29 @@ class SourceFacts:
         walk(func, False)
         return reads > 0 and reads == conditional_reads
 
+    def after_flag_return(self, line: int | None) -> bool:
+        """``line`` follows, in its function, an ``if <switch>: ... return`` whose test reads
+        a parameter with a default (``return_embed=False``, the caller's choice) or a
+        ``self.`` attribute (the constructor's): an early return a flag chooses, not a slip."""
+        if self.tree is None or not line:
+            return False
+        func = self.function_at(line)
+        if func is None:
+            return False
+        a = func.args
+        switches = {p.arg for p in a.args[len(a.args) - len(a.defaults) :]}
+        switches |= {p.arg for p, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None}
+        for stmt in ast.walk(func):
+            if not isinstance(stmt, ast.If) or (stmt.end_lineno or stmt.lineno) >= line:
+                continue
+            if not stmt.body or not isinstance(stmt.body[-1], ast.Return):
+                continue
+            called = {id(c.func) for c in ast.walk(stmt.test) if isinstance(c, ast.Call)}
+            names = {n.id for n in ast.walk(stmt.test) if isinstance(n, ast.Name) and id(n) not in called}
+            if names and names <= switches | {"self", "None", "True", "False"}:
+                return True  # a switch alone decides, not the data (`if x.shape[0] == 1`)
+        return False
+
 
 def _pure_call(call: ast.Call) -> bool:
     f = call.func
