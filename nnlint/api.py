@@ -369,15 +369,7 @@ def _run_dynamic_here(
                     r.models_not_checked += int(e.get("models_not_checked", 0))
                     r.models_not_probed += int(e.get("models_not_probed", 0))
         result.per_file[path] = r
-        result.diagnostics.extend(r.diagnostics)
-        result.models += r.models
-        result.models_not_checked += r.models_not_checked
-        result.models_not_probed += r.models_not_probed
-        result.files_run += 1
-        result.verbose.extend(r.verbose)
-        result.stats.extend(r.stats)
-        result.notes.extend(r.notes)
-        result.errors.extend(r.errors)
+        result.absorb(r)
     return result
 
 

@@ -86,6 +86,18 @@ class DynamicResult:
     #: the probe's per-layer measurements per model, with --report
     stats: list[dict[str, Any]] = field(default_factory=list)
 
+    def absorb(self, r: DynamicResult) -> None:
+        """Add one file's result (``r``) to this run's."""
+        self.diagnostics.extend(r.diagnostics)
+        self.models += r.models
+        self.models_not_checked += r.models_not_checked
+        self.models_not_probed += r.models_not_probed
+        self.files_run += 1
+        self.verbose.extend(r.verbose)
+        self.stats.extend(r.stats)
+        self.notes.extend(r.notes)
+        self.errors.extend(r.errors)
+
 
 # ---------------------------------------------------------------------------------------
 # which files
@@ -597,16 +609,7 @@ def run_dynamic(files: list[str], texts: dict[str, str], cfg: Any, opts: Any, ru
     for path in files:
         if path not in finished:
             continue
-        r = finished[path]
-        result.diagnostics.extend(r.diagnostics)
-        result.models += r.models
-        result.models_not_checked += r.models_not_checked
-        result.models_not_probed += r.models_not_probed
-        result.files_run += 1
-        result.verbose.extend(r.verbose)
-        result.stats.extend(r.stats)
-        result.notes.extend(r.notes)
-        result.errors.extend(r.errors)
+        result.absorb(finished[path])
     missing = [n for n in result.notes if "--model" in n and "not defined" in n]
     if missing and getattr(opts, "model", None):
         if len(missing) == len(files):
