@@ -78,3 +78,16 @@ def test_a_time_limit_on_a_large_model_with_a_guessed_input_is_an_info_not_a_han
     assert slow_guess_message({**large, "guessed": False}, 60, "", "") is None  # the user's own input
     assert slow_guess_message({**large, "step": "import"}, 60, "", "") is None  # no forward ran
     assert slow_guess_message(None, 60, "", "") is None
+
+
+def test_a_time_limit_in_an_extra_probe_measurement_is_an_info_not_a_hang():
+    """vit-pytorch's SimpleViT met the 60 s limit in 'probe eval-mode checks' on a loaded machine,
+    after its forward and backward had run: nnlint's own measurement ran long (NN002 info), even
+    for a small model on the user's own input. The probe's forward itself stays NN005."""
+    from nnlint.passes.slow_model import slow_guess_message
+
+    small = {"step": "probe eval-mode checks", "model": "SimpleViT", "params": 72, "guessed": False}
+    msg = slow_guess_message(small, 60, "in step 'probe eval-mode checks' of model SimpleViT", "")
+    assert msg and "SimpleViT was not fully checked" in msg and "forward and backward ran" in msg
+    assert slow_guess_message({**small, "step": "probe forward"}, 60, "", "") is None
+    assert slow_guess_message({**small, "step": "probe backward"}, 60, "", "") is None
