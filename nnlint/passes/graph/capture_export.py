@@ -228,6 +228,20 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: UserFile
         params_read.add(q)
         return idx
 
+    def gather(
+        ins_fx: list[Any], leaf_path: str | None, inputs: list[int], in_shapes: list[Any], skip: Any = ()
+    ) -> None:
+        """Add the nodes ``ins_fx`` read (not yet in ``inputs``) and their shapes."""
+        for a in ins_fx:
+            if a in skip:
+                continue
+            i = input_index(a, leaf_path)
+            if i is not None and i not in inputs:
+                inputs.append(i)
+                s = value_shape(a)[0]
+                if s is not None:
+                    in_shapes.append(s)
+
     ph_i = 0
     for n in ep.graph.nodes:
         if n.op == "placeholder":
@@ -276,15 +290,7 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: UserFile
             if key == group_key and group_idx is not None:
                 # another op of the same leaf call: the module's output is its last op
                 g = nodes[group_idx]
-                for a in ins_fx:
-                    if a in group_members:
-                        continue
-                    i = input_index(a, path)
-                    if i is not None and i not in g.inputs:
-                        g.inputs.append(i)
-                        s = value_shape(a)[0]
-                        if s is not None:
-                            g.in_shapes.append(s)
+                gather(ins_fx, path, g.inputs, g.in_shapes, skip=group_members)
                 if shape is not None:
                     g.shape, g.dtype = shape, dtype
                 g.nbytes += nbytes
@@ -293,14 +299,9 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: UserFile
                 of[n] = group_idx
                 continue
             mod = modules.get(path)
-            inputs, in_shapes = [], []
-            for a in ins_fx:
-                i = input_index(a, path)
-                if i is not None and i not in inputs:
-                    inputs.append(i)
-                    s = value_shape(a)[0]
-                    if s is not None:
-                        in_shapes.append(s)
+            inputs: list[int] = []
+            in_shapes: list[Any] = []
+            gather(ins_fx, path, inputs, in_shapes)
             parent = next((p for _, p, _ in reversed(stack) if not leaf_at(p)), "")
             idx = len(nodes)
             nodes.append(
@@ -326,14 +327,9 @@ def convert(ep: Any, model: nn.Module, args: tuple, kwargs: dict, user: UserFile
             continue
         group_key, group_idx, group_members = None, None, set()
         name = _op_name(n.target)
-        inputs, in_shapes = [], []
-        for a in ins_fx:
-            i = input_index(a, None)
-            if i is not None and i not in inputs:
-                inputs.append(i)
-                s = value_shape(a)[0]
-                if s is not None:
-                    in_shapes.append(s)
+        inputs = []
+        in_shapes = []
+        gather(ins_fx, None, inputs, in_shapes)
         scope = stack[-1][1] if stack else ""
         g = GNode(
             idx=len(nodes),
